@@ -1,0 +1,94 @@
+/**
+ * Shared state and helpers of the WeChat Pay simulator (a stand-in for api.mch.weixin.qq.com and
+ * open.weixin.qq.com). The simulator is a separate application: it must NOT import anything from
+ * src/channels/ (two independent implementations of the protocol catch each other's mistakes).
+ *
+ * Split of work inside src/simulator/:
+ *   app.ts, main.ts, keys.ts, auth.ts, faults.ts, payments/*, oauth/*, notify/*, control/*  (core)
+ *   profitsharing/*                                                                           (分账)
+ * The core app mounts `createProfitSharingRouter(ctx)` from ./profitsharing/router.ts under /v3/profitsharing
+ * after its signature-verification and fault middleware, so profit-sharing handlers see an
+ * authenticated request whose JSON body is already parsed (req.body) and raw text is req.rawBody.
+ */
+import type { KeyObject } from 'node:crypto';
+import type { Response } from 'express';
+
+export interface SimKeys {
+  /** Verifies the gateway's Authorization signatures. */
+  merchantPublicKey: KeyObject;
+  /** Signs every answer and every notify (WeChat Pay public-key mode). */
+  platformPrivateKey: KeyObject;
+  platformPublicKey: KeyObject;
+  /** `PUB_KEY_ID_...`, sent as Wechatpay-Serial and expected on encrypted requests. */
+  platformPublicKeyId: string;
+  /** 32-character APIv3 key: AEAD_AES_256_GCM key for notifies. */
+  apiv3Key: string;
+}
+
+export interface SimOptions {
+  mchid: string;
+  appid: string;
+  /** Official-account AppSecret for /sns/oauth2/access_token. */
+  appSecret: string;
+  /** Serial of the merchant API certificate expected in Authorization serial_no. */
+  merchantCertSerial: string;
+  /** Delays between notify attempts; WeChat: 15s/15s/30s/3m/10m/20m/30m/30m/30m/60m/3h/3h/3h/6h/6h. */
+  notifyRetryScheduleMs: number[];
+  /** Allowed |now - timestamp| in Authorization, seconds (WeChat: 5 min). */
+  maxClockSkewSeconds: number;
+  /** Domains the merchant registered for H5 payment; the Referer of an h5_url visit must match one. */
+  h5Domains: string[];
+  profitSharing: {
+    receiverLimit: number; // 50 receivers per request
+    maxRatio: number; // 0.3 cumulative
+    maxRequestsPerOrder: number; // 50
+    minDelayAfterPayMs: number; // 60_000 ("订单处理中，请稍后重试" before)
+    resultDelayMs: number; // PENDING -> SUCCESS/CLOSED after this
+    /** Split requests per second per merchant before FREQUENCY_LIMITED; 0 = unlimited. */
+    ratePerSecond: number;
+    windowDays: number; // 30
+  };
+}
+
+export type SimTradeType = 'JSAPI' | 'H5' | 'NATIVE';
+export type SimTradeState = 'NOTPAY' | 'SUCCESS' | 'CLOSED' | 'REFUND';
+
+export interface SimTransaction {
+  outTradeNo: string;
+  transactionId?: string; // assigned on payment
+  tradeType: SimTradeType;
+  appid: string;
+  mchid: string;
+  description: string;
+  attach?: string;
+  notifyUrl: string;
+  timeExpire?: string;
+  amountTotal: number; // fen
+  payerTotal?: number;
+  currency: 'CNY';
+  payerOpenid?: string;
+  payerClientIp?: string;
+  profitSharing: boolean;
+  state: SimTradeState;
+  successTime?: string; // RFC 3339 +08:00
+  paidAtMs?: number;
+  /** The original request body (canonical JSON) for "same out_trade_no, same params" checks. */
+  requestFingerprint: string;
+  createdAtMs: number;
+}
+
+export interface SimContext {
+  opts: SimOptions;
+  keys: SimKeys;
+  now(): number;
+  transactions: {
+    byOutTradeNo: Map<string, SimTransaction>;
+    byTransactionId: Map<string, SimTransaction>;
+  };
+  /** Sends a signed answer (Wechatpay-Timestamp/Nonce/Signature/Serial/Signature-Type, Request-ID). */
+  reply(res: Response, status: number, body?: unknown): void;
+  /** Sends a signed WeChat error body {code, message, detail?}. */
+  fail(res: Response, status: number, code: string, message: string, detail?: unknown): void;
+  /** Every API call the simulator received, newest last (tests assert on it). */
+  calls: Array<{ method: string; path: string; body: unknown; status: number; at: number; headers: Record<string, string> }>;
+}
