@@ -70,6 +70,8 @@ export const envSchema = z.object({
   RECONCILE_INTERVAL_MS: int(60_000, 100),
 
   RUN_WORKERS: bool.default(true),
+  /** Prefix of every BullMQ key in Redis (separates environments sharing one Redis). */
+  QUEUE_PREFIX: z.string().regex(/^[\w-]{1,32}$/).default('gw'),
 });
 
 export type Env = z.input<typeof envSchema>;

@@ -11,7 +11,10 @@
  * authenticated request whose JSON body is already parsed (req.body) and raw text is req.rawBody.
  */
 import type { KeyObject } from 'node:crypto';
-import type { Response } from 'express';
+import type { Request, Response } from 'express';
+
+/** A /v3 request after the core's auth middleware: raw text kept for handlers that need it. */
+export type SimAuthedRequest = Request & { rawBody: string };
 
 export interface SimKeys {
   /** Verifies the gateway's Authorization signatures. */
@@ -23,6 +26,11 @@ export interface SimKeys {
   platformPublicKeyId: string;
   /** 32-character APIv3 key: AEAD_AES_256_GCM key for notifies. */
   apiv3Key: string;
+  /**
+   * Optional second signing identity: a platform certificate (hex serial + own key pair). Merchants migrate
+   * between certificate mode and public-key mode, so the simulator can sign with either (control.setSigningMode).
+   */
+  platformCertificate?: { serial: string; privateKey: KeyObject; publicKey: KeyObject; certificatePem: string };
 }
 
 export interface SimOptions {
@@ -91,4 +99,14 @@ export interface SimContext {
   fail(res: Response, status: number, code: string, message: string, detail?: unknown): void;
   /** Every API call the simulator received, newest last (tests assert on it). */
   calls: Array<{ method: string; path: string; body: unknown; status: number; at: number; headers: Record<string, string> }>;
+  /**
+   * Private key for a `Wechatpay-Serial` the merchant used to RSA-OAEP-encrypt a sensitive field: the
+   * PUB_KEY_ID_... of the public key, or the platform certificate serial. Undefined for unknown serials.
+   */
+  platformKeyFor?(serial: string): KeyObject | undefined;
+  /**
+   * Sends a signed, AEAD_AES_256_GCM-encrypted notify (same retries and log as payment notifies), e.g.
+   * PROFITSHARING.SUCCESS to a receiver's URL. Returns the notify id.
+   */
+  sendNotify?(args: { url: string; eventType: string; summary: string; originalType: string; resource: object; ref?: string }): string;
 }

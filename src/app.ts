@@ -1,0 +1,79 @@
+import express, { type Router } from 'express';
+import path from 'node:path';
+import pinoHttp from 'pino-http';
+import type { Redis } from 'ioredis';
+import type { PaymentChannel } from './channels/channel';
+import type { Config } from './config/config';
+import type { Logger } from './lib/logger';
+import type { PrismaClient } from './lib/prisma';
+import type { OutboxHandler } from './jobs/outbox.dispatcher';
+import { errorHandler, notFoundHandler } from './http/error-handler';
+import { merchantAuth } from './http/merchant-auth';
+import { requestId } from './http/request-id';
+import { checkoutApiRouter, type CheckoutJsonExtension } from './modules/checkout/checkout.api';
+import { checkoutPagesRouter } from './modules/checkout/checkout.pages';
+import { demoRouter } from './modules/demo/demo.routes';
+import { paymentNotifyRouter } from './modules/payments/payment.routes';
+
+export interface AppDeps {
+  config: Config;
+  prisma: PrismaClient;
+  redis: Redis;
+  channel: PaymentChannel;
+  logger: Logger;
+  now: () => Date;
+}
+
+/** A feature that plugs into the app without the core knowing it (e.g. splits). */
+export interface AppModule {
+  /** Routes; anything under /v1 is already behind merchant Bearer auth and JSON parsing. */
+  apiRoutes?: (deps: AppDeps) => Router;
+  checkoutJson?: (deps: AppDeps) => CheckoutJsonExtension;
+  /** Follow-up work for outbox events (type -> handlers). */
+  outboxHandlers?: (deps: AppDeps) => Record<string, OutboxHandler[]>;
+  /** Background workers (BullMQ etc.), started by the gateway when RUN_WORKERS is on. */
+  startWorkers?: (deps: AppDeps) => Promise<{ stop(): Promise<void> }>;
+}
+
+export function parseTrustProxy(v: string): boolean | number | string {
+  if (v === 'true') return true;
+  if (v === 'false') return false;
+  if (/^\d+$/.test(v)) return Number(v);
+  return v;
+}
+
+/** Builds the Express app; no listen here (tests drive it with supertest). */
+export function createApp(deps: AppDeps, modules: AppModule[] = []): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', parseTrustProxy(deps.config.TRUST_PROXY));
+  app.set('view engine', 'ejs');
+  app.set('views', path.resolve(__dirname, '../views'));
+
+  app.use(requestId);
+  app.use(pinoHttp({ logger: deps.logger, genReqId: (_req, res) => String(res.locals?.requestId ?? ''), autoLogging: { ignore: (req) => req.url === '/healthz' } }));
+
+  app.get('/healthz', async (_req, res) => {
+    try {
+      await deps.prisma.$queryRaw`SELECT 1`;
+      await deps.redis.ping();
+      res.json({ status: 'ok' });
+    } catch (err) {
+      deps.logger.warn({ err }, 'healthz failed');
+      res.status(503).json({ status: 'unavailable' });
+    }
+  });
+
+  // Raw bytes for the notify signature: mounted before any JSON parser.
+  app.use(paymentNotifyRouter(deps));
+
+  app.use('/v1', express.json({ limit: '100kb' }), merchantAuth(deps.prisma));
+  app.use(checkoutApiRouter(deps, modules.flatMap((m) => (m.checkoutJson ? [m.checkoutJson(deps)] : []))));
+  for (const m of modules) if (m.apiRoutes) app.use(m.apiRoutes(deps));
+  app.use(checkoutPagesRouter(deps));
+  if (deps.config.sandbox) app.use(demoRouter(deps));
+
+  app.use(notFoundHandler);
+  app.use(errorHandler(deps.logger));
+  return app;
+}

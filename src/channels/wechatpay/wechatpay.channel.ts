@@ -1,0 +1,258 @@
+import type pino from 'pino';
+import type { Config } from '../../config/config';
+import { ChannelError } from '../../lib/errors';
+import type {
+  ChannelTransaction,
+  CreateOrderInput,
+  CreateOrderResult,
+  JsapiParams,
+  PaymentChannel,
+  PaymentNotifyEvent,
+  ReceiverType,
+  SplitOrderResult,
+  SplitReceiverInput,
+} from '../channel';
+import { WechatPayClient, type GatewayPay } from './wechatpay.client';
+import {
+  PlatformKeyRing,
+  jsapiPaySignMessage,
+  loadApiV3Key,
+  loadMerchantPrivateKey,
+  newNonce,
+  signSha256Rsa,
+} from './wechatpay.crypto';
+import { invalidInput, isNotFound } from './wechatpay.errors';
+import { parsePaymentNotify, type NotifyDeps } from './wechatpay.notify';
+import { buildOauthAuthorizeUrl, exchangeOauthCode } from './wechatpay.oauth';
+import { toChannelTransaction, toSplitOrderResult, toWireOrderRequest } from './wechatpay.transform';
+import {
+  h5PrepaySchema,
+  jsapiPrepaySchema,
+  nativePrepaySchema,
+  splitOrderSchema,
+  transactionSchema,
+  unsplitAmountSchema,
+  type WireReceiverAddRequest,
+  type WireSplitOrderRequest,
+} from './wechatpay.wire';
+
+export interface WechatPayConfig {
+  /** WeChat Pay API, e.g. https://api.mch.weixin.qq.com (or the simulator). */
+  baseUrl: string;
+  /** https://open.weixin.qq.com — browser-facing OAuth authorize page. */
+  oauthBaseUrl: string;
+  /** https://api.weixin.qq.com — server-side OAuth code exchange. */
+  apiBaseUrl: string;
+  mchid: string;
+  appid: string;
+  appSecret: string;
+  merchantPrivateKeyPem: string;
+  merchantCertSerial: string;
+  apiv3Key: string;
+  /** Wechatpay-Serial (certificate serial or PUB_KEY_ID_...) → PEM public key or PEM certificate. */
+  platformKeys: Record<string, string>;
+  timeoutMs: number;
+  /** ms since epoch; injectable for tests. */
+  clock?: () => number;
+}
+
+export type ReadFile = (path: string) => string | Buffer;
+
+/** Maps the app config (WECHATPAY_* variables; key settings are file paths) to a channel config. */
+export function wechatPayConfigFromAppConfig(config: Config, readFile: ReadFile): WechatPayConfig {
+  const text = (p: string) => {
+    const v = readFile(p);
+    return typeof v === 'string' ? v : v.toString('utf8');
+  };
+  return {
+    baseUrl: config.WECHATPAY_BASE_URL,
+    oauthBaseUrl: config.WECHAT_OAUTH_BASE_URL,
+    apiBaseUrl: config.WECHAT_API_BASE_URL,
+    mchid: config.WECHATPAY_MCHID,
+    appid: config.WECHATPAY_APPID,
+    appSecret: config.WECHAT_APP_SECRET,
+    merchantPrivateKeyPem: text(config.WECHATPAY_MERCHANT_PRIVATE_KEY_PATH),
+    merchantCertSerial: config.WECHATPAY_MERCHANT_CERT_SERIAL,
+    apiv3Key: config.WECHATPAY_APIV3_KEY,
+    platformKeys: Object.fromEntries(Object.entries(config.WECHATPAY_PLATFORM_KEYS).map(([id, path]) => [id, text(path)])),
+    timeoutMs: config.WECHATPAY_HTTP_TIMEOUT_MS,
+  };
+}
+
+const TRANSACTION_ID = /^[0-9A-Za-z_-]{1,64}$/;
+const OUT_ORDER_NO = /^[0-9A-Za-z_\-|*@]{1,64}$/;
+const OUT_TRADE_NO = /^[0-9A-Za-z_\-|*]{6,32}$/;
+const MAX_RECEIVERS = 50; // per split request (PITFALLS §0)
+
+function checkId(value: string, pattern: RegExp, name: string): void {
+  // These go into URL paths built by the SDK without encoding: refuse anything that could change the path.
+  if (!pattern.test(value)) throw invalidInput(`${name} has an invalid format`);
+}
+
+/**
+ * The WeChat Pay channel (direct merchant). Keys are parsed once here; a bad key fails at boot.
+ */
+export function createWechatPayChannel(cfg: WechatPayConfig, logger?: pino.Logger): PaymentChannel {
+  const clock = cfg.clock ?? Date.now;
+  const merchantKey = loadMerchantPrivateKey(cfg.merchantPrivateKeyPem);
+  const platformKeys = new PlatformKeyRing(cfg.platformKeys);
+  const apiV3Key = loadApiV3Key(cfg.apiv3Key);
+  const log = logger?.child({ channel: 'wechatpay' });
+
+  const client = new WechatPayClient({
+    baseUrl: cfg.baseUrl,
+    appid: cfg.appid,
+    mchid: cfg.mchid,
+    merchantCertSerial: cfg.merchantCertSerial,
+    merchantKey,
+    platformKeys,
+    timeoutMs: cfg.timeoutMs,
+    clock,
+    logger: log,
+  });
+  const notifyDeps: NotifyDeps = { platformKeys, apiV3Key, clock };
+  const ids = { appid: cfg.appid, mchid: cfg.mchid };
+
+  type SdkArg<K extends keyof GatewayPay> = GatewayPay[K] extends (arg: infer A, ...rest: never[]) => unknown ? A : never;
+
+  async function createOrder(input: CreateOrderInput): Promise<CreateOrderResult> {
+    const body = toWireOrderRequest(input, ids);
+    // The SDK's Ijsapi/Ih5 types lack settle_info and over-require h5_info.app_name; our wire type is the truth.
+    switch (input.tradeType) {
+      case 'JSAPI': {
+        const a = await client.call('POST /v3/pay/transactions/jsapi', (s) => s.transactions_jsapi(body as unknown as SdkArg<'transactions_jsapi'>), jsapiPrepaySchema);
+        return { tradeType: 'JSAPI', prepayId: a.prepay_id };
+      }
+      case 'H5': {
+        const a = await client.call('POST /v3/pay/transactions/h5', (s) => s.transactions_h5(body as unknown as SdkArg<'transactions_h5'>), h5PrepaySchema);
+        return { tradeType: 'H5', h5Url: a.h5_url };
+      }
+      case 'NATIVE': {
+        const a = await client.call('POST /v3/pay/transactions/native', (s) => s.transactions_native(body as unknown as SdkArg<'transactions_native'>), nativePrepaySchema);
+        return { tradeType: 'NATIVE', codeUrl: a.code_url };
+      }
+      default:
+        throw invalidInput(`unknown trade type ${String((input as { tradeType: unknown }).tradeType)}`);
+    }
+  }
+
+  async function queryOrder(outTradeNo: string): Promise<ChannelTransaction | null> {
+    checkId(outTradeNo, OUT_TRADE_NO, 'out_trade_no');
+    try {
+      const tx = await client.call('GET /v3/pay/transactions/out-trade-no', (s) => s.query({ out_trade_no: outTradeNo }), transactionSchema);
+      return toChannelTransaction(tx);
+    } catch (err) {
+      if (isNotFound(err)) return null;
+      throw err;
+    }
+  }
+
+  async function closeOrder(outTradeNo: string): Promise<void> {
+    checkId(outTradeNo, OUT_TRADE_NO, 'out_trade_no');
+    try {
+      await client.callNoBody('POST /v3/pay/transactions/out-trade-no/close', (s) => s.close(outTradeNo));
+    } catch (err) {
+      // Closing a closed order is a success (idempotent); ORDERPAID is left to the caller.
+      if (err instanceof ChannelError && (err.code === 'ORDER_CLOSED' || err.code === 'ORDERCLOSED')) return;
+      throw err;
+    }
+  }
+
+  function jsapiParams(prepayId: string): JsapiParams {
+    if (!prepayId) throw invalidInput('empty prepay_id');
+    const timeStamp = String(Math.floor(clock() / 1000));
+    const nonceStr = newNonce();
+    const pkg = `prepay_id=${prepayId}`;
+    const paySign = signSha256Rsa(merchantKey, jsapiPaySignMessage(cfg.appid, timeStamp, nonceStr, pkg));
+    return { appId: cfg.appid, timeStamp, nonceStr, package: pkg, signType: 'RSA', paySign };
+  }
+
+  // Receiver names are encrypted with ONE platform key per request, and that key's id is sent as
+  // Wechatpay-Serial even when no name is present (the SDK would default it to the merchant serial —
+  // the most common split failure in peers' trackers, PITFALLS §3.5).
+  async function addReceiver(input: { type: ReceiverType; account: string; name?: string; relationType: string }): Promise<void> {
+    const key = client.encryptionKey();
+    const body: WireReceiverAddRequest = { appid: cfg.appid, type: input.type, account: input.account, relation_type: input.relationType };
+    if (input.name !== undefined) body.name = client.encryptSensitive(input.name, key);
+    await client.callNoBody('POST /v3/profitsharing/receivers/add', (s) =>
+      s.profitsharing_receivers_add({ ...body, wx_serial_no: key.id }),
+    );
+  }
+
+  async function createSplitOrder(input: {
+    transactionId: string;
+    outOrderNo: string;
+    receivers: SplitReceiverInput[];
+    unfreezeUnsplit: boolean;
+  }): Promise<SplitOrderResult> {
+    checkId(input.transactionId, TRANSACTION_ID, 'transaction_id');
+    checkId(input.outOrderNo, OUT_ORDER_NO, 'out_order_no');
+    if (input.receivers.length === 0 || input.receivers.length > MAX_RECEIVERS) {
+      throw invalidInput(`a split request needs 1–${MAX_RECEIVERS} receivers`);
+    }
+    const key = client.encryptionKey();
+    const receivers = input.receivers.map((r) => {
+      if (!Number.isSafeInteger(r.amountFen) || r.amountFen < 1) throw invalidInput('receiver amountFen must be an integer ≥ 1');
+      const w: WireSplitOrderRequest['receivers'][number] = { type: r.type, account: r.account, amount: r.amountFen, description: r.description };
+      if (r.name !== undefined) w.name = client.encryptSensitive(r.name, key);
+      return w;
+    });
+    const body: WireSplitOrderRequest = {
+      appid: cfg.appid,
+      transaction_id: input.transactionId,
+      out_order_no: input.outOrderNo,
+      receivers,
+      unfreeze_unsplit: input.unfreezeUnsplit,
+    };
+    const a = await client.call('POST /v3/profitsharing/orders', (s) => s.create_profitsharing_orders({ ...body, wx_serial_no: key.id }), splitOrderSchema);
+    return toSplitOrderResult(a);
+  }
+
+  async function querySplitOrder(transactionId: string, outOrderNo: string): Promise<SplitOrderResult | null> {
+    checkId(transactionId, TRANSACTION_ID, 'transaction_id');
+    checkId(outOrderNo, OUT_ORDER_NO, 'out_order_no');
+    try {
+      const a = await client.call('GET /v3/profitsharing/orders/{out_order_no}', (s) => s.query_profitsharing_orders(transactionId, outOrderNo), splitOrderSchema);
+      return toSplitOrderResult(a);
+    } catch (err) {
+      if (isNotFound(err)) return null;
+      throw err;
+    }
+  }
+
+  async function unfreeze(input: { transactionId: string; outOrderNo: string; description: string }): Promise<SplitOrderResult> {
+    checkId(input.transactionId, TRANSACTION_ID, 'transaction_id');
+    checkId(input.outOrderNo, OUT_ORDER_NO, 'out_order_no');
+    const a = await client.call(
+      'POST /v3/profitsharing/orders/unfreeze',
+      (s) => s.profitsharing_orders_unfreeze({ transaction_id: input.transactionId, out_order_no: input.outOrderNo, description: input.description }),
+      splitOrderSchema,
+    );
+    return toSplitOrderResult(a);
+  }
+
+  async function unsplitAmount(transactionId: string): Promise<{ unsplitAmountFen: number }> {
+    checkId(transactionId, TRANSACTION_ID, 'transaction_id');
+    const a = await client.call('GET /v3/profitsharing/transactions/{id}/amounts', (s) => s.query_profitsharing_amounts(transactionId), unsplitAmountSchema);
+    return { unsplitAmountFen: a.unsplit_amount };
+  }
+
+  return {
+    name: 'wechatpay',
+    appid: cfg.appid,
+    mchid: cfg.mchid,
+    createOrder,
+    queryOrder,
+    closeOrder,
+    jsapiParams,
+    oauthAuthorizeUrl: (redirectUri, state) => buildOauthAuthorizeUrl(cfg.oauthBaseUrl, cfg.appid, redirectUri, state),
+    oauthExchangeCode: (code) =>
+      exchangeOauthCode({ apiBaseUrl: cfg.apiBaseUrl, appid: cfg.appid, appSecret: cfg.appSecret, code, timeoutMs: cfg.timeoutMs }),
+    parsePaymentNotify: (headers, rawBody): PaymentNotifyEvent => parsePaymentNotify(notifyDeps, headers, rawBody),
+    addReceiver,
+    createSplitOrder,
+    querySplitOrder,
+    unfreeze,
+    unsplitAmount,
+  };
+}

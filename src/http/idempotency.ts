@@ -1,0 +1,71 @@
+import { createHash } from 'node:crypto';
+import { AppError } from '../lib/errors';
+import { newId } from '../lib/ids';
+import type { PrismaClient } from '../lib/prisma';
+
+export interface StoredResponse {
+  status: number;
+  body: unknown;
+}
+
+/**
+ * Runs `fn` at most once per (merchant, scope, Idempotency-Key). Same key + same body replays the
+ * stored answer; same key + another body is a 409; a key whose first request is still running is a 409.
+ * 4xx answers are stored (the request was bad and stays bad); on a 5xx/crash the key is released so
+ * the merchant can retry.
+ */
+export async function withIdempotency(
+  prisma: PrismaClient,
+  args: { merchantId: string; scope: string; key: string | undefined; body: unknown },
+  fn: () => Promise<StoredResponse>,
+): Promise<StoredResponse & { replayed: boolean }> {
+  if (args.key === undefined) return { ...(await fn()), replayed: false };
+  if (!/^[\x21-\x7e]{1,255}$/.test(args.key))
+    throw new AppError('VALIDATION_FAILED', 'Idempotency-Key must be 1–255 printable ASCII characters', { field: 'Idempotency-Key' });
+
+  const requestHash = createHash('sha256').update(canonicalJson(args.body)).digest('hex');
+  const where = { merchantId_scope_key: { merchantId: args.merchantId, scope: args.scope, key: args.key } };
+  const created = await prisma.idempotencyRecord
+    .create({ data: { id: newId('idem'), merchantId: args.merchantId, scope: args.scope, key: args.key, requestHash } })
+    .then(() => true)
+    .catch((e: unknown) => {
+      if (isUniqueViolation(e)) return false;
+      throw e;
+    });
+
+  if (!created) {
+    const rec = await prisma.idempotencyRecord.findUnique({ where });
+    if (!rec) throw new AppError('IDEMPOTENCY_IN_PROGRESS', 'A request with this Idempotency-Key is being processed; retry shortly');
+    if (rec.requestHash !== requestHash)
+      throw new AppError('IDEMPOTENCY_KEY_REUSED', 'This Idempotency-Key was used with a different request body', { field: 'Idempotency-Key' });
+    if (rec.responseCode === null)
+      throw new AppError('IDEMPOTENCY_IN_PROGRESS', 'A request with this Idempotency-Key is being processed; retry shortly');
+    return { status: rec.responseCode, body: rec.responseBody, replayed: true };
+  }
+
+  try {
+    const out = await fn();
+    await prisma.idempotencyRecord.update({ where, data: { responseCode: out.status, responseBody: out.body as object } });
+    return { ...out, replayed: false };
+  } catch (err) {
+    if (err instanceof AppError && err.status < 500) {
+      const body = { error: { code: err.code, message: err.message, ...(err.opts.field ? { field: err.opts.field } : {}) } };
+      await prisma.idempotencyRecord.update({ where, data: { responseCode: err.status, responseBody: body } });
+    } else {
+      await prisma.idempotencyRecord.delete({ where }).catch(() => undefined);
+    }
+    throw err;
+  }
+}
+
+export function canonicalJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
+  if (v && typeof v === 'object')
+    return `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${canonicalJson((v as Record<string, unknown>)[k])}`).join(',')}}`;
+  return JSON.stringify(v ?? null);
+}
+
+export function isUniqueViolation(e: unknown): boolean {
+  const code = (e as { code?: string })?.code;
+  return code === 'P2002' || code === '23505' || /Unique constraint/i.test(String((e as Error)?.message));
+}

@@ -1,0 +1,24 @@
+import type { Logger } from '../lib/logger';
+
+/** Runs `tick` every `intervalMs`, never overlapping itself; `stop()` waits for the running tick. */
+export function startLoop(name: string, intervalMs: number, tick: () => Promise<unknown>, logger: Logger): { stop(): Promise<void> } {
+  let stopped = false;
+  let running: Promise<unknown> = Promise.resolve();
+  let timer: NodeJS.Timeout | undefined;
+  const run = () => {
+    if (stopped) return;
+    running = tick()
+      .catch((err) => logger.error({ err, loop: name }, 'background loop tick failed'))
+      .finally(() => {
+        if (!stopped) timer = setTimeout(run, intervalMs);
+      });
+  };
+  timer = setTimeout(run, 0);
+  return {
+    async stop() {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+      await running;
+    },
+  };
+}

@@ -1,0 +1,26 @@
+import { ConfigError, loadConfig } from './config/config';
+import { startGateway } from './gateway';
+
+/** Production entry point: configuration comes from the environment only. */
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig(process.env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\nSee .env.example for every variable.\n`);
+      process.exit(78); // EX_CONFIG
+    }
+    throw err;
+  }
+  const gw = await startGateway(config);
+  const shutdown = async (signal: string) => {
+    gw.deps.logger.info({ signal }, 'shutting down');
+    await gw.close();
+    process.exit(0);
+  };
+  process.once('SIGTERM', () => void shutdown('SIGTERM'));
+  process.once('SIGINT', () => void shutdown('SIGINT'));
+}
+
+void main();

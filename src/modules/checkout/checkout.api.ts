@@ -1,0 +1,41 @@
+import { Router } from 'express';
+import type { AppDeps } from '../../app';
+import { currentMerchant } from '../../http/merchant-auth';
+import { withIdempotency } from '../../http/idempotency';
+import { createCheckoutSchema } from './checkout.schemas';
+import { createCheckout, getCheckout, toCheckoutJson } from './checkout.service';
+
+/** Merchant API (mounted behind merchantAuth on /v1): thin handlers — validate, one use-case call, JSON. */
+export function checkoutApiRouter(deps: AppDeps, extendJson: CheckoutJsonExtension[] = []): Router {
+  const r = Router();
+
+  const render = async (c: Awaited<ReturnType<typeof getCheckout>>) => {
+    const json: Record<string, unknown> = toCheckoutJson(deps.config, c, deps.now());
+    for (const ext of extendJson) Object.assign(json, await ext(c));
+    return json;
+  };
+
+  r.post('/v1/checkouts', async (req, res) => {
+    const merchant = currentMerchant(res);
+    const out = await withIdempotency(
+      deps.prisma,
+      { merchantId: merchant.id, scope: 'POST /v1/checkouts', key: req.get('idempotency-key'), body: req.body },
+      async () => {
+        const input = createCheckoutSchema.parse(req.body ?? {});
+        const c = await createCheckout(deps, merchant.id, input);
+        return { status: 201, body: await render(c) };
+      },
+    );
+    if (out.replayed) res.setHeader('Idempotent-Replayed', 'true');
+    res.status(out.status).json(out.body);
+  });
+
+  r.get('/v1/checkouts/:id', async (req, res) => {
+    res.json(await render(await getCheckout(deps.prisma, String(req.params.id), currentMerchant(res).id)));
+  });
+
+  return r;
+}
+
+/** Lets other modules (splits) add sections to the checkout JSON without checkout knowing them. */
+export type CheckoutJsonExtension = (c: Awaited<ReturnType<typeof getCheckout>>) => Promise<Record<string, unknown>>;

@@ -1,0 +1,97 @@
+import type { JsapiParams, PaymentChannel } from '../../channels/channel';
+import type { Config } from '../../config/config';
+import { AppError } from '../../lib/errors';
+import type { PrismaClient } from '../../lib/prisma';
+import { makeOAuthState, readOAuthState } from '../../lib/signed';
+import { ensureChannelOrder } from '../payments/channel-order.service';
+import { detectBrowser, payMethodFor, type BrowserEnv } from './browser.detect';
+import { effectiveStatus, type CheckoutWithOrders } from './checkout.service';
+
+export interface PageDeps {
+  prisma: PrismaClient;
+  channel: PaymentChannel;
+  config: Config;
+  now: () => Date;
+}
+
+export type PageDecision =
+  | { kind: 'not_found' }
+  | { kind: 'status'; status: 'paid' | 'expired' | 'closed'; checkout: CheckoutWithOrders }
+  | { kind: 'oauth'; checkout: CheckoutWithOrders; redirect: string }
+  | { kind: 'jsapi'; checkout: CheckoutWithOrders; jsapiParams: JsapiParams }
+  | { kind: 'h5'; checkout: CheckoutWithOrders; h5Url: string }
+  | { kind: 'native'; checkout: CheckoutWithOrders; codeUrl: string }
+  | { kind: 'unsupported'; checkout: CheckoutWithOrders; env: BrowserEnv };
+
+export interface Visitor {
+  userAgent: string | undefined;
+  ip: string;
+  /** openid from our signed cookie (set after OAuth), if any. */
+  openid: string | null;
+}
+
+export function resultUrl(config: Config, checkoutId: string): string {
+  return new URL(`/checkout/${checkoutId}/result`, config.PUBLIC_BASE_URL).toString();
+}
+
+export function oauthCallbackUrl(config: Config, checkoutId: string): string {
+  return new URL(`/checkout/${checkoutId}/oauth/callback`, config.PUBLIC_BASE_URL).toString();
+}
+
+/** Decides what a shopper opening /checkout/{id} gets, creating or reusing the channel order. */
+export async function decideCheckoutPage(deps: PageDeps, checkoutId: string, visitor: Visitor): Promise<PageDecision> {
+  const checkout = await deps.prisma.checkout.findUnique({ where: { id: checkoutId }, include: { channelOrders: true } });
+  if (!checkout) return { kind: 'not_found' };
+  const status = effectiveStatus(checkout, deps.now());
+  if (status !== 'open') return { kind: 'status', status, checkout };
+
+  const env = detectBrowser(visitor.userAgent).env;
+  const method = payMethodFor(env);
+  const orderDeps = { prisma: deps.prisma, channel: deps.channel, config: deps.config, now: deps.now };
+  try {
+    switch (method) {
+      case 'unsupported':
+        return { kind: 'unsupported', checkout, env };
+      case 'jsapi': {
+        const openid = checkout.payerOpenid ?? visitor.openid;
+        if (!openid) {
+          const state = makeOAuthState(deps.config.STATE_SECRET, checkout.id, deps.now().getTime() + 10 * 60_000);
+          return { kind: 'oauth', checkout, redirect: deps.channel.oauthAuthorizeUrl(oauthCallbackUrl(deps.config, checkout.id), state) };
+        }
+        const order = await ensureChannelOrder(orderDeps, checkout, 'JSAPI', { openid });
+        return { kind: 'jsapi', checkout, jsapiParams: deps.channel.jsapiParams(order.prepayId!) };
+      }
+      case 'h5': {
+        const order = await ensureChannelOrder(orderDeps, checkout, 'H5', { clientIp: visitor.ip });
+        // redirect_url brings the shopper back to our result page (WeChat requires it on the H5 domain).
+        const h5Url = `${order.h5Url!}&redirect_url=${encodeURIComponent(resultUrl(deps.config, checkout.id))}`;
+        return { kind: 'h5', checkout, h5Url };
+      }
+      case 'native': {
+        const order = await ensureChannelOrder(orderDeps, checkout, 'NATIVE', {});
+        return { kind: 'native', checkout, codeUrl: order.codeUrl! };
+      }
+    }
+  } catch (err) {
+    // Paid (or closed) between our read and the channel call: show the state, not an error.
+    if (err instanceof AppError && err.code === 'CHECKOUT_NOT_OPEN') {
+      const again = await deps.prisma.checkout.findUniqueOrThrow({ where: { id: checkoutId }, include: { channelOrders: true } });
+      const s = effectiveStatus(again, deps.now());
+      if (s !== 'open') return { kind: 'status', status: s, checkout: again };
+    }
+    throw err;
+  }
+}
+
+/** OAuth callback: checks the state, trades the code for an openid. */
+export async function completeOAuth(
+  deps: PageDeps,
+  checkoutId: string,
+  query: { code?: string; state?: string },
+): Promise<{ openid: string }> {
+  const st = query.state ? readOAuthState(deps.config.STATE_SECRET, query.state, deps.now().getTime()) : null;
+  if (!st || st.checkoutId !== checkoutId) throw new AppError('VALIDATION_FAILED', 'Invalid or expired OAuth state', { field: 'state' });
+  // No code means the user refused or WeChat did not authorise the domain.
+  if (!query.code) throw new AppError('VALIDATION_FAILED', 'WeChat did not return an authorisation code', { field: 'code' });
+  return deps.channel.oauthExchangeCode(query.code);
+}

@@ -1,0 +1,182 @@
+import { Router, type Request, type Response } from 'express';
+import QRCode from 'qrcode';
+import type { AppDeps } from '../../app';
+import { AppError, ChannelError } from '../../lib/errors';
+import { fenToYuan } from '../../lib/money';
+import { makeOpenidCookie, parseCookies, readOpenidCookie } from '../../lib/signed';
+import { syncCheckoutWithChannel } from '../payments/payment.sync';
+import { checkoutIdSchema } from './checkout.schemas';
+import { checkoutUrl, effectiveStatus, type CheckoutWithOrders } from './checkout.service';
+import { completeOAuth, decideCheckoutPage, resultUrl, type PageDecision } from './checkout.page';
+
+const OPENID_COOKIE = 'wxoid';
+
+const UNSUPPORTED_COPY: Record<string, { title: string; message: string; hint: string }> = {
+  wecom: {
+    title: '企业微信暂不支持此支付方式',
+    message: '企业微信内无法调起微信支付。',
+    hint: '请复制链接，在微信中打开，或使用手机浏览器打开后支付。',
+  },
+  miniprogram: {
+    title: '小程序内网页暂不支持微信支付',
+    message: '微信不允许在小程序的网页中调起支付。',
+    hint: '请返回小程序使用小程序内的支付，或复制链接到微信/手机浏览器中打开。',
+  },
+};
+
+/** Shopper-facing pages. Every route answers JSON instead when the client asks for it. */
+export function checkoutPagesRouter(deps: AppDeps): Router {
+  const r = Router();
+  const base = (title: string) => ({ title, sandbox: deps.config.sandbox });
+  const simBase = deps.config.sandbox ? deps.config.WECHATPAY_BASE_URL : null;
+
+  const view = async (c: CheckoutWithOrders) => {
+    const m = await deps.prisma.merchant.findUnique({ where: { id: c.merchantId }, select: { name: true } });
+    return {
+      id: c.id,
+      description: c.description,
+      amountYuan: fenToYuan(c.amountFen),
+      amountFen: c.amountFen,
+      status: effectiveStatus(c, deps.now()),
+      merchantName: m?.name ?? '',
+      expiresAt: c.expiresAt.toISOString(),
+      returnUrl: c.returnUrl ?? undefined,
+    };
+  };
+  const wantsJson = (req: Request) => req.accepts(['html', 'json']) === 'json';
+  const parseId = (req: Request) => {
+    const p = checkoutIdSchema.safeParse(req.params.id);
+    return p.success ? p.data : null;
+  };
+  const notFound = (req: Request, res: Response) =>
+    wantsJson(req)
+      ? res.status(404).json({ error: { code: 'NOT_FOUND', message: 'No such checkout' } })
+      : res.status(404).render('checkout/not-found', { base: base('订单不存在') });
+
+  r.get('/checkout/:id', async (req, res) => {
+    const id = parseId(req);
+    if (!id) return notFound(req, res);
+    const visitor = {
+      userAgent: req.get('user-agent'),
+      ip: req.ip ?? req.socket.remoteAddress ?? '',
+      openid: readOpenidCookie(deps.config.STATE_SECRET, deps.channel.appid, parseCookies(req.get('cookie'))[OPENID_COOKIE]),
+    };
+    let d: PageDecision;
+    try {
+      d = await decideCheckoutPage(deps, id, visitor);
+    } catch (err) {
+      if (!(err instanceof ChannelError)) throw err;
+      deps.logger.warn({ err, checkoutId: id }, 'checkout page: channel failed');
+      if (wantsJson(req)) throw err;
+      return res.status(502).render('checkout/error', { base: base('支付暂不可用'), message: '支付通道暂时不可用，请稍后重试。', retryUrl: req.originalUrl });
+    }
+    res.setHeader('Cache-Control', 'no-store');
+    if (wantsJson(req)) return res.status(d.kind === 'not_found' ? 404 : 200).json(decisionJson(d));
+    if (d.kind === 'not_found') return notFound(req, res);
+    const checkout = await view(d.checkout);
+    switch (d.kind) {
+      case 'status':
+        return res.render(`checkout/${d.status}`, { base: base(d.status === 'paid' ? '已支付' : '订单已失效'), checkout, returnUrl: checkout.returnUrl });
+      case 'oauth':
+        return res.redirect(302, d.redirect);
+      case 'unsupported': {
+        const copy = UNSUPPORTED_COPY[d.env] ?? UNSUPPORTED_COPY.wecom!;
+        return res.render('checkout/unsupported', { base: base(copy.title), checkout, env: d.env, ...copy, checkoutUrl: checkoutUrl(deps.config, id) });
+      }
+      case 'jsapi':
+        return res.render('checkout/jsapi', {
+          base: base('微信支付'), checkout, jsapiParams: d.jsapiParams, resultUrl: resultUrl(deps.config, id),
+          bridgeShimUrl: simBase ? new URL('/_sim/jsbridge.js', simBase).toString() : undefined,
+        });
+      case 'h5':
+        return res.render('checkout/h5-hop', { base: base('前往微信支付'), checkout, h5Url: d.h5Url, resultUrl: resultUrl(deps.config, id) });
+      case 'native':
+        return res.render('checkout/native', {
+          base: base('微信扫码支付'), checkout, codeUrl: d.codeUrl,
+          qrSvg: await QRCode.toString(d.codeUrl, { type: 'svg', margin: 1, errorCorrectionLevel: 'M' }),
+          statusUrl: `/checkout/${id}/status`, resultUrl: resultUrl(deps.config, id),
+          sandboxScanUrl: simBase ? `${new URL('/_sim/scan', simBase).toString()}?code_url=${encodeURIComponent(d.codeUrl)}` : undefined,
+        });
+    }
+  });
+
+  r.get('/checkout/:id/oauth/callback', async (req, res) => {
+    const id = parseId(req);
+    if (!id) return notFound(req, res);
+    try {
+      const { openid } = await completeOAuth(deps, id, { code: str(req.query.code), state: str(req.query.state) });
+      res.cookie(OPENID_COOKIE, makeOpenidCookie(deps.config.STATE_SECRET, deps.channel.appid, openid), {
+        httpOnly: true, sameSite: 'lax', secure: deps.config.PUBLIC_BASE_URL.startsWith('https:'), maxAge: 24 * 3600_000, path: '/checkout',
+      });
+      res.redirect(302, `/checkout/${id}`);
+    } catch (err) {
+      if (wantsJson(req) || !(err instanceof AppError || err instanceof ChannelError)) throw err;
+      res.status(400).render('checkout/error', { base: base('授权失败'), message: '微信授权失败，请重新打开支付链接。', retryUrl: `/checkout/${id}` });
+    }
+  });
+
+  r.get('/checkout/:id/result', async (req, res) => {
+    const id = parseId(req);
+    if (!id) return notFound(req, res);
+    const c = await deps.prisma.checkout.findUnique({ where: { id }, include: { channelOrders: true } });
+    if (!c) return notFound(req, res);
+    if (!c.returnedAt) await deps.prisma.checkout.updateMany({ where: { id, returnedAt: null }, data: { returnedAt: deps.now() } });
+    if (wantsJson(req)) return res.json(await statusJson(id));
+    res.setHeader('Cache-Control', 'no-store');
+    res.render('checkout/result', { base: base('支付结果'), checkout: await view(c), statusUrl: `/checkout/${id}/status`, returnUrl: c.returnUrl ?? undefined, checkoutUrl: `/checkout/${id}` });
+  });
+
+  /** Polled by the QR and result pages. Asks the channel itself when a notify seems lost. */
+  r.get('/checkout/:id/status', async (req, res) => {
+    const id = parseId(req);
+    if (!id) return notFound(req, res);
+    const s = await statusJson(id);
+    if (!s) return notFound(req, res);
+    res.setHeader('Cache-Control', 'no-store');
+    res.json(s);
+  });
+
+  async function statusJson(id: string) {
+    let c = await deps.prisma.checkout.findUnique({ where: { id } });
+    if (!c) return null;
+    const now = deps.now();
+    const waited = c.returnedAt && now.getTime() - c.returnedAt.getTime() >= deps.config.PAYMENT_QUERY_AFTER_SECONDS * 1000;
+    if (c.status === 'open' && waited) {
+      // One channel query per checkout per 3 s across all instances, however many tabs poll.
+      const first = await deps.redis.set(`checkout:sync:${id}`, '1', 'PX', 3000, 'NX');
+      if (first) {
+        try {
+          if (await syncCheckoutWithChannel(deps, id)) c = await deps.prisma.checkout.findUniqueOrThrow({ where: { id } });
+        } catch (err) {
+          deps.logger.warn({ err, checkoutId: id }, 'status: channel query failed');
+        }
+      }
+    }
+    return { id: c.id, status: effectiveStatus(c, now), paid_at: c.paidAt?.toISOString() ?? null, return_url: c.returnUrl };
+  }
+
+  return r;
+}
+
+function str(v: unknown): string | undefined {
+  return typeof v === 'string' ? v : undefined;
+}
+
+function decisionJson(d: PageDecision): Record<string, unknown> {
+  switch (d.kind) {
+    case 'not_found':
+      return { error: { code: 'NOT_FOUND', message: 'No such checkout' } };
+    case 'status':
+      return { id: d.checkout.id, status: d.status, channel: null };
+    case 'oauth':
+      return { id: d.checkout.id, status: 'open', channel: 'jsapi', redirect: d.redirect };
+    case 'jsapi':
+      return { id: d.checkout.id, status: 'open', channel: 'jsapi', jsapi_params: d.jsapiParams };
+    case 'h5':
+      return { id: d.checkout.id, status: 'open', channel: 'h5', h5_url: d.h5Url };
+    case 'native':
+      return { id: d.checkout.id, status: 'open', channel: 'native', code_url: d.codeUrl };
+    case 'unsupported':
+      return { id: d.checkout.id, status: 'open', channel: 'unsupported', environment: d.env };
+  }
+}

@@ -1,0 +1,110 @@
+import type { Config } from '../../config/config';
+import { AppError } from '../../lib/errors';
+import { newId } from '../../lib/ids';
+import type { PrismaClient } from '../../lib/prisma';
+import type { Checkout, ChannelOrder } from '../../generated/prisma/client';
+import { isUniqueViolation } from '../../http/idempotency';
+import { checkSplit, type SplitLimits } from '../splits/split.rules';
+import type { CreateCheckoutInput } from './checkout.schemas';
+
+export type CheckoutWithOrders = Checkout & { channelOrders: ChannelOrder[] };
+
+export function splitLimitsOf(config: Config): SplitLimits {
+  return {
+    receiverLimit: config.PROFIT_SHARING_RECEIVER_LIMIT,
+    maxRatio: config.PROFIT_SHARING_MAX_RATIO,
+    maxRequests: config.PROFIT_SHARING_MAX_REQUESTS,
+  };
+}
+
+export async function createCheckout(
+  deps: { prisma: PrismaClient; config: Config; now: () => Date },
+  merchantId: string,
+  input: CreateCheckoutInput,
+): Promise<CheckoutWithOrders> {
+  const ps = input.profit_sharing;
+  const mode = ps ? (ps.mode ?? (ps.receivers ? 'planned' : 'on_demand')) : 'none';
+  if (mode === 'planned') {
+    if (!ps?.receivers)
+      throw new AppError('VALIDATION_FAILED', 'profit_sharing.receivers is required for a planned split', { field: 'profit_sharing.receivers' });
+    checkSplit(ps.receivers, { paidFen: input.amount, alreadyReservedFen: 0, requestsUsed: 0 }, splitLimitsOf(deps.config));
+  }
+  if (mode === 'on_demand' && ps?.receivers)
+    throw new AppError('VALIDATION_FAILED', 'on_demand checkouts take receivers later through POST /v1/checkouts/{id}/splits',
+      { field: 'profit_sharing.receivers' });
+
+  const now = deps.now();
+  const expiresIn = input.expires_in ?? deps.config.CHECKOUT_DEFAULT_EXPIRES_IN;
+  // WeChat's time_expire has second precision; keep ours identical so re-orders send identical bodies.
+  const expiresAt = new Date(Math.floor((now.getTime() + expiresIn * 1000) / 1000) * 1000);
+  try {
+    return await deps.prisma.checkout.create({
+      data: {
+        id: newId('co'),
+        merchantId,
+        outTradeNo: input.out_trade_no,
+        amountFen: input.amount,
+        currency: input.currency,
+        description: input.description,
+        attach: input.attach ?? null,
+        returnUrl: input.return_url ?? null,
+        payerOpenid: input.payer?.openid ?? null,
+        expiresAt,
+        profitSharing: mode,
+        splitPlan: mode === 'planned' ? (ps!.receivers as object[]) : undefined,
+      },
+      include: { channelOrders: true },
+    });
+  } catch (e) {
+    if (isUniqueViolation(e))
+      throw new AppError('DUPLICATE_OUT_TRADE_NO', `out_trade_no ${input.out_trade_no} is already used by another checkout`, { field: 'out_trade_no' });
+    throw e;
+  }
+}
+
+export async function getCheckout(prisma: PrismaClient, id: string, merchantId?: string): Promise<CheckoutWithOrders> {
+  const c = await prisma.checkout.findUnique({ where: { id }, include: { channelOrders: { orderBy: { createdAt: 'asc' } } } });
+  if (!c || (merchantId !== undefined && c.merchantId !== merchantId)) throw new AppError('NOT_FOUND', `No checkout ${id}`);
+  return c;
+}
+
+/** Effective status: an open checkout past its expiry is reported as expired before the sweeper gets to it. */
+export function effectiveStatus(c: Pick<Checkout, 'status' | 'expiresAt'>, now: Date): Checkout['status'] {
+  return c.status === 'open' && c.expiresAt.getTime() <= now.getTime() ? 'expired' : c.status;
+}
+
+export function checkoutUrl(config: Config, id: string): string {
+  return new URL(`/checkout/${id}`, config.PUBLIC_BASE_URL).toString();
+}
+
+/** The merchant-facing JSON of a checkout. Extra sections (split) are merged in by the route. */
+export function toCheckoutJson(config: Config, c: CheckoutWithOrders, now: Date) {
+  return {
+    id: c.id,
+    object: 'checkout' as const,
+    status: effectiveStatus(c, now),
+    out_trade_no: c.outTradeNo,
+    amount: c.amountFen,
+    currency: c.currency,
+    description: c.description,
+    attach: c.attach,
+    return_url: c.returnUrl,
+    checkout_url: checkoutUrl(config, c.id),
+    expires_at: c.expiresAt.toISOString(),
+    created_at: c.createdAt.toISOString(),
+    channel: c.channel,
+    transaction_id: c.transactionId,
+    paid_at: c.paidAt?.toISOString() ?? null,
+    payer_total: c.payerTotalFen,
+    profit_sharing: { mode: c.profitSharing },
+    channel_orders: c.channelOrders.map((o) => ({
+      trade_type: o.tradeType,
+      out_trade_no: o.outTradeNo,
+      appid: o.appid,
+      mchid: o.mchid,
+      status: o.status,
+      transaction_id: o.transactionId,
+      created_at: o.createdAt.toISOString(),
+    })),
+  };
+}

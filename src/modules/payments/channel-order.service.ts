@@ -1,0 +1,100 @@
+import type { CreateOrderResult, PaymentChannel, TradeType } from '../../channels/channel';
+import type { Config } from '../../config/config';
+import { AppError, ChannelError } from '../../lib/errors';
+import type { PrismaClient } from '../../lib/prisma';
+import type { ChannelOrder, Checkout } from '../../generated/prisma/client';
+import { isUniqueViolation } from '../../http/idempotency';
+import { randomBytes } from 'node:crypto';
+
+/**
+ * How long a channel credential may be reused before ordering again (with the same out_trade_no and
+ * identical body, which WeChat treats as the same order). prepay_id and code_url live 2 h, h5_url 5 min;
+ * we keep a margin so the shopper still has time to use it.
+ */
+const CREDENTIAL_REUSE_MS: Record<TradeType, number> = {
+  JSAPI: 110 * 60_000,
+  NATIVE: 110 * 60_000,
+  H5: 4 * 60_000,
+};
+
+const TYPE_LETTER: Record<TradeType, string> = { JSAPI: 'J', H5: 'H', NATIVE: 'N' };
+
+/** 26 chars of [0-9a-z_]: within WeChat's 6–32 [0-9A-Za-z_-|*]. */
+function newOutTradeNo(checkoutId: string, type: TradeType): string {
+  return `${checkoutId.slice(3)}_${TYPE_LETTER[type]}${randomBytes(3).toString('hex').slice(0, 4)}`;
+}
+
+export interface PayerBinding {
+  openid?: string; // JSAPI
+  clientIp?: string; // H5: WeChat requires the real shopper IP and checks it when the h5_url is opened
+}
+
+/**
+ * One channel order per (checkout, trade type, payer): WeChat refuses an out_trade_no reused with
+ * another trade type, and binds JSAPI orders to an openid and H5 orders to the client IP. Reloading
+ * reuses the order; a stale credential is refreshed by ordering again with the identical body.
+ */
+export async function ensureChannelOrder(
+  deps: { prisma: PrismaClient; channel: PaymentChannel; config: Config; now: () => Date },
+  checkout: Checkout,
+  tradeType: TradeType,
+  payer: PayerBinding,
+): Promise<ChannelOrder> {
+  const { prisma, channel } = deps;
+  const payerKey = tradeType === 'JSAPI' ? payer.openid ?? '' : tradeType === 'H5' ? payer.clientIp ?? '' : '';
+  if (tradeType !== 'NATIVE' && !payerKey) throw new Error(`ensureChannelOrder: ${tradeType} needs a payer binding`);
+
+  const key = { checkoutId_tradeType_payerKey: { checkoutId: checkout.id, tradeType, payerKey } };
+  let order = await prisma.channelOrder.findUnique({ where: key });
+  if (!order) {
+    try {
+      order = await prisma.channelOrder.create({
+        data: {
+          id: `chor_${randomBytes(10).toString('hex')}`,
+          checkoutId: checkout.id,
+          channel: channel.name,
+          tradeType,
+          outTradeNo: newOutTradeNo(checkout.id, tradeType),
+          payerKey,
+          appid: channel.appid,
+          mchid: channel.mchid,
+        },
+      });
+    } catch (e) {
+      if (!isUniqueViolation(e)) throw e;
+      order = await prisma.channelOrder.findUniqueOrThrow({ where: key }); // a concurrent load created it
+    }
+  }
+  if (order.status !== 'created') throw new AppError('CHECKOUT_NOT_OPEN', `channel order ${order.outTradeNo} is ${order.status}`);
+
+  const fresh = order.credentialAt && deps.now().getTime() - order.credentialAt.getTime() < CREDENTIAL_REUSE_MS[tradeType];
+  if (fresh) return order;
+
+  let result: CreateOrderResult;
+  try {
+    result = await channel.createOrder({
+      tradeType,
+      outTradeNo: order.outTradeNo,
+      description: checkout.description,
+      amountFen: checkout.amountFen,
+      expiresAt: checkout.expiresAt,
+      attach: checkout.attach ?? undefined,
+      notifyUrl: deps.config.notifyUrl,
+      profitSharing: checkout.profitSharing !== 'none',
+      payerOpenid: payer.openid,
+      payerClientIp: payer.clientIp,
+    });
+  } catch (err) {
+    if (err instanceof ChannelError && err.code === 'ORDERPAID') throw new AppError('CHECKOUT_NOT_OPEN', 'Checkout is already paid', { cause: err });
+    throw err;
+  }
+  return prisma.channelOrder.update({
+    where: { id: order.id },
+    data: {
+      credentialAt: deps.now(),
+      prepayId: result.tradeType === 'JSAPI' ? result.prepayId : undefined,
+      h5Url: result.tradeType === 'H5' ? result.h5Url : undefined,
+      codeUrl: result.tradeType === 'NATIVE' ? result.codeUrl : undefined,
+    },
+  });
+}

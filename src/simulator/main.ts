@@ -1,0 +1,42 @@
+/**
+ * `npm run simulator`: the WeChat Pay simulator on its own. The only place the simulator reads the
+ * environment (it is a separate application from the gateway, with its own tiny config):
+ *   SIM_PORT (default 3100), SIM_HOST (127.0.0.1), SIM_KEYS_DIR (./sandbox), SIM_PUBLIC_BASE_URL,
+ *   SIM_MCHID, SIM_APPID, SIM_APP_SECRET, SIM_H5_DOMAINS / SIM_OAUTH_DOMAINS (comma lists, default localhost,127.0.0.1),
+ *   SIM_NOTIFY_URL_POLICY (any-no-query for the local sandbox; https-public is WeChat's rule).
+ */
+import { resolve } from 'node:path';
+import { loadOrCreateSandboxKeys } from './keys';
+import { startSimulator } from './app';
+
+async function main() {
+  const env = process.env;
+  const list = (v: string | undefined, d: string[]) => (v ? v.split(',').map((s) => s.trim()).filter(Boolean) : d);
+  const keysDir = resolve(env.SIM_KEYS_DIR ?? './sandbox');
+  const keys = loadOrCreateSandboxKeys(keysDir);
+  const policy = env.SIM_NOTIFY_URL_POLICY === 'https-public' ? 'https-public' : 'any-no-query';
+  const sim = await startSimulator({
+    keys,
+    port: Number(env.SIM_PORT ?? 3100),
+    host: env.SIM_HOST ?? '127.0.0.1',
+    publicBaseUrl: env.SIM_PUBLIC_BASE_URL,
+    mchid: env.SIM_MCHID,
+    appid: env.SIM_APPID,
+    appSecret: env.SIM_APP_SECRET,
+    h5Domains: list(env.SIM_H5_DOMAINS, ['localhost', '127.0.0.1']),
+    oauthDomains: list(env.SIM_OAUTH_DOMAINS, ['localhost', '127.0.0.1']),
+    notifyUrlPolicy: policy,
+  });
+  const o = sim.ctx.opts;
+  console.log(`WeChat Pay simulator on ${sim.url}`);
+  console.log(`  keys: ${keysDir}  mchid=${o.mchid} appid=${o.appid} merchant serial=${o.merchantCertSerial}`);
+  console.log(`  platform public key id=${keys.platformPublicKeyId}  notify_url policy=${policy}`);
+  const stop = () => void sim.close().then(() => process.exit(0));
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
