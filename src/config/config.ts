@@ -74,7 +74,8 @@ export const envSchema = z.object({
   QUEUE_PREFIX: z.string().regex(/^[\w-]{1,32}$/).default('gw'),
 });
 
-export type Env = z.input<typeof envSchema>;
+/** Raw environment: every value a string, as process.env has it. */
+export type Env = { [K in keyof z.input<typeof envSchema>]?: string };
 export type Config = z.output<typeof envSchema> & { notifyUrl: string; sandbox: boolean };
 
 export class ConfigError extends Error {

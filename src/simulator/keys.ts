@@ -43,7 +43,13 @@ const FILES = {
 const newRsaPrivatePem = () =>
   generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
 
-export const newCertSerial = () => randomHex(20).toUpperCase();
+export function newCertSerial(): string {
+  // A leading 00 byte would make a non-minimal DER INTEGER; avoid it.
+  for (;;) {
+    const s = randomHex(20).toUpperCase();
+    if (!s.startsWith('00')) return s;
+  }
+}
 export const newPublicKeyId = () => `PUB_KEY_ID_01${randomDigits(26)}`;
 
 type Store = { get(name: string): string | undefined; put(name: string, value: string): void };

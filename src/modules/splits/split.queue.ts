@@ -1,0 +1,46 @@
+import { createHash } from 'node:crypto';
+import { Queue, type JobsOptions } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Config } from '../../config/config';
+import type { DriveJob } from './split.schemas';
+
+/** One queue: every job "drives" one payment's splits forward; the job id is the business key. */
+export const SPLIT_QUEUE = 'splits';
+export const DRIVE_JOB = 'drive';
+
+/**
+ * BullMQ key prefix. Default: derived from the database (host, port, name), so the gateway
+ * instances sharing one database share the queue while test databases never see each other's jobs.
+ */
+export function defaultQueuePrefix(config: Pick<Config, 'DATABASE_URL'>): string {
+  const u = new URL(config.DATABASE_URL);
+  const h = createHash('sha256').update(`${u.hostname}:${u.port}${u.pathname}`).digest('hex').slice(0, 10);
+  return `gw-${h}`;
+}
+
+export interface SplitQueue {
+  readonly prefix: string;
+  /** Idempotent per jobId while that job exists; BullMQ job ids may not contain ':'. */
+  enqueue(jobId: string, data: DriveJob, delayMs?: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+const JOB_OPTIONS: JobsOptions = {
+  // Unexpected failures only (database down, bug): channel errors are handled and stored by the driver.
+  attempts: 12,
+  backoff: { type: 'exponential', delay: 1000 },
+  removeOnComplete: true,
+  removeOnFail: 1000,
+};
+
+/** Producer side. Shares the app's ioredis connection (no blocking commands here). */
+export function createSplitQueue(redis: Redis, prefix: string): SplitQueue {
+  const queue = new Queue(SPLIT_QUEUE, { connection: redis as never, prefix });
+  return {
+    prefix,
+    async enqueue(jobId, data, delayMs = 0) {
+      await queue.add(DRIVE_JOB, data, { ...JOB_OPTIONS, jobId: jobId.replace(/:/g, '_'), delay: Math.max(0, Math.round(delayMs)) });
+    },
+    close: () => queue.close(),
+  };
+}
