@@ -39,13 +39,19 @@ export const notFoundHandler: RequestHandler = (_req, _res, next) => {
   next(new AppError('NOT_FOUND', 'No such route'));
 };
 
+/** zod reports unknown keys on the parent object: name the first unknown key as the field. */
+function issueField(i: ZodError['issues'][number]): string {
+  const path = i.code === 'unrecognized_keys' && i.keys.length ? [...i.path, i.keys[0]] : i.path;
+  return path.map(String).join('.');
+}
+
 function fromZod(err: ZodError): AppError {
   const first = err.issues[0];
-  const field = first?.path.join('.') || undefined;
+  const field = first ? issueField(first) || undefined : undefined;
   const message = first ? `${field ? `${field}: ` : ''}${first.message}` : 'Invalid request';
   return new AppError('VALIDATION_FAILED', message, {
     field,
-    details: err.issues.map((i) => ({ field: i.path.join('.'), message: i.message })),
+    details: err.issues.map((i) => ({ field: issueField(i), message: i.message })),
   });
 }
 

@@ -154,6 +154,8 @@ export function createWechatPayChannel(cfg: WechatPayConfig, logger?: pino.Logge
     } catch (err) {
       // Closing a closed order is a success (idempotent); ORDERPAID is left to the caller.
       if (err instanceof ChannelError && (err.code === 'ORDER_CLOSED' || err.code === 'ORDERCLOSED')) return;
+      // An order WeChat never created (our create call failed) cannot be paid: closed is the truth.
+      if (isNotFound(err)) return;
       throw err;
     }
   }
