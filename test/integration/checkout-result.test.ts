@@ -1,6 +1,6 @@
 import { sweepExpiredCheckouts } from '../../src/modules/payments/payment.sync';
 import { PAYMENT_SUCCEEDED } from '../../src/modules/payments/payment.apply';
-import { checkoutBody, startHarness, UA, type Harness } from '../support/harness';
+import { checkoutBody, OTHER_API_KEY, startHarness, UA, type Harness } from '../support/harness';
 
 let h: Harness;
 beforeAll(async () => {
@@ -212,5 +212,50 @@ describe('sweeper', () => {
     await expireNow(id);
     await eventually(async () => (await checkout(id)).status === 'expired');
     await eventually(() => h.sim.control.transaction(order.outTradeNo)!.state === 'CLOSED');
+  });
+});
+
+describe('Merchant close', () => {
+  let hc: Harness;
+  beforeAll(async () => {
+    hc = await startHarness();
+  });
+  afterAll(async () => hc?.close());
+
+  it('When the merchant closes an unpaid checkout, then its channel orders are closed at WeChat and the checkout is closed', async () => {
+    const c = await hc.api('post', '/v1/checkouts').send(checkoutBody()).expect(201);
+    await hc.http().get(`/checkout/${c.body.id}`).set('User-Agent', UA.chromeMac).set('Accept', 'application/json').expect(200);
+    const order = await hc.db.prisma.channelOrder.findFirstOrThrow({ where: { checkoutId: c.body.id } });
+    const res = await hc.api('post', `/v1/checkouts/${c.body.id}/close`).expect(200);
+    expect(res.body.status).toBe('closed');
+    expect(hc.sim.control.transaction(order.outTradeNo)?.state).toBe('CLOSED');
+    expect((await hc.db.prisma.channelOrder.findUniqueOrThrow({ where: { id: order.id } })).status).toBe('closed');
+    // The page no longer offers payment, and closing again is refused.
+    const page = await hc.http().get(`/checkout/${c.body.id}`).set('User-Agent', UA.chromeMac).set('Accept', 'application/json').expect(200);
+    expect(page.body.status).not.toBe('open');
+    expect((await hc.api('post', `/v1/checkouts/${c.body.id}/close`).expect(409)).body.error.code).toBe('CHECKOUT_NOT_OPEN');
+  });
+
+  it('When the shopper paid just before the merchant closes, then the close is refused and the payment recorded', async () => {
+    const c = await hc.api('post', '/v1/checkouts').send(checkoutBody()).expect(201);
+    await hc.http().get(`/checkout/${c.body.id}`).set('User-Agent', UA.chromeMac).set('Accept', 'application/json').expect(200);
+    const order = await hc.db.prisma.channelOrder.findFirstOrThrow({ where: { checkoutId: c.body.id } });
+    hc.sim.control.notifyFaults({ hold: true });
+    try {
+      hc.sim.control.pay(order.outTradeNo);
+      const res = await hc.api('post', `/v1/checkouts/${c.body.id}/close`).expect(409);
+      expect(res.body.error.code).toBe('CHECKOUT_NOT_OPEN');
+      const got = await hc.api('get', `/v1/checkouts/${c.body.id}`).expect(200);
+      expect(got.body.status).toBe('paid');
+      expect(got.body.transaction_id).toBe(hc.sim.control.transaction(order.outTradeNo)?.transactionId);
+    } finally {
+      hc.sim.control.notifyFaults({ hold: false });
+    }
+  });
+
+  it("When another merchant tries to close it, then it is not found and stays open", async () => {
+    const c = await hc.api('post', '/v1/checkouts').send(checkoutBody()).expect(201);
+    await hc.api('post', `/v1/checkouts/${c.body.id}/close`, OTHER_API_KEY).expect(404);
+    expect((await hc.db.prisma.checkout.findUniqueOrThrow({ where: { id: c.body.id } })).status).toBe('open');
   });
 });

@@ -3,7 +3,9 @@ import type { AppDeps } from '../../app';
 import { currentMerchant } from '../../http/merchant-auth';
 import { withIdempotency } from '../../http/idempotency';
 import { createCheckoutSchema } from './checkout.schemas';
-import { createCheckout, getCheckout, toCheckoutJson } from './checkout.service';
+import { AppError } from '../../lib/errors';
+import { closeCheckout } from '../payments/payment.sync';
+import { createCheckout, effectiveStatus, getCheckout, toCheckoutJson } from './checkout.service';
 
 /** Merchant API (mounted behind merchantAuth on /v1): thin handlers — validate, one use-case call, JSON. */
 export function checkoutApiRouter(deps: AppDeps, extendJson: CheckoutJsonExtension[] = []): Router {
@@ -32,6 +34,18 @@ export function checkoutApiRouter(deps: AppDeps, extendJson: CheckoutJsonExtensi
 
   r.get('/v1/checkouts/:id', async (req, res) => {
     res.json(await render(await getCheckout(deps.prisma, String(req.params.id), currentMerchant(res).id)));
+  });
+
+  /** Cancels an unpaid checkout: its channel orders are closed at the channel first. */
+  r.post('/v1/checkouts/:id/close', async (req, res) => {
+    const merchant = currentMerchant(res);
+    const c = await getCheckout(deps.prisma, String(req.params.id), merchant.id);
+    const outcome = await closeCheckout(deps, c.id, 'closed');
+    if (outcome !== 'closed') {
+      const now = await getCheckout(deps.prisma, c.id, merchant.id);
+      throw new AppError('CHECKOUT_NOT_OPEN', `Checkout is ${effectiveStatus(now, deps.now())} and cannot be closed`);
+    }
+    res.json(await render(await getCheckout(deps.prisma, c.id, merchant.id)));
   });
 
   return r;

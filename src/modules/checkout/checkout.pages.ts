@@ -58,7 +58,7 @@ export function checkoutPagesRouter(deps: AppDeps): Router {
     if (!id) return notFound(req, res);
     const visitor = {
       userAgent: req.get('user-agent'),
-      ip: req.ip ?? req.socket.remoteAddress ?? '',
+      ip: clientIp(req),
       openid: readOpenidCookie(deps.config.STATE_SECRET, deps.channel.appid, parseCookies(req.get('cookie'))[OPENID_COOKIE]),
     };
     let d: PageDecision;
@@ -156,6 +156,12 @@ export function checkoutPagesRouter(deps: AppDeps): Router {
   }
 
   return r;
+}
+
+/** The shopper's IP as WeChat wants it (payer_client_ip): IPv4-mapped IPv6 back to plain IPv4. */
+function clientIp(req: Request): string {
+  const ip = req.ip ?? req.socket.remoteAddress ?? '';
+  return ip.startsWith('::ffff:') && ip.includes('.') ? ip.slice(7) : ip;
 }
 
 function str(v: unknown): string | undefined {

@@ -35,36 +35,62 @@ export async function syncCheckoutWithChannel(deps: SyncDeps, checkoutId: string
   return c?.status === 'paid';
 }
 
+/** Closes every unpaid channel order of a checkout at the channel; true if one turned out paid. */
+async function closeChannelOrders(deps: SyncDeps, checkoutId: string): Promise<boolean> {
+  const orders = await deps.prisma.channelOrder.findMany({ where: { checkoutId, status: 'created' } });
+  let paid = false;
+  for (const o of orders) {
+    try {
+      await deps.channel.closeOrder(o.outTradeNo);
+      await deps.prisma.channelOrder.updateMany({ where: { id: o.id, status: { in: channelOrderSourcesOf('closed') } }, data: { status: 'closed' } });
+    } catch (err) {
+      if (err instanceof ChannelError && err.code === 'ORDERPAID') paid = true;
+      else throw err;
+    }
+  }
+  return paid && (await syncCheckoutWithChannel(deps, checkoutId));
+}
+
 /**
- * Closes expired unpaid checkouts: first every channel order at the channel (so the shopper can no
- * longer pay), then the checkout. A close that reports "already paid" turns into a recorded payment.
+ * Closes an unpaid checkout: first every channel order at the channel (so the shopper can no longer
+ * pay), then the checkout (open -> `to`). A close that reports "already paid" records the payment
+ * instead. Pages stop creating channel orders once `expiresAt` has passed, so a merchant's close
+ * moves `expiresAt` to now first. Throws a ChannelError when the channel is unreachable (retry later).
+ */
+export async function closeCheckout(deps: SyncDeps, checkoutId: string, to: 'expired' | 'closed'): Promise<'closed' | 'paid' | 'not_open'> {
+  if (to === 'closed') {
+    const open = await deps.prisma.checkout.updateMany({ where: { id: checkoutId, status: 'open' }, data: { expiresAt: deps.now() } });
+    if (open.count === 0) return 'not_open';
+  }
+  if (await closeChannelOrders(deps, checkoutId)) return 'paid';
+  const moved = await deps.prisma.checkout.updateMany({ where: { id: checkoutId, status: { in: checkoutSourcesOf(to) } }, data: { status: to } });
+  // A page that read the checkout just before expiresAt moved may have ordered meanwhile.
+  if (moved.count === 1 && (await closeChannelOrders(deps, checkoutId))) return 'paid';
+  return moved.count === 1 ? 'closed' : 'not_open';
+}
+
+/**
+ * Closes expired unpaid checkouts, oldest first, and retries channel orders left open on checkouts
+ * that are no longer open. A failure leaves the work for the next sweep.
  */
 export async function sweepExpiredCheckouts(deps: SyncDeps, batch = 50): Promise<{ expired: number; paid: number; failed: number }> {
   const due = await deps.prisma.checkout.findMany({
-    where: { status: 'open', expiresAt: { lte: deps.now() } },
+    where: {
+      OR: [
+        { status: 'open', expiresAt: { lte: deps.now() } },
+        { status: { in: ['expired', 'closed'] }, channelOrders: { some: { status: 'created' } } },
+      ],
+    },
     orderBy: { expiresAt: 'asc' },
     take: batch,
-    include: { channelOrders: { where: { status: 'created' } } },
+    select: { id: true, status: true },
   });
   const result = { expired: 0, paid: 0, failed: 0 };
   for (const c of due) {
     try {
-      let paid = false;
-      for (const o of c.channelOrders) {
-        try {
-          await deps.channel.closeOrder(o.outTradeNo);
-          await deps.prisma.channelOrder.updateMany({ where: { id: o.id, status: { in: channelOrderSourcesOf('closed') } }, data: { status: 'closed' } });
-        } catch (err) {
-          if (err instanceof ChannelError && err.code === 'ORDERPAID') paid = true;
-          else throw err;
-        }
-      }
-      if (paid && (await syncCheckoutWithChannel(deps, c.id))) {
-        result.paid++;
-        continue;
-      }
-      const moved = await deps.prisma.checkout.updateMany({ where: { id: c.id, status: { in: checkoutSourcesOf('expired') } }, data: { status: 'expired' } });
-      result.expired += moved.count;
+      const r = c.status === 'open' ? await closeCheckout(deps, c.id, 'expired') : (await closeChannelOrders(deps, c.id)) ? 'paid' : 'done';
+      if (r === 'paid') result.paid++;
+      else if (r === 'closed') result.expired++;
     } catch (err) {
       result.failed++;
       deps.logger.warn({ err, checkoutId: c.id }, 'sweeper: could not close checkout, will retry');

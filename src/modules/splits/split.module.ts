@@ -1,4 +1,72 @@
-import type { AppModule } from '../../app';
+import type { AppDeps, AppModule } from '../../app';
+import { startLoop } from '../../jobs/loop';
+import { PAYMENT_SUCCEEDED } from '../payments/payment.apply';
+import { alertFrozenFunds, kickStalled, reconcileOnce } from './split.reconcile';
+import { createSplitQueue, type SplitQueue } from './split.queue';
+import { splitApiRouter } from './split.routes';
+import { splitJson } from './split.service';
+import { startSplitWorker, type SplitWorkerOptions } from './split.worker';
 
-/** Profit sharing (分账). Filled in by the split settlement work (issue 3). */
-export const splitsModule: AppModule = {};
+export interface SplitsModuleOptions extends Partial<SplitWorkerOptions> {
+  /** Run the periodic reconciliation / alert / re-kick loop with the workers (default true). */
+  reconcile?: boolean;
+  /** Re-enqueue payments without progress for this long (default 15 min). */
+  staleMs?: number;
+}
+
+/**
+ * Profit sharing (分账), issue 3. Plugs into the core through AppModule:
+ *   apiRoutes      POST /v1/checkouts/{id}/splits, POST .../splits/finish, PUT .../split-plan
+ *   checkoutJson   the `split` section of GET /v1/checkouts/{id}
+ *   outboxHandlers payment.succeeded -> enqueue the payment's split job (delayed to paid_at + delay)
+ *   startWorkers   the BullMQ split worker + the reconciliation loop (RECONCILE_INTERVAL_MS)
+ */
+export function createSplitsModule(opts: SplitsModuleOptions = {}): AppModule {
+  // One producer per app instance, on the app's own Redis connection (closed with it).
+  const queues = new WeakMap<AppDeps, SplitQueue>();
+  const queueOf = (deps: AppDeps) => {
+    let q = queues.get(deps);
+    if (!q) {
+      q = createSplitQueue(deps.redis, opts.queuePrefix ?? deps.config.QUEUE_PREFIX);
+      queues.set(deps, q);
+    }
+    return q;
+  };
+
+  return {
+    apiRoutes: (deps) => splitApiRouter(deps, () => queueOf(deps)),
+    checkoutJson: (deps) => async (c) => ({ split: await splitJson(deps.prisma, deps.config, c) }),
+    outboxHandlers: (deps) => ({
+      [PAYMENT_SUCCEEDED]: [
+        async (event) => {
+          const c = await deps.prisma.checkout.findUnique({ where: { id: event.aggregateId }, select: { id: true, profitSharing: true, paidAt: true } });
+          if (!c || c.profitSharing === 'none') return;
+          const delay = c.paidAt ? c.paidAt.getTime() + deps.config.PROFIT_SHARING_DELAY_MS - deps.now().getTime() : 0;
+          // Throws if Redis is down: the outbox keeps the event and retries.
+          await queueOf(deps).enqueue(`pay_${c.id}`, { checkoutId: c.id }, Math.max(0, delay));
+        },
+      ],
+    }),
+    startWorkers: async (deps) => {
+      const prefix = opts.queuePrefix ?? deps.config.QUEUE_PREFIX;
+      const worker = await startSplitWorker(deps, { ...opts, queuePrefix: prefix });
+      const loop =
+        opts.reconcile === false
+          ? null
+          : startLoop('split-reconcile', deps.config.RECONCILE_INTERVAL_MS, async () => {
+              await reconcileOnce(deps);
+              await alertFrozenFunds(deps);
+              await kickStalled(deps, queueOf(deps), opts.staleMs);
+            }, deps.logger);
+      return {
+        async stop() {
+          await loop?.stop();
+          await worker.stop();
+        },
+      };
+    },
+  };
+}
+
+/** The module as the gateway mounts it (BullMQ prefix: QUEUE_PREFIX). */
+export const splitsModule: AppModule = createSplitsModule();

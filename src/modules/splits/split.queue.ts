@@ -1,22 +1,10 @@
-import { createHash } from 'node:crypto';
 import { Queue, type JobsOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
-import type { Config } from '../../config/config';
 import type { DriveJob } from './split.schemas';
 
 /** One queue: every job "drives" one payment's splits forward; the job id is the business key. */
 export const SPLIT_QUEUE = 'splits';
 export const DRIVE_JOB = 'drive';
-
-/**
- * BullMQ key prefix. Default: derived from the database (host, port, name), so the gateway
- * instances sharing one database share the queue while test databases never see each other's jobs.
- */
-export function defaultQueuePrefix(config: Pick<Config, 'DATABASE_URL'>): string {
-  const u = new URL(config.DATABASE_URL);
-  const h = createHash('sha256').update(`${u.hostname}:${u.port}${u.pathname}`).digest('hex').slice(0, 10);
-  return `gw-${h}`;
-}
 
 export interface SplitQueue {
   readonly prefix: string;

@@ -1,0 +1,428 @@
+import type { PaymentChannel, SplitOrderResult } from '../../channels/channel';
+import type { Config } from '../../config/config';
+import type { Checkout, SplitBatch, SplitReceiver, SplitUnfreeze } from '../../generated/prisma/client';
+import { AppError, ChannelError } from '../../lib/errors';
+import { newId } from '../../lib/ids';
+import type { Logger } from '../../lib/logger';
+import type { Prisma, PrismaClient } from '../../lib/prisma';
+import { splitLimitsOf } from '../checkout/checkout.service';
+import { receiverListSchema } from '../checkout/checkout.schemas';
+import { closeReceivers, reserveSplit } from './split.budget';
+import type { RateLimiter } from './split.limiter';
+import { backoffMs, finalBatchState, unfreezeOutOrderNo } from './split.rules';
+import { batchSourcesOf, receiverSourcesOf, unfreezeSourcesOf } from './split.states';
+
+/**
+ * Drives one payment's profit sharing forward, one step at a time, from what the database says
+ * (so a run can stop anywhere — crash, redeploy — and the next run resumes):
+ *
+ *   1. planned checkout, paid_at + PROFIT_SHARING_DELAY_MS reached: reserve the plan (split.budget.ts)
+ *   2. the first open batch (split seq, batch seq):
+ *        pending    -> add its receivers (once, remembered) -> send (same out_order_no every time)
+ *        processing -> query it until no receiver is PENDING
+ *      Only the first open batch is ever touched, so a payment has one batch in flight; a later
+ *      batch is sent only after every earlier one is final.
+ *   3. then the unfreeze of the remainder, if one is due.
+ *
+ * Unfreeze mechanism. A planned split carries `unfreeze_unsplit: true` on its LAST batch instead of
+ * an explicit unfreeze afterwards, because:
+ *   - the last batch is sent only when every earlier batch is final (one in flight), so "all
+ *     batches done" and "unfreeze" coincide exactly as the issue asks, with no window where the
+ *     remainder sits frozen and no extra request: split requests are rate-limited per merchant
+ *     (30/s), and one request fewer per payment is 1 in 7 at limit 5 and 1 in 2 at limit 50;
+ *   - the flag is fixed when the plan is reserved, so every re-send of that out_order_no is the
+ *     byte-identical request WeChat de-duplicates (another body under the same number is refused).
+ * The explicit unfreeze (POST /orders/unfreeze, its own new out_order_no) is kept for what the flag
+ * cannot cover: on-demand payments (`POST .../splits/finish`), and a planned last batch the channel
+ * refused (then nothing was unfrozen by it).
+ */
+
+export interface DriverDeps {
+  prisma: PrismaClient;
+  channel: PaymentChannel;
+  config: Config;
+  logger: Logger;
+  now: () => Date;
+  limiter: RateLimiter;
+  /** Base of the poll/retry backoff (default PROFIT_SHARING_POLL_MS). */
+  pollBaseMs?: number;
+  random?: () => number;
+}
+
+export type Step = { kind: 'done'; reason: string } | { kind: 'wait'; until: number; reason: string };
+type Next = Step | { kind: 'continue' };
+
+const CONTINUE: Next = { kind: 'continue' };
+const POLL_CAP_MS = 5 * 60_000;
+const RETRY_CAP_MS = 10 * 60_000;
+const UNFREEZE_DESCRIPTION = '解冻全部剩余资金';
+/** receivers/add relation_type for receivers the merchant names (WeChat requires one). */
+const RELATION_TYPE = 'PARTNER';
+
+/** Runs steps until the payment needs to wait or has nothing left to do. */
+export async function driveCheckout(d: DriverDeps, checkoutId: string, maxSteps = 500): Promise<Step> {
+  for (let i = 0; i < maxSteps; i++) {
+    const next = await stepOnce(d, checkoutId);
+    if (next.kind !== 'continue') return next;
+  }
+  return { kind: 'wait', until: d.now().getTime(), reason: 'step budget used; yield to other payments' };
+}
+
+async function stepOnce(d: DriverDeps, checkoutId: string): Promise<Next> {
+  const c = await d.prisma.checkout.findUnique({ where: { id: checkoutId }, include: { splitUnfreeze: true } });
+  if (!c) return { kind: 'done', reason: 'unknown checkout' };
+  if (c.profitSharing === 'none') return { kind: 'done', reason: 'profit sharing not enabled' };
+  if (c.status !== 'paid' || !c.transactionId || !c.paidAt) return { kind: 'done', reason: `checkout ${c.status}` };
+  const pc = c as typeof c & PaidCheckout;
+  const now = d.now().getTime();
+  const readyAt = c.paidAt.getTime() + d.config.PROFIT_SHARING_DELAY_MS;
+
+  if (c.profitSharing === 'planned' && c.splitSeq === 0) {
+    if (!c.splitPlan) return { kind: 'done', reason: 'no plan' };
+    // WeChat refuses splits in the first minute after payment ("订单处理中"): wait before reserving
+    // too, so the plan stays replaceable (PUT split-plan) until the first request is due.
+    if (now < readyAt) return { kind: 'wait', until: readyAt, reason: 'wait after payment' };
+    return materialisePlan(d, c);
+  }
+
+  const batch = await d.prisma.splitBatch.findFirst({
+    where: { checkoutId, state: { in: ['pending', 'processing'] } },
+    orderBy: [{ split: { seq: 'asc' } }, { seq: 'asc' }],
+    include: { receivers: { orderBy: { position: 'asc' } } },
+  });
+  if (batch) {
+    if (batch.state === 'processing') return pollBatch(d, pc, batch);
+    if (now < readyAt) return { kind: 'wait', until: readyAt, reason: 'wait after payment' };
+    return sendBatch(d, pc, batch);
+  }
+
+  const uf = c.splitUnfreeze;
+  if (uf && (uf.state === 'pending' || uf.state === 'processing')) {
+    if (uf.method === 'last_batch') return repairLastBatchUnfreeze(d, pc, uf);
+    if (uf.state === 'processing') return pollUnfreeze(d, pc, uf);
+    if (now < readyAt) return { kind: 'wait', until: readyAt, reason: 'wait after payment' };
+    return sendUnfreeze(d, pc, uf);
+  }
+  return { kind: 'done', reason: 'nothing to do' };
+}
+
+type PaidCheckout = Checkout & { transactionId: string; paidAt: Date };
+type BatchWithReceivers = SplitBatch & { receivers: SplitReceiver[] };
+
+async function materialisePlan(d: DriverDeps, c: Checkout): Promise<Next> {
+  const plan = receiverListSchema.safeParse(c.splitPlan);
+  try {
+    if (!plan.success) throw new AppError('VALIDATION_FAILED', `stored plan is invalid: ${plan.error.issues[0]?.message}`);
+    const r = await reserveSplit(d.prisma, {
+      checkoutId: c.id,
+      kind: 'planned',
+      receivers: plan.data,
+      limits: splitLimitsOf(d.config),
+      now: d.now(),
+      unfreezeWithLastBatch: true,
+    });
+    d.logger.info({ checkoutId: c.id, splitId: r.splitId, batches: r.batches.length }, 'planned split reserved');
+    return CONTINUE;
+  } catch (err) {
+    if (!(err instanceof AppError)) throw err;
+    // The merchant can still PUT a valid plan (split_seq is still 0); nothing was reserved.
+    await raiseAlert(d, c.id, 'PLAN_REJECTED', `the split plan was refused: ${err.code}: ${err.message}`);
+    return { kind: 'done', reason: `plan refused: ${err.code}` };
+  }
+}
+
+// ---- batches -------------------------------------------------------------------------------------
+
+async function sendBatch(d: DriverDeps, c: PaidCheckout, batch: BatchWithReceivers): Promise<Next> {
+  const added = await ensureReceivers(d, batch);
+  if (added) return onSendError(d, c, batch, added);
+
+  let answer: SplitOrderResult;
+  try {
+    answer = await d.limiter.run(d.channel.mchid, () =>
+      d.channel.createSplitOrder({
+        transactionId: c.transactionId,
+        outOrderNo: batch.outOrderNo,
+        receivers: batch.receivers.map((r) => ({
+          type: r.type as 'MERCHANT_ID' | 'PERSONAL_OPENID',
+          account: r.account,
+          ...(r.name !== null ? { name: r.name } : {}),
+          amountFen: r.amountFen,
+          description: r.description,
+        })),
+        unfreezeUnsplit: batch.unfreezeUnsplit,
+      }),
+    );
+  } catch (err) {
+    return onSendError(d, c, batch, err);
+  }
+  const now = d.now();
+  await d.prisma.$transaction(async (db) => {
+    await db.splitBatch.updateMany({
+      where: { id: batch.id, state: { in: batchSourcesOf('processing') } },
+      data: { state: 'processing', orderId: answer.orderId, sentAt: now, lastError: null },
+    });
+    await applyAnswer(db, d, c, batch.id, answer, now);
+  });
+  d.logger.info({ checkoutId: c.id, outOrderNo: batch.outOrderNo, receivers: batch.receivers.length }, 'split batch accepted');
+  return CONTINUE;
+}
+
+/** receivers/add for every receiver of the batch not added before (idempotent at WeChat; we still do it once). */
+async function ensureReceivers(d: DriverDeps, batch: BatchWithReceivers): Promise<unknown | null> {
+  const base = { channel: d.channel.name, mchid: d.channel.mchid, appid: d.channel.appid };
+  const known = await d.prisma.channelReceiver.findMany({
+    where: { ...base, OR: batch.receivers.map((r) => ({ type: r.type, account: r.account })) },
+    select: { type: true, account: true },
+  });
+  const have = new Set(known.map((k) => `${k.type}|${k.account}`));
+  const missing = batch.receivers.filter((r) => !have.has(`${r.type}|${r.account}`));
+  const results = await Promise.allSettled(
+    missing.map(async (r) => {
+      await d.channel.addReceiver({ type: r.type as 'MERCHANT_ID' | 'PERSONAL_OPENID', account: r.account, ...(r.name !== null ? { name: r.name } : {}), relationType: RELATION_TYPE });
+      await d.prisma.channelReceiver.createMany({ data: [{ id: newId('cr'), ...base, type: r.type, account: r.account }], skipDuplicates: true });
+    }),
+  );
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (!failed) return null;
+  const err = failed.reason;
+  if (err instanceof ChannelError) return new ChannelError(err.code, `receivers/add refused: ${err.message}`, err.opts);
+  return err;
+}
+
+async function onSendError(d: DriverDeps, c: PaidCheckout, batch: BatchWithReceivers, err: unknown): Promise<Next> {
+  if (!(err instanceof ChannelError)) throw err;
+  const now = d.now();
+  if (isRetryLater(err)) {
+    const attempts = batch.attempts + 1;
+    await d.prisma.splitBatch.updateMany({
+      where: { id: batch.id, state: 'pending' },
+      data: { attempts, lastError: `${err.code}: ${err.message}`.slice(0, 500) },
+    });
+    const until = now.getTime() + retryDelay(d, err, attempts);
+    d.logger.warn({ checkoutId: c.id, outOrderNo: batch.outOrderNo, code: err.code, attempts }, 'split batch: retry later with the same out_order_no');
+    return { kind: 'wait', until, reason: `retry ${err.code}` };
+  }
+  // Terminal: the channel refused this request; it was never accepted, so its money and its
+  // request slot go back to the budget. The reason is kept and shown on the checkout.
+  await d.prisma.$transaction(async (db) => {
+    const moved = await db.splitBatch.updateMany({
+      where: { id: batch.id, state: { in: batchSourcesOf('failed') } },
+      data: { state: 'failed', failCode: err.code, failMessage: err.message.slice(0, 500), finishedAt: now },
+    });
+    if (moved.count !== 1) return;
+    await closeReceivers(db, {
+      checkoutId: c.id,
+      closed: batch.receivers.map((r) => ({ id: r.id, failReason: err.code })),
+      now,
+      releaseRequest: true,
+    });
+    if (batch.unfreezeUnsplit) {
+      // The refused last batch unfroze nothing: fall back to an explicit unfreeze, with a number of its own.
+      await db.splitUnfreeze.updateMany({
+        where: { checkoutId: c.id, method: 'last_batch', state: 'pending' },
+        data: { method: 'explicit', outOrderNo: unfreezeOutOrderNo(c.id) },
+      });
+    }
+    if (/关系不存在|NO_RELATION/.test(err.message)) {
+      // Deleted at the channel since we added it: forget it so the next split adds it again.
+      await db.channelReceiver.deleteMany({
+        where: { channel: d.channel.name, mchid: d.channel.mchid, OR: batch.receivers.map((r) => ({ type: r.type, account: r.account })) },
+      });
+    }
+  });
+  d.logger.error({ checkoutId: c.id, outOrderNo: batch.outOrderNo, code: err.code, message: err.message }, 'split batch refused by the channel');
+  return CONTINUE;
+}
+
+async function pollBatch(d: DriverDeps, c: PaidCheckout, batch: BatchWithReceivers): Promise<Next> {
+  let answer: SplitOrderResult | null;
+  try {
+    answer = await d.channel.querySplitOrder(c.transactionId, batch.outOrderNo);
+  } catch (err) {
+    if (!(err instanceof ChannelError)) throw err;
+    return pollLater(d, batch, `${err.code}: ${err.message}`, err);
+  }
+  if (!answer) return pollLater(d, batch, 'RESOURCE_NOT_EXISTS: the channel does not know this out_order_no');
+  const now = d.now();
+  const final = await d.prisma.$transaction((db) => applyAnswer(db, d, c, batch.id, answer, now));
+  return final ? CONTINUE : pollLater(d, batch, null);
+}
+
+async function pollLater(d: DriverDeps, batch: SplitBatch, lastError: string | null, err?: ChannelError): Promise<Next> {
+  const polls = batch.polls + 1;
+  await d.prisma.splitBatch.update({ where: { id: batch.id }, data: { polls, ...(lastError !== null ? { lastError: lastError.slice(0, 500) } : {}) } });
+  const delay = err ? retryDelay(d, err, polls) : backoffMs(polls, pollBase(d), POLL_CAP_MS, d.random);
+  return { kind: 'wait', until: d.now().getTime() + delay, reason: 'poll split result' };
+}
+
+/**
+ * Stores what the channel says about each receiver (PENDING -> SUCCESS | CLOSED by compare-and-set;
+ * CLOSED releases its money) and closes the batch once none is PENDING. FINISHED on the order only
+ * means "processed": the receivers are read one by one. Returns whether the batch is final.
+ */
+async function applyAnswer(db: Prisma.TransactionClient, d: DriverDeps, c: PaidCheckout, batchId: string, answer: SplitOrderResult, now: Date): Promise<boolean> {
+  const ours = await db.splitReceiver.findMany({ where: { batchId }, orderBy: { position: 'asc' } });
+  const closed: Array<{ id: string; failReason: string; detailId?: string | null }> = [];
+  for (const r of answer.receivers) {
+    const mine = ours.find((o) => o.type === r.type && o.account === r.account);
+    if (!mine) {
+      d.logger.warn({ checkoutId: c.id, batchId, account: r.account }, 'channel reports a receiver this batch does not have');
+      continue;
+    }
+    if (mine.state !== 'PENDING' || r.result === 'PENDING') continue;
+    if (r.result === 'SUCCESS') {
+      await db.splitReceiver.updateMany({
+        where: { id: mine.id, state: { in: receiverSourcesOf('SUCCESS') } },
+        data: { state: 'SUCCESS', detailId: r.detailId ?? null, finishedAt: parseTime(r.finishTime) ?? now },
+      });
+      mine.state = 'SUCCESS';
+    } else {
+      closed.push({ id: mine.id, failReason: r.failReason ?? 'CLOSED', detailId: r.detailId ?? null });
+      mine.state = 'CLOSED';
+    }
+  }
+  if (closed.length) await closeReceivers(db, { checkoutId: c.id, closed, now });
+  const final = finalBatchState(ours);
+  if (!final) return false;
+  const moved = await db.splitBatch.updateMany({
+    where: { id: batchId, state: { in: batchSourcesOf(final) } },
+    data: { state: final, finishedAt: now },
+  });
+  if (moved.count === 1) {
+    const batch = await db.splitBatch.findUniqueOrThrow({ where: { id: batchId } });
+    if (batch.unfreezeUnsplit) await completeLastBatchUnfreeze(db, c, now);
+  }
+  return true;
+}
+
+/** The last planned batch finished with unfreeze_unsplit: the remainder went back to the merchant. */
+async function completeLastBatchUnfreeze(db: Prisma.TransactionClient, c: PaidCheckout, now: Date): Promise<void> {
+  const paid = c.paidTotalFen ?? c.amountFen;
+  const agg = await db.splitReceiver.aggregate({ where: { checkoutId: c.id, state: 'SUCCESS' }, _sum: { amountFen: true } });
+  await db.splitUnfreeze.updateMany({
+    where: { checkoutId: c.id, method: 'last_batch', state: { in: unfreezeSourcesOf('succeeded') } },
+    data: { state: 'succeeded', amountFen: paid - (agg._sum.amountFen ?? 0), finishedAt: now },
+  });
+}
+
+/** A last_batch unfreeze left open with no open batch (crash between two writes): settle it now. */
+async function repairLastBatchUnfreeze(d: DriverDeps, c: PaidCheckout, uf: SplitUnfreeze): Promise<Next> {
+  const batch = await d.prisma.splitBatch.findUnique({ where: { outOrderNo: uf.outOrderNo } });
+  const now = d.now();
+  await d.prisma.$transaction(async (db) => {
+    if (batch && batch.state !== 'failed') await completeLastBatchUnfreeze(db, c, now);
+    else
+      await db.splitUnfreeze.updateMany({
+        where: { id: uf.id, method: 'last_batch', state: 'pending' },
+        data: { method: 'explicit', outOrderNo: unfreezeOutOrderNo(c.id) },
+      });
+  });
+  return CONTINUE;
+}
+
+// ---- explicit unfreeze ---------------------------------------------------------------------------
+
+async function sendUnfreeze(d: DriverDeps, c: PaidCheckout, uf: SplitUnfreeze): Promise<Next> {
+  let answer: SplitOrderResult;
+  try {
+    answer = await d.limiter.run(d.channel.mchid, () =>
+      d.channel.unfreeze({ transactionId: c.transactionId, outOrderNo: uf.outOrderNo, description: UNFREEZE_DESCRIPTION }),
+    );
+  } catch (err) {
+    if (!(err instanceof ChannelError)) throw err;
+    const now = d.now();
+    if (isRetryLater(err)) {
+      const attempts = uf.attempts + 1;
+      await d.prisma.splitUnfreeze.update({ where: { id: uf.id }, data: { attempts, lastError: `${err.code}: ${err.message}`.slice(0, 500) } });
+      return { kind: 'wait', until: now.getTime() + retryDelay(d, err, attempts), reason: `unfreeze retry ${err.code}` };
+    }
+    // Refused: if nothing is left frozen (e.g. already unfrozen), that is the outcome we wanted.
+    const left = await d.channel.unsplitAmount(c.transactionId).catch(() => null);
+    const nothingLeft = left !== null && left.unsplitAmountFen === 0;
+    await d.prisma.splitUnfreeze.updateMany({
+      where: { id: uf.id, state: { in: unfreezeSourcesOf(nothingLeft ? 'succeeded' : 'failed') } },
+      data: nothingLeft
+        ? { state: 'succeeded', amountFen: 0, finishedAt: now, lastError: `${err.code}: ${err.message}`.slice(0, 500) }
+        : { state: 'failed', failCode: err.code, failMessage: err.message.slice(0, 500), finishedAt: now },
+    });
+    if (!nothingLeft) d.logger.error({ checkoutId: c.id, code: err.code, message: err.message }, 'unfreeze refused by the channel');
+    return CONTINUE;
+  }
+  const now = d.now();
+  await d.prisma.$transaction(async (db) => {
+    await db.splitUnfreeze.updateMany({ where: { id: uf.id, state: { in: unfreezeSourcesOf('processing') } }, data: { state: 'processing', sentAt: now, lastError: null } });
+    await applyUnfreezeAnswer(db, uf.id, answer, now);
+  });
+  return CONTINUE;
+}
+
+async function pollUnfreeze(d: DriverDeps, c: PaidCheckout, uf: SplitUnfreeze): Promise<Next> {
+  let answer: SplitOrderResult | null = null;
+  let lastError: string | null = null;
+  try {
+    answer = await d.channel.querySplitOrder(c.transactionId, uf.outOrderNo);
+    if (!answer) lastError = 'RESOURCE_NOT_EXISTS: the channel does not know this unfreeze';
+  } catch (err) {
+    if (!(err instanceof ChannelError)) throw err;
+    lastError = `${err.code}: ${err.message}`;
+  }
+  const now = d.now();
+  if (answer && (await d.prisma.$transaction((db) => applyUnfreezeAnswer(db, uf.id, answer, now)))) return CONTINUE;
+  const polls = uf.polls + 1;
+  await d.prisma.splitUnfreeze.update({ where: { id: uf.id }, data: { polls, ...(lastError ? { lastError: lastError.slice(0, 500) } : {}) } });
+  return { kind: 'wait', until: now.getTime() + backoffMs(polls, pollBase(d), POLL_CAP_MS, d.random), reason: 'poll unfreeze' };
+}
+
+async function applyUnfreezeAnswer(db: Prisma.TransactionClient, id: string, answer: SplitOrderResult, now: Date): Promise<boolean> {
+  if (answer.receivers.some((r) => r.result === 'PENDING') || (answer.receivers.length === 0 && answer.state !== 'FINISHED')) return false;
+  const ok = answer.receivers.filter((r) => r.result === 'SUCCESS');
+  const failed = answer.receivers.find((r) => r.result === 'CLOSED');
+  await db.splitUnfreeze.updateMany({
+    where: { id, state: { in: unfreezeSourcesOf(ok.length || !failed ? 'succeeded' : 'failed') } },
+    data:
+      ok.length || !failed
+        ? { state: 'succeeded', amountFen: ok.reduce((s, r) => s + r.amountFen, 0), finishedAt: now }
+        : { state: 'failed', failCode: failed.failReason ?? 'CLOSED', failMessage: 'the channel closed the unfreeze', finishedAt: now },
+  });
+  return true;
+}
+
+// ---- helpers -------------------------------------------------------------------------------------
+
+/**
+ * Retry later with the same out_order_no: 5xx, timeouts, network, SYSTEM_ERROR, FREQUENCY_LIMITED,
+ * "订单处理中" (NOT_READY) — everything the adapter marks retryable — and an answer whose signature
+ * could not be verified (outcome unknown: only a re-send of the same number or a query can tell).
+ */
+function isRetryLater(err: ChannelError): boolean {
+  if (err.retryable) return true;
+  return (err.opts.detail as { outcomeUnknown?: boolean } | undefined)?.outcomeUnknown === true;
+}
+
+function retryDelay(d: DriverDeps, err: ChannelError, attempt: number): number {
+  const backoff = backoffMs(attempt, pollBase(d), RETRY_CAP_MS, d.random);
+  // "Not ready" means WeChat's own minute after payment: honour the adapter's hint as a floor.
+  if (err.code === 'NOT_READY') {
+    const hint = (err.opts.detail as { retryAfterMs?: number } | undefined)?.retryAfterMs ?? 60_000;
+    return Math.max(backoff, Math.min(hint, Math.max(1000, d.config.PROFIT_SHARING_DELAY_MS)));
+  }
+  return backoff;
+}
+
+function pollBase(d: DriverDeps): number {
+  return d.pollBaseMs ?? d.config.PROFIT_SHARING_POLL_MS;
+}
+
+function parseTime(s: string | undefined): Date | null {
+  if (!s) return null;
+  const t = Date.parse(s);
+  return Number.isNaN(t) ? null : new Date(t);
+}
+
+/** Stores an operational alert once per (checkout, kind) and logs it when new. */
+export async function raiseAlert(d: { prisma: PrismaClient; logger: Logger }, checkoutId: string, kind: string, message: string): Promise<boolean> {
+  const r = await d.prisma.splitAlert.createMany({ data: [{ id: newId('sa'), checkoutId, kind, message }], skipDuplicates: true });
+  if (r.count === 1) d.logger.warn({ checkoutId, kind, alert: message }, 'split alert');
+  return r.count === 1;
+}

@@ -1,0 +1,175 @@
+import type { AppDeps } from '../../app';
+import type { Config } from '../../config/config';
+import { AppError } from '../../lib/errors';
+import { newId } from '../../lib/ids';
+import type { PrismaClient } from '../../lib/prisma';
+import type { ReceiverInput } from '../checkout/checkout.schemas';
+import { getCheckout, splitLimitsOf, type CheckoutWithOrders } from '../checkout/checkout.service';
+import { reserveSplit } from './split.budget';
+import { checkSplit, splitBudget, splitStatus, unfreezeOutOrderNo } from './split.rules';
+import type { SplitQueue } from './split.queue';
+
+type Deps = Pick<AppDeps, 'prisma' | 'config' | 'logger' | 'now'>;
+
+/** When the first split request of this payment may go out (WeChat: ≥ 1 min after payment). */
+function delayUntilReady(deps: Deps, paidAt: Date | null): number {
+  if (!paidAt) return 0;
+  return Math.max(0, paidAt.getTime() + deps.config.PROFIT_SHARING_DELAY_MS - deps.now().getTime());
+}
+
+/** Enqueue after commit; if Redis is down the split is still stored and the sweeper re-kicks it. */
+async function kick(deps: Deps, queue: SplitQueue, jobId: string, checkoutId: string, paidAt: Date | null): Promise<void> {
+  try {
+    await queue.enqueue(jobId, { checkoutId }, delayUntilReady(deps, paidAt));
+  } catch (err) {
+    deps.logger.error({ err, checkoutId, jobId }, 'could not enqueue split job; the sweeper will pick it up');
+  }
+}
+
+/**
+ * POST /v1/checkouts/{id}/splits: validates (schema: positive integer amounts, no receiver twice),
+ * pre-checks the budget for a precise message, then reserves in the database (split.budget.ts),
+ * which is what actually decides under concurrency. Nothing is written when refused.
+ */
+export async function createOnDemandSplit(deps: Deps, queue: SplitQueue, merchantId: string, checkoutId: string, receivers: ReceiverInput[]) {
+  const c = await getCheckout(deps.prisma, checkoutId, merchantId);
+  const limits = splitLimitsOf(deps.config);
+  if (c.status === 'paid' && c.paidTotalFen !== null && c.profitSharing === 'on_demand' && !c.splitFinishedAt)
+    checkSplit(receivers, { paidFen: c.paidTotalFen, alreadyReservedFen: c.splitReservedFen, requestsUsed: c.splitRequests }, limits);
+  const r = await reserveSplit(deps.prisma, { checkoutId, kind: 'on_demand', receivers, limits, now: deps.now(), unfreezeWithLastBatch: false });
+  await kick(deps, queue, `split_${r.splitId}`, checkoutId, c.paidAt);
+  return splitObjectJson(deps.prisma, r.splitId);
+}
+
+/**
+ * POST /v1/checkouts/{id}/splits/finish: no further splits; the remainder is unfrozen (explicit
+ * unfreeze with its own out_order_no) once the batches already requested are final. Repeatable.
+ */
+export async function finishSplits(deps: Deps, queue: SplitQueue, merchantId: string, checkoutId: string) {
+  const c = await getCheckout(deps.prisma, checkoutId, merchantId);
+  if (c.profitSharing !== 'on_demand')
+    throw new AppError('SPLIT_NOT_ALLOWED', c.profitSharing === 'none'
+      ? 'Profit sharing is not enabled for this checkout'
+      : 'A planned split unfreezes the remainder by itself; finish is for on_demand checkouts');
+  if (c.status !== 'paid') throw new AppError('SPLIT_NOT_ALLOWED', `Checkout is ${c.status}; only a paid checkout can be finished`);
+  const now = deps.now();
+  await deps.prisma.$transaction(async (db) => {
+    const moved = await db.checkout.updateMany({
+      where: { id: checkoutId, status: 'paid', profitSharing: 'on_demand', splitFinishedAt: null },
+      data: { splitFinishedAt: now },
+    });
+    if (moved.count === 1)
+      await db.splitUnfreeze.create({ data: { id: newId('su'), checkoutId, method: 'explicit', outOrderNo: unfreezeOutOrderNo(checkoutId), createdAt: now } });
+  });
+  await kick(deps, queue, `finish_${checkoutId}`, checkoutId, c.paidAt);
+  return splitJson(deps.prisma, deps.config, await getCheckout(deps.prisma, checkoutId, merchantId));
+}
+
+/**
+ * PUT /v1/checkouts/{id}/split-plan: replaces the plan until splitting has started. The guard
+ * `split_seq = 0` is in the same UPDATE the plan's reservation increments, so a replacement and
+ * the start of splitting cannot both win.
+ */
+export async function replaceSplitPlan(deps: Deps, queue: SplitQueue, merchantId: string, checkoutId: string, receivers: ReceiverInput[]) {
+  const c = await getCheckout(deps.prisma, checkoutId, merchantId);
+  if (c.profitSharing === 'none')
+    throw new AppError('SPLIT_NOT_ALLOWED', 'Profit sharing is not enabled for this checkout: its channel order cannot be split');
+  if (c.status === 'expired' || c.status === 'closed') throw new AppError('SPLIT_NOT_ALLOWED', `Checkout is ${c.status}`);
+  checkSplit(receivers, { paidFen: c.paidTotalFen ?? c.amountFen, alreadyReservedFen: 0, requestsUsed: 0 }, splitLimitsOf(deps.config));
+  const moved = await deps.prisma.checkout.updateMany({
+    where: { id: checkoutId, merchantId, profitSharing: { not: 'none' }, splitSeq: 0, splitFinishedAt: null, status: { in: ['open', 'paid'] } },
+    data: { splitPlan: receivers as object[], profitSharing: 'planned' },
+  });
+  if (moved.count !== 1) throw new AppError('SPLIT_NOT_ALLOWED', 'Splitting has already started for this payment; the plan can no longer be replaced');
+  const fresh = await getCheckout(deps.prisma, checkoutId, merchantId);
+  if (fresh.status === 'paid') await kick(deps, queue, `plan_${checkoutId}_${Date.now()}`, checkoutId, fresh.paidAt);
+  return splitJson(deps.prisma, deps.config, fresh);
+}
+
+// ---- JSON ---------------------------------------------------------------------------------------
+
+async function loadSplitRecords(prisma: PrismaClient, checkoutId: string) {
+  const [batches, unfreeze, mismatches, alerts] = await Promise.all([
+    prisma.splitBatch.findMany({
+      where: { checkoutId },
+      orderBy: [{ split: { seq: 'asc' } }, { seq: 'asc' }],
+      include: { receivers: { orderBy: { position: 'asc' } }, split: { select: { seq: true, id: true } } },
+    }),
+    prisma.splitUnfreeze.findUnique({ where: { checkoutId } }),
+    prisma.splitMismatch.findMany({ where: { checkoutId }, orderBy: { firstSeenAt: 'asc' } }),
+    prisma.splitAlert.findMany({ where: { checkoutId }, orderBy: { createdAt: 'asc' } }),
+  ]);
+  return { batches, unfreeze, mismatches, alerts };
+}
+
+type Batches = Awaited<ReturnType<typeof loadSplitRecords>>['batches'];
+
+function batchJson(b: Batches[number]) {
+  return {
+    out_order_no: b.outOrderNo,
+    split_id: b.split.id,
+    state: b.state,
+    amount: b.amountFen,
+    unfreeze_unsplit: b.unfreezeUnsplit,
+    order_id: b.orderId,
+    receivers: b.receivers.map((r) => ({ type: r.type, account: r.account, amount: r.amountFen, state: r.state, reason: r.failReason })),
+    error: b.failCode ? { code: b.failCode, message: b.failMessage } : null,
+    attempts: b.attempts,
+    last_error: b.lastError,
+    sent_at: b.sentAt?.toISOString() ?? null,
+    finished_at: b.finishedAt?.toISOString() ?? null,
+  };
+}
+
+/** The `split` section of GET /v1/checkouts/{id}. */
+export async function splitJson(prisma: PrismaClient, config: Config, c: CheckoutWithOrders) {
+  const { batches, unfreeze, mismatches, alerts } = await loadSplitRecords(prisma, c.id);
+  const limits = splitLimitsOf(config);
+  const paid = c.paidTotalFen ?? null;
+  return {
+    status: splitStatus({
+      planWaiting: c.profitSharing === 'planned' && c.splitSeq === 0 && c.splitPlan !== null && c.status !== 'expired' && c.status !== 'closed',
+      batches,
+      unfreezeState: unfreeze?.state ?? null,
+    }),
+    mode: c.profitSharing,
+    plan: c.profitSharing === 'planned' ? c.splitPlan : null,
+    budget: {
+      max_amount: splitBudget(paid ?? c.amountFen, limits),
+      reserved_amount: c.splitReservedFen,
+      requests_used: c.splitRequests,
+      max_requests: limits.maxRequests,
+    },
+    finished: c.splitFinishedAt !== null,
+    batches: batches.map(batchJson),
+    unfreeze: unfreeze
+      ? { out_order_no: unfreeze.outOrderNo, method: unfreeze.method, state: unfreeze.state, amount: unfreeze.amountFen,
+          error: unfreeze.failCode ? { code: unfreeze.failCode, message: unfreeze.failMessage } : null, last_error: unfreeze.lastError }
+      : null,
+    unfrozen_amount: unfreeze?.state === 'succeeded' ? (unfreeze.amountFen ?? 0) : 0,
+    mismatches: mismatches.map((m) => ({
+      kind: m.kind, ref: m.ref, message: m.message, detail: m.detail, occurrences: m.occurrences,
+      first_seen_at: m.firstSeenAt.toISOString(), last_seen_at: m.lastSeenAt.toISOString(),
+    })),
+    alerts: alerts.map((a) => ({ kind: a.kind, message: a.message, created_at: a.createdAt.toISOString() })),
+  };
+}
+
+/** The answer of POST .../splits: one split and its batches. */
+export async function splitObjectJson(prisma: PrismaClient, splitId: string) {
+  const s = await prisma.split.findUniqueOrThrow({
+    where: { id: splitId },
+    include: { batches: { orderBy: { seq: 'asc' }, include: { receivers: { orderBy: { position: 'asc' } }, split: { select: { seq: true, id: true } } } } },
+  });
+  return {
+    id: s.id,
+    object: 'split' as const,
+    checkout_id: s.checkoutId,
+    seq: s.seq,
+    kind: s.kind,
+    amount: s.totalFen,
+    status: splitStatus({ planWaiting: false, batches: s.batches }),
+    batches: s.batches.map(batchJson),
+    created_at: s.createdAt.toISOString(),
+  };
+}

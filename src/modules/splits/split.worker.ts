@@ -1,0 +1,119 @@
+import { DelayedError, UnrecoverableError, Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { AppDeps } from '../../app';
+import { driveCheckout, type DriverDeps } from './split.driver';
+import { createRedisRateLimiter, type RateLimiter } from './split.limiter';
+import { SPLIT_QUEUE } from './split.queue';
+import { driveJobSchema } from './split.schemas';
+
+export interface SplitWorkerOptions {
+  queuePrefix: string;
+  /** Payments driven in parallel by this process (default PROFIT_SHARING_CONCURRENCY). */
+  concurrency?: number;
+  /** Waits up to this long happen inside the job; longer ones put the job back as delayed. */
+  inlineWaitMaxMs?: number;
+  /** BullMQ job lock: a crashed worker's job is picked up again after this. */
+  lockDurationMs?: number;
+  stalledIntervalMs?: number;
+  pollBaseMs?: number;
+}
+
+export interface SplitWorker {
+  limiter: RateLimiter;
+  /** Graceful: lets running jobs reach their next wait. */
+  stop(): Promise<void>;
+  /** As if the process died: stops at once, jobs keep their locks until they expire (tests). */
+  kill(): Promise<void>;
+}
+
+/** Per-payment mutual exclusion across workers: one run at a time, so one batch in flight. */
+function paymentLock(redis: Redis, prefix: string, ttlMs: number) {
+  const key = (checkoutId: string) => `${prefix}:split-lock:${checkoutId}`;
+  return {
+    async acquire(checkoutId: string, owner: string): Promise<boolean> {
+      if ((await redis.set(key(checkoutId), owner, 'PX', ttlMs, 'NX')) === 'OK') return true;
+      // Re-entrant for the same job id: a stalled job picked up again after its worker died.
+      const r = await redis.eval(
+        "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0",
+        1, key(checkoutId), owner, ttlMs);
+      return Number(r) === 1;
+    },
+    async release(checkoutId: string, owner: string): Promise<void> {
+      await redis.eval("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0", 1, key(checkoutId), owner);
+    },
+    async renew(checkoutId: string, owner: string): Promise<void> {
+      await redis.eval("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0", 1, key(checkoutId), owner, ttlMs);
+    },
+  };
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/**
+ * The split worker: BullMQ jobs "drive checkout X" (split.driver.ts). Channel errors never fail a
+ * job — the driver stores them and answers "wait"; a job fails only on unexpected errors (database
+ * down: BullMQ retries with backoff) or a payload that can never be valid (UnrecoverableError).
+ */
+export async function startSplitWorker(deps: AppDeps, opts: SplitWorkerOptions): Promise<SplitWorker> {
+  const { config } = deps;
+  const limiter = createRedisRateLimiter(deps.redis, {
+    keyPrefix: opts.queuePrefix,
+    limitPerSecond: config.PROFIT_SHARING_RATE_PER_SECOND,
+    inFlightMs: config.WECHATPAY_HTTP_TIMEOUT_MS + 1000,
+  });
+  const driverDeps: DriverDeps = { ...deps, limiter, pollBaseMs: opts.pollBaseMs };
+  const lockDurationMs = opts.lockDurationMs ?? 30_000;
+  const lock = paymentLock(deps.redis, opts.queuePrefix, Math.max(lockDurationMs, 5_000));
+  const inlineMax = opts.inlineWaitMaxMs ?? 1_000;
+  let stopping = false;
+
+  const worker = new Worker(
+    SPLIT_QUEUE,
+    async (job, token) => {
+      const parsed = driveJobSchema.safeParse(job.data);
+      if (!parsed.success) throw new UnrecoverableError(`bad split job payload: ${parsed.error.issues[0]?.message}`);
+      const { checkoutId } = parsed.data;
+      const owner = job.id ?? `anon-${Date.now()}`;
+      const later = async (ms: number): Promise<never> => {
+        await job.moveToDelayed(Date.now() + Math.max(0, ms), token);
+        throw new DelayedError();
+      };
+      if (!(await lock.acquire(checkoutId, owner))) return later(100 + Math.floor(Math.random() * 200));
+      try {
+        for (;;) {
+          const step = await driveCheckout(driverDeps, checkoutId);
+          if (step.kind === 'done') return step.reason;
+          const ms = step.until - deps.now().getTime();
+          if (ms > inlineMax || stopping) return await later(ms);
+          if (ms > 0) await sleep(ms);
+          await lock.renew(checkoutId, owner);
+        }
+      } finally {
+        await lock.release(checkoutId, owner).catch(() => undefined);
+      }
+    },
+    {
+      connection: { url: config.REDIS_URL, maxRetriesPerRequest: null },
+      prefix: opts.queuePrefix,
+      concurrency: opts.concurrency ?? config.PROFIT_SHARING_CONCURRENCY,
+      lockDuration: lockDurationMs,
+      stalledInterval: opts.stalledIntervalMs ?? lockDurationMs,
+      maxStalledCount: 10,
+    },
+  );
+  worker.on('failed', (job, err) => deps.logger.error({ err, jobId: job?.id }, 'split job failed'));
+  worker.on('error', (err) => deps.logger.error({ err }, 'split worker error'));
+  await worker.waitUntilReady();
+
+  return {
+    limiter,
+    async stop() {
+      stopping = true;
+      await worker.close();
+    },
+    async kill() {
+      stopping = true;
+      await worker.close(true);
+    },
+  };
+}
