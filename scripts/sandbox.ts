@@ -25,7 +25,9 @@ async function main(): Promise<void> {
 
   const port = num(process.env.PORT, 3000);
   const simPort = num(process.env.SIMULATOR_PORT, 3100);
-  const publicBaseUrl = process.env.PUBLIC_BASE_URL ?? `http://localhost:${port}`;
+  // 127.0.0.1, not localhost: the simulator compares the H5 payer IP with the visitor IP, and a
+  // browser may reach "localhost" over ::1 but the simulator over 127.0.0.1.
+  const publicBaseUrl = process.env.PUBLIC_BASE_URL ?? `http://127.0.0.1:${port}`;
 
   const keys = loadOrCreateSandboxKeys(keysDir);
   log(`keys in ${keysDir} (merchant, platform PUB_KEY_ID, APIv3 key)`);
