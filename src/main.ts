@@ -3,17 +3,7 @@ import { startGateway } from './gateway';
 
 /** Production entry point: configuration comes from the environment only. */
 async function main(): Promise<void> {
-  let config;
-  try {
-    config = loadConfig(process.env);
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`${err.message}\nSee .env.example for every variable.\n`);
-      process.exit(78); // EX_CONFIG
-    }
-    throw err;
-  }
-  const gw = await startGateway(config);
+  const gw = await startGateway(loadConfig(process.env));
   const shutdown = async (signal: string) => {
     gw.deps.logger.info({ signal }, 'shutting down');
     await gw.close();
@@ -23,4 +13,11 @@ async function main(): Promise<void> {
   process.once('SIGINT', () => void shutdown('SIGINT'));
 }
 
-void main();
+main().catch((err: unknown) => {
+  if (err instanceof ConfigError) {
+    process.stderr.write(`${err.message}\nSee .env.example for every variable.\n`);
+    process.exit(78); // EX_CONFIG
+  }
+  process.stderr.write(`gateway failed to start: ${err instanceof Error ? err.stack : String(err)}\n`);
+  process.exit(1);
+});

@@ -91,7 +91,10 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   const parsed = envSchema.safeParse(clean);
   if (!parsed.success) {
     throw new ConfigError(
-      parsed.error.issues.map((i) => `${i.path.join('.') || '(env)'}: ${i.message}`),
+      parsed.error.issues.map((i) => {
+        const name = i.path.join('.') || '(env)';
+        return `${name}: ${clean[name] === undefined ? 'is required' : i.message}`;
+      }),
     );
   }
   const c = parsed.data;

@@ -1,5 +1,5 @@
 import type pino from 'pino';
-import type { Config } from '../../config/config';
+import { ConfigError, type Config } from '../../config/config';
 import { ChannelError } from '../../lib/errors';
 import type {
   ChannelTransaction,
@@ -60,8 +60,13 @@ export type ReadFile = (path: string) => string | Buffer;
 
 /** Maps the app config (WECHATPAY_* variables; key settings are file paths) to a channel config. */
 export function wechatPayConfigFromAppConfig(config: Config, readFile: ReadFile): WechatPayConfig {
-  const text = (p: string) => {
-    const v = readFile(p);
+  const text = (p: string, variable: string) => {
+    let v: string | Buffer;
+    try {
+      v = readFile(p);
+    } catch (err) {
+      throw new ConfigError([`${variable}: cannot read ${p} (${(err as Error).message})`]);
+    }
     return typeof v === 'string' ? v : v.toString('utf8');
   };
   return {
@@ -71,10 +76,10 @@ export function wechatPayConfigFromAppConfig(config: Config, readFile: ReadFile)
     mchid: config.WECHATPAY_MCHID,
     appid: config.WECHATPAY_APPID,
     appSecret: config.WECHAT_APP_SECRET,
-    merchantPrivateKeyPem: text(config.WECHATPAY_MERCHANT_PRIVATE_KEY_PATH),
+    merchantPrivateKeyPem: text(config.WECHATPAY_MERCHANT_PRIVATE_KEY_PATH, 'WECHATPAY_MERCHANT_PRIVATE_KEY_PATH'),
     merchantCertSerial: config.WECHATPAY_MERCHANT_CERT_SERIAL,
     apiv3Key: config.WECHATPAY_APIV3_KEY,
-    platformKeys: Object.fromEntries(Object.entries(config.WECHATPAY_PLATFORM_KEYS).map(([id, path]) => [id, text(path)])),
+    platformKeys: Object.fromEntries(Object.entries(config.WECHATPAY_PLATFORM_KEYS).map(([id, path]) => [id, text(path, `WECHATPAY_PLATFORM_KEYS (${id})`)])),
     timeoutMs: config.WECHATPAY_HTTP_TIMEOUT_MS,
   };
 }
