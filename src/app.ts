@@ -9,6 +9,7 @@ import type { PrismaClient } from './lib/prisma';
 import type { OutboxHandler } from './jobs/outbox.dispatcher';
 import { errorHandler, notFoundHandler } from './http/error-handler';
 import { merchantAuth } from './http/merchant-auth';
+import { buildOpenApi } from './http/openapi';
 import { requestId } from './http/request-id';
 import { checkoutApiRouter, type CheckoutJsonExtension } from './modules/checkout/checkout.api';
 import { checkoutPagesRouter } from './modules/checkout/checkout.pages';
@@ -63,6 +64,9 @@ export function createApp(deps: AppDeps, modules: AppModule[] = []): express.Exp
       res.status(503).json({ status: 'unavailable' });
     }
   });
+
+  const openapi = buildOpenApi(deps.config.PUBLIC_BASE_URL);
+  app.get('/openapi.json', (_req, res) => res.json(openapi));
 
   // Raw bytes for the notify signature: mounted before any JSON parser.
   app.use(paymentNotifyRouter(deps));

@@ -223,3 +223,15 @@ describe('GET /v1/checkouts/:id', () => {
     await h.http().get(`/v1/checkouts/${created.body.id}`).expect(401);
   });
 });
+
+describe('OpenAPI', () => {
+  it('When /openapi.json is fetched, then it documents the routes with the request schemas the API validates with', async () => {
+    const res = await h.http().get('/openapi.json').expect(200);
+    expect(res.body.openapi).toBe('3.1.0');
+    const create = res.body.paths['/v1/checkouts'].post.requestBody.content['application/json'].schema;
+    expect(create.required).toEqual(expect.arrayContaining(['out_trade_no', 'amount', 'description']));
+    expect(create.properties.amount.type).toBe('integer');
+    expect(create.additionalProperties).toBe(false);
+    expect(Object.keys(res.body.paths)).toEqual(expect.arrayContaining(['/v1/checkouts/{id}/splits', '/v1/checkouts/{id}/split-plan', '/v1/checkouts/{id}/close']));
+  });
+});

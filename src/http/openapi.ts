@@ -1,0 +1,63 @@
+import { z } from 'zod';
+import { createCheckoutSchema } from '../modules/checkout/checkout.schemas';
+import { createSplitSchema, finishSplitSchema, splitPlanSchema } from '../modules/splits/split.schemas';
+
+/**
+ * The OpenAPI document of the merchant API, generated from the same zod schemas the routes
+ * validate with (never written twice). Served at GET /openapi.json.
+ */
+export function buildOpenApi(serverUrl: string): Record<string, unknown> {
+  const body = (schema: z.ZodType) => ({
+    required: true,
+    content: { 'application/json': { schema: z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) } },
+  });
+  const error = { $ref: '#/components/responses/Error' };
+  const idParam = [{ name: 'id', in: 'path', required: true, schema: { type: 'string', pattern: '^co_[0-9a-z]{20}$' } }];
+  const idem = { name: 'Idempotency-Key', in: 'header', required: false, schema: { type: 'string', maxLength: 255 } };
+  const checkout = { description: 'The checkout', content: { 'application/json': { schema: { $ref: '#/components/schemas/Checkout' } } } };
+  return {
+    openapi: '3.1.0',
+    info: { title: 'WeChat Pay checkout gateway', version: '1', description: 'Amounts are integer fen (CNY). Errors: {error:{code,message,field?,request_id}}.' },
+    servers: [{ url: serverUrl }],
+    security: [{ bearer: [] }],
+    paths: {
+      '/v1/checkouts': {
+        post: { summary: 'Create a checkout', parameters: [idem], requestBody: body(createCheckoutSchema), responses: { 201: checkout, 400: error, 401: error, 409: error, 422: error } },
+      },
+      '/v1/checkouts/{id}': { get: { summary: 'Get a checkout', parameters: idParam, responses: { 200: checkout, 404: error } } },
+      '/v1/checkouts/{id}/close': { post: { summary: 'Close an unpaid checkout (its channel orders first)', parameters: idParam, responses: { 200: checkout, 404: error, 409: error } } },
+      '/v1/checkouts/{id}/split-plan': { put: { summary: 'Replace the planned receivers until splitting starts', parameters: idParam, requestBody: body(splitPlanSchema), responses: { 200: { description: 'The split section' }, 409: error, 422: error } } },
+      '/v1/checkouts/{id}/splits': {
+        post: { summary: 'Split now (on-demand)', parameters: [...idParam, { ...idem, required: true }], requestBody: body(createSplitSchema), responses: { 201: { description: 'The split' }, 409: error, 422: error } },
+      },
+      '/v1/checkouts/{id}/splits/finish': { post: { summary: 'Unfreeze the remainder', parameters: idParam, requestBody: { ...body(finishSplitSchema), required: false }, responses: { 202: { description: 'The split section' }, 409: error } } },
+    },
+    components: {
+      securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
+      schemas: {
+        Checkout: {
+          type: 'object',
+          required: ['id', 'status', 'amount', 'checkout_url', 'expires_at', 'channel_orders'],
+          properties: {
+            id: { type: 'string' },
+            status: { enum: ['open', 'paid', 'expired', 'closed'] },
+            amount: { type: 'integer', description: 'fen' },
+            checkout_url: { type: 'string', format: 'uri' },
+            expires_at: { type: 'string', format: 'date-time' },
+            channel: { type: ['string', 'null'] },
+            transaction_id: { type: ['string', 'null'] },
+            paid_at: { type: ['string', 'null'], format: 'date-time' },
+            channel_orders: { type: 'array', items: { type: 'object', properties: { trade_type: { enum: ['JSAPI', 'H5', 'NATIVE'] }, out_trade_no: { type: 'string' }, appid: { type: 'string' }, mchid: { type: 'string' }, status: { enum: ['created', 'paid', 'closed'] } } } },
+            split: { type: 'object', description: 'status none|pending|processing|succeeded|partially_failed|failed, batches, unfrozen amount, mismatches' },
+          },
+        },
+      },
+      responses: {
+        Error: {
+          description: 'An error',
+          content: { 'application/json': { schema: { type: 'object', properties: { error: { type: 'object', required: ['code', 'message'], properties: { code: { type: 'string' }, message: { type: 'string' }, field: { type: 'string' }, request_id: { type: 'string' } } } } } } },
+        },
+      },
+    },
+  };
+}
