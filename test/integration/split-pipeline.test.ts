@@ -1,4 +1,5 @@
 import { alertFrozenFunds } from '../../src/modules/splits/split.reconcile';
+import { getStore, relationKey } from '../../src/simulator/profitsharing/store';
 import { startHarness, type Harness } from '../support/harness';
 import { paidCheckout, receivers, splitOf, splitRequests, waitFor, waitForSplitStatus } from './split-support';
 
@@ -37,6 +38,11 @@ it('When a 30-receiver planned payment is paid with a limit of 5, then exactly 6
   const row = await h.db.prisma.checkout.findUniqueOrThrow({ where: { id } });
   expect(row.splitReservedFen).toBe(3000);
   expect(row.splitRequests).toBe(6);
+  // Times written by raw SQL are real UTC instants, like Prisma's own.
+  const near = (d: Date | null) => Math.abs((d?.getTime() ?? 0) - Date.now()) < 60_000;
+  expect(near(row.splitFinishedAt)).toBe(true);
+  const rs = await h.db.prisma.splitReceiver.findMany({ where: { checkoutId: id } });
+  expect(rs.every((r) => near(r.finishedAt) && near(r.updatedAt) && r.detailId)).toBe(true);
 });
 
 it('When the channel answers 5xx twice, then the batch is retried with the same out_order_no and succeeds', async () => {
@@ -89,6 +95,22 @@ it('When a receiver must be added first, then receivers/add precedes the split a
   expect(adds).toHaveLength(2);
   // The name went encrypted, with the platform key's serial in Wechatpay-Serial (the simulator checks both).
   expect(adds.every((c) => c.status === 200)).toBe(true);
+});
+
+it('When a remembered receiver was unbound at the channel since, then the batch re-adds it and succeeds instead of failing', async () => {
+  const rcv = receivers(1, 10, 'rel-');
+  const a = await paidCheckout(h, { amount: 1000, profit_sharing: { receivers: rcv } });
+  await waitForSplitStatus(h, a.id, ['succeeded']);
+  // Unbound at WeChat (e.g. deleted in the merchant platform) while we still remember it as added.
+  expect(getStore(h.sim.ctx).relations.delete(relationKey('MERCHANT_ID', 'rel-000'))).toBe(true);
+  const b = await paidCheckout(h, { amount: 1000, profit_sharing: { receivers: rcv } });
+  const s = await waitForSplitStatus(h, b.id, ['succeeded', 'partially_failed', 'failed']);
+  expect(s.status).toBe('succeeded');
+  const adds = h.sim.control.calls.filter((c) => c.path === '/v3/profitsharing/receivers/add' && (c.body as { account?: string }).account === 'rel-000');
+  expect(adds).toHaveLength(2);
+  const sends = splitRequests(h, b.transactionId);
+  expect(sends.map((r) => r.status)).toEqual([400, 200]); // refused (no relation), then the same out_order_no accepted
+  expect(new Set(sends.map((r) => r.outOrderNo)).size).toBe(1);
 });
 
 it('When an on-demand payment is split in stages and finished, then each stage is its own split and the remainder is unfrozen with a new out_order_no', async () => {

@@ -193,6 +193,15 @@ async function ensureReceivers(d: DriverDeps, batch: BatchWithReceivers): Promis
 async function onSendError(d: DriverDeps, c: PaidCheckout, batch: BatchWithReceivers, err: unknown): Promise<Next> {
   if (!(err instanceof ChannelError)) throw err;
   const now = d.now();
+  if (isNoRelation(err) && batch.attempts < NO_RELATION_RETRIES) {
+    // A receiver we remember as added is not bound at the channel (deleted there since): forget
+    // it, so the next attempt adds it again first, then re-sends. The request was refused, not
+    // accepted, so the same out_order_no is still free for it.
+    await forgetReceivers(d, d.prisma, batch);
+    await d.prisma.splitBatch.updateMany({ where: { id: batch.id, state: 'pending' }, data: { attempts: batch.attempts + 1, lastError: `${err.code}: ${err.message}`.slice(0, 500) } });
+    d.logger.warn({ checkoutId: c.id, outOrderNo: batch.outOrderNo }, 'split batch: receiver not bound at the channel; re-adding');
+    return CONTINUE;
+  }
   if (isRetryLater(err)) {
     const attempts = batch.attempts + 1;
     await d.prisma.splitBatch.updateMany({
@@ -224,12 +233,7 @@ async function onSendError(d: DriverDeps, c: PaidCheckout, batch: BatchWithRecei
         data: { method: 'explicit', outOrderNo: unfreezeOutOrderNo(c.id) },
       });
     }
-    if (/关系不存在|NO_RELATION/.test(err.message)) {
-      // Deleted at the channel since we added it: forget it so the next split adds it again.
-      await db.channelReceiver.deleteMany({
-        where: { channel: d.channel.name, mchid: d.channel.mchid, OR: batch.receivers.map((r) => ({ type: r.type, account: r.account })) },
-      });
-    }
+    if (isNoRelation(err)) await forgetReceivers(d, db, batch);
   });
   d.logger.error({ checkoutId: c.id, outOrderNo: batch.outOrderNo, code: err.code, message: err.message }, 'split batch refused by the channel');
   return CONTINUE;
@@ -264,6 +268,7 @@ async function pollLater(d: DriverDeps, batch: SplitBatch, lastError: string | n
 async function applyAnswer(db: Prisma.TransactionClient, d: DriverDeps, c: PaidCheckout, batchId: string, answer: SplitOrderResult, now: Date): Promise<boolean> {
   const ours = await db.splitReceiver.findMany({ where: { batchId }, orderBy: { position: 'asc' } });
   const closed: Array<{ id: string; failReason: string; detailId?: string | null }> = [];
+  const succeeded: Array<{ id: string; detailId: string; finishedAt: string }> = [];
   for (const r of answer.receivers) {
     const mine = ours.find((o) => o.type === r.type && o.account === r.account);
     if (!mine) {
@@ -272,15 +277,22 @@ async function applyAnswer(db: Prisma.TransactionClient, d: DriverDeps, c: PaidC
     }
     if (mine.state !== 'PENDING' || r.result === 'PENDING') continue;
     if (r.result === 'SUCCESS') {
-      await db.splitReceiver.updateMany({
-        where: { id: mine.id, state: { in: receiverSourcesOf('SUCCESS') } },
-        data: { state: 'SUCCESS', detailId: r.detailId ?? null, finishedAt: parseTime(r.finishTime) ?? now },
-      });
+      succeeded.push({ id: mine.id, detailId: r.detailId ?? '', finishedAt: (parseTime(r.finishTime) ?? now).toISOString() });
       mine.state = 'SUCCESS';
     } else {
       closed.push({ id: mine.id, failReason: r.failReason ?? 'CLOSED', detailId: r.detailId ?? null });
       mine.state = 'CLOSED';
     }
+  }
+  if (succeeded.length) {
+    // One statement for the whole batch (up to 50 receivers); PENDING -> SUCCESS only (compare-and-set).
+    await db.$executeRaw`
+      UPDATE split_receivers AS r
+         SET state = 'SUCCESS', detail_id = NULLIF(v.detail_id, ''),
+             finished_at = (v.finished_at::timestamptz AT TIME ZONE 'UTC'), updated_at = ${now.toISOString()}::timestamptz AT TIME ZONE 'UTC'
+        FROM unnest(${succeeded.map((x) => x.id)}::text[], ${succeeded.map((x) => x.detailId)}::text[], ${succeeded.map((x) => x.finishedAt)}::text[])
+             AS v(id, detail_id, finished_at)
+       WHERE r.id = v.id AND r.state = ANY(${receiverSourcesOf('SUCCESS')}::"SplitReceiverState"[])`;
   }
   if (closed.length) await closeReceivers(db, { checkoutId: c.id, closed, now });
   const final = finalBatchState(ours);
@@ -398,6 +410,19 @@ async function applyUnfreezeAnswer(db: Prisma.TransactionClient, id: string, ans
 function isRetryLater(err: ChannelError): boolean {
   if (err.retryable) return true;
   return (err.opts.detail as { outcomeUnknown?: boolean } | undefined)?.outcomeUnknown === true;
+}
+
+const NO_RELATION_RETRIES = 2;
+
+/** "分账接收方关系不存在" / NO_RELATION: the receiver is not (or no longer) added at the channel. */
+function isNoRelation(err: ChannelError): boolean {
+  return err.code === 'NO_RELATION' || /关系不存在/.test(err.message);
+}
+
+async function forgetReceivers(d: DriverDeps, db: Prisma.TransactionClient | PrismaClient, batch: BatchWithReceivers): Promise<void> {
+  await db.channelReceiver.deleteMany({
+    where: { channel: d.channel.name, mchid: d.channel.mchid, OR: batch.receivers.map((r) => ({ type: r.type, account: r.account })) },
+  });
 }
 
 function retryDelay(d: DriverDeps, err: ChannelError, attempt: number): number {

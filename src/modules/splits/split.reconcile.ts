@@ -33,10 +33,14 @@ export const mismatchCounter = { observed: 0, created: 0 };
  * channel about money needs a person, so it is stored, logged, counted and shown on the checkout.
  */
 export async function reconcileCheckout(d: Deps, checkoutId: string): Promise<Finding[]> {
-  const c = await d.prisma.checkout.findUnique({
-    where: { id: checkoutId },
-    include: { splitUnfreeze: true, splits: { include: { batches: { include: { receivers: true } } } } },
-  });
+  // One snapshot: the reserved column and the receivers are compared, so they must be read together.
+  const c = await d.prisma.$transaction(
+    (db) => db.checkout.findUnique({
+      where: { id: checkoutId },
+      include: { splitUnfreeze: true, splits: { include: { batches: { include: { receivers: true } } } } },
+    }),
+    { isolationLevel: 'RepeatableRead' },
+  );
   if (!c || !c.transactionId || c.paidTotalFen === null) return [];
   const findings: Finding[] = [];
   const budget = splitBudget(c.paidTotalFen, splitLimitsOf(d.config));
