@@ -3,7 +3,9 @@
  * environment (it is a separate application from the gateway, with its own tiny config):
  *   SIM_PORT (default 3100), SIM_HOST (127.0.0.1), SIM_KEYS_DIR (./sandbox), SIM_PUBLIC_BASE_URL,
  *   SIM_MCHID, SIM_APPID, SIM_APP_SECRET, SIM_H5_DOMAINS / SIM_OAUTH_DOMAINS (comma lists, default localhost,127.0.0.1),
- *   SIM_NOTIFY_URL_POLICY (any-no-query for the local sandbox; https-public is WeChat's rule).
+ *   SIM_NOTIFY_URL_POLICY (any-no-query for the local sandbox; https-public is WeChat's rule),
+ *   SIM_PROFIT_SHARING_RESULT_DELAY_MS / _MIN_DELAY_AFTER_PAY_MS / _RATE_PER_SECOND / _RECEIVER_LIMIT
+ *   (integers; unset keeps the simulator's defaults). SIM_PORT=0 picks a free port (printed on the first line).
  */
 import { resolve } from 'node:path';
 import { loadOrCreateSandboxKeys } from './keys';
@@ -15,6 +17,20 @@ async function main() {
   const keysDir = resolve(env.SIM_KEYS_DIR ?? './sandbox');
   const keys = loadOrCreateSandboxKeys(keysDir);
   const policy = env.SIM_NOTIFY_URL_POLICY === 'https-public' ? 'https-public' : 'any-no-query';
+  const int = (name: string) => {
+    const v = env[name];
+    if (v === undefined || v === '') return undefined;
+    if (!/^\d+$/.test(v)) throw new Error(`${name} must be a non-negative integer, got ${JSON.stringify(v)}`);
+    return Number(v);
+  };
+  const profitSharing = Object.fromEntries(
+    Object.entries({
+      resultDelayMs: int('SIM_PROFIT_SHARING_RESULT_DELAY_MS'),
+      minDelayAfterPayMs: int('SIM_PROFIT_SHARING_MIN_DELAY_AFTER_PAY_MS'),
+      ratePerSecond: int('SIM_PROFIT_SHARING_RATE_PER_SECOND'),
+      receiverLimit: int('SIM_PROFIT_SHARING_RECEIVER_LIMIT'),
+    }).filter(([, v]) => v !== undefined),
+  );
   const sim = await startSimulator({
     keys,
     port: Number(env.SIM_PORT ?? 3100),
@@ -26,11 +42,13 @@ async function main() {
     h5Domains: list(env.SIM_H5_DOMAINS, ['localhost', '127.0.0.1']),
     oauthDomains: list(env.SIM_OAUTH_DOMAINS, ['localhost', '127.0.0.1']),
     notifyUrlPolicy: policy,
+    profitSharing,
   });
   const o = sim.ctx.opts;
   console.log(`WeChat Pay simulator on ${sim.url}`);
   console.log(`  keys: ${keysDir}  mchid=${o.mchid} appid=${o.appid} merchant serial=${o.merchantCertSerial}`);
   console.log(`  platform public key id=${keys.platformPublicKeyId}  notify_url policy=${policy}`);
+  console.log(`  profit sharing: ${JSON.stringify(o.profitSharing)}`);
   const stop = () => void sim.close().then(() => process.exit(0));
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
