@@ -120,7 +120,8 @@ export interface PaymentChannel {
   parsePaymentNotify(headers: Record<string, string | string[] | undefined>, rawBody: Buffer): PaymentNotifyEvent;
 
   // profit sharing
-  addReceiver(input: { type: ReceiverType; account: string; name?: string; relationType: string }): Promise<void>;
+  /** relationType: WeChat's relation_type (PARTNER, STAFF, SUPPLIER, …); customRelation when CUSTOM. */
+  addReceiver(input: { type: ReceiverType; account: string; name?: string; relationType: string; customRelation?: string }): Promise<void>;
   createSplitOrder(input: {
     transactionId: string;
     outOrderNo: string;

@@ -18,6 +18,7 @@ export function receivers(n: number, amount: number, tag = 'r') {
     name: `分账接收方 ${tag} ${i} 有限公司`,
     amount,
     description: `分给 ${tag}${i}`,
+    relation_type: 'PARTNER' as const,
   }));
 }
 

@@ -177,9 +177,10 @@ export function createWechatPayChannel(cfg: WechatPayConfig, logger?: pino.Logge
   // Receiver names are encrypted with ONE platform key per request, and that key's id is sent as
   // Wechatpay-Serial even when no name is present (the SDK would default it to the merchant serial —
   // the most common split failure in peers' trackers, PITFALLS §3.5).
-  async function addReceiver(input: { type: ReceiverType; account: string; name?: string; relationType: string }): Promise<void> {
+  async function addReceiver(input: { type: ReceiverType; account: string; name?: string; relationType: string; customRelation?: string }): Promise<void> {
     const key = client.encryptionKey();
     const body: WireReceiverAddRequest = { appid: cfg.appid, type: input.type, account: input.account, relation_type: input.relationType };
+    if (input.customRelation !== undefined) body.custom_relation = input.customRelation;
     if (input.name !== undefined) body.name = client.encryptSensitive(input.name, key);
     await client.callNoBody('POST /v3/profitsharing/receivers/add', (s) =>
       s.profitsharing_receivers_add({ ...body, wx_serial_no: key.id }),

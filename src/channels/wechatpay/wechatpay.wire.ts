@@ -55,6 +55,7 @@ export interface WireReceiverAddRequest {
   account: string;
   name?: string; // RSA-OAEP ciphertext, base64
   relation_type: string;
+  custom_relation?: string; // required when relation_type is CUSTOM
 }
 
 export interface WireUnfreezeRequest {

@@ -1,5 +1,8 @@
 import { z } from 'zod';
 
+/** relation_type values of /v3/profitsharing/receivers/add (FACTS §5). */
+export const RELATION_TYPES = ['SERVICE_PROVIDER', 'STORE', 'STAFF', 'STORE_OWNER', 'PARTNER', 'HEADQUARTER', 'BRAND', 'DISTRIBUTOR', 'USER', 'SUPPLIER', 'CUSTOM'] as const;
+
 /** A receiver of a split, as merchants send it (amount in fen). */
 export const receiverSchema = z
   .object({
@@ -8,11 +11,16 @@ export const receiverSchema = z
     name: z.string().min(1).max(1024).optional(),
     amount: z.number().int('must be an integer number of fen').min(1, 'must be at least 1 fen'),
     description: z.string().min(1).max(80),
+    /** WeChat's relation of the receiver to the merchant, declared when it is added (receivers/add). */
+    relation_type: z.enum(RELATION_TYPES).default('PARTNER'),
+    custom_relation: z.string().min(1).max(10).optional(),
   })
   .strict()
   .superRefine((r, ctx) => {
     if (r.type === 'MERCHANT_ID' && !r.name)
       ctx.addIssue({ code: 'custom', path: ['name'], message: 'name (the merchant\'s legal name) is required for MERCHANT_ID receivers' });
+    if ((r.relation_type === 'CUSTOM') !== (r.custom_relation !== undefined))
+      ctx.addIssue({ code: 'custom', path: ['custom_relation'], message: 'custom_relation is required with relation_type CUSTOM, and only then' });
   });
 
 export type ReceiverInput = z.infer<typeof receiverSchema>;

@@ -89,6 +89,8 @@ export async function reserveSplit(
           name: r.name ?? null,
           amountFen: r.amount,
           description: r.description,
+          relationType: r.relation_type,
+          customRelation: r.custom_relation ?? null,
         }),
       );
     });

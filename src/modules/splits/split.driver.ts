@@ -56,8 +56,6 @@ const CONTINUE: Next = { kind: 'continue' };
 const POLL_CAP_MS = 5 * 60_000;
 const RETRY_CAP_MS = 10 * 60_000;
 const UNFREEZE_DESCRIPTION = '解冻全部剩余资金';
-/** receivers/add relation_type for receivers the merchant names (WeChat requires one). */
-const RELATION_TYPE = 'PARTNER';
 
 /** Runs steps until the payment needs to wait or has nothing left to do. */
 export async function driveCheckout(d: DriverDeps, checkoutId: string, maxSteps = 500): Promise<Step> {
@@ -179,7 +177,7 @@ async function ensureReceivers(d: DriverDeps, batch: BatchWithReceivers): Promis
   const missing = batch.receivers.filter((r) => !have.has(`${r.type}|${r.account}`));
   const results = await Promise.allSettled(
     missing.map(async (r) => {
-      await d.channel.addReceiver({ type: r.type as 'MERCHANT_ID' | 'PERSONAL_OPENID', account: r.account, ...(r.name !== null ? { name: r.name } : {}), relationType: RELATION_TYPE });
+      await d.channel.addReceiver({ type: r.type as 'MERCHANT_ID' | 'PERSONAL_OPENID', account: r.account, ...(r.name !== null ? { name: r.name } : {}), relationType: r.relationType, ...(r.customRelation !== null ? { customRelation: r.customRelation } : {}) });
       await d.prisma.channelReceiver.createMany({ data: [{ id: newId('cr'), ...base, type: r.type, account: r.account }], skipDuplicates: true });
     }),
   );

@@ -29,7 +29,7 @@ export function ratioBasisPoints(ratio: number): number {
  * both atomically when it reserves: split.budget.ts.)
  */
 export function checkSplit(
-  receivers: ReceiverInput[],
+  receivers: ReadonlyArray<Pick<ReceiverInput, 'amount'>>,
   ctx: { paidFen: number; alreadyReservedFen: number; requestsUsed: number },
   limits: SplitLimits,
 ): { totalFen: number; batches: number } {
