@@ -187,3 +187,20 @@ it('When the notify is lost and WeChat retries after a 5xx, then the retry is ap
   expect(attemptsFor(order.outTradeNo).map((a) => a.status)).toEqual([500, 204]);
   expect((await state(id)).status).toBe('paid');
 });
+
+it('When the shopper pays two channel orders of one checkout, then the first is the payment and the second is recorded as a double payment to refund', async () => {
+  const { id, order: native } = await openCheckout();
+  await h.http().get(`/checkout/${id}`).set('User-Agent', UA.safariIos).set('Accept', 'application/json').expect(200);
+  const h5 = await h.db.prisma.channelOrder.findFirstOrThrow({ where: { checkoutId: id, tradeType: 'H5' } });
+  h.sim.control.pay(native.outTradeNo);
+  await h.sim.control.waitFor(() => attemptsFor(native.outTradeNo).some((a) => a.status === 204), 8000);
+  h.sim.control.pay(h5.outTradeNo);
+  await h.sim.control.waitFor(() => attemptsFor(h5.outTradeNo).some((a) => a.status === 204), 8000);
+  const got = await h.api('get', `/v1/checkouts/${id}`).expect(200);
+  expect(got.body.status).toBe('paid');
+  expect(got.body.transaction_id).toBe(h.sim.control.transaction(native.outTradeNo)?.transactionId);
+  expect(got.body.channel_orders.map((o: { status: string }) => o.status)).toEqual(['paid', 'paid']);
+  const second = h.sim.control.transaction(h5.outTradeNo)!.transactionId!;
+  expect(await h.db.prisma.outboxEvent.count({ where: { type: 'payment.double_paid', aggregateId: second } })).toBe(1);
+  expect(await h.db.prisma.outboxEvent.count({ where: { type: 'payment.succeeded', aggregateId: id } })).toBe(1);
+});

@@ -35,8 +35,11 @@ export async function syncCheckoutWithChannel(deps: SyncDeps, checkoutId: string
   return c?.status === 'paid';
 }
 
-/** Closes every unpaid channel order of a checkout at the channel; true if one turned out paid. */
-async function closeChannelOrders(deps: SyncDeps, checkoutId: string): Promise<boolean> {
+/**
+ * Closes every unpaid channel order of a checkout at the channel; true if one turned out paid (that
+ * payment is then recorded by a query: as the payment, or as a double payment of a paid checkout).
+ */
+export async function closeChannelOrders(deps: SyncDeps, checkoutId: string): Promise<boolean> {
   const orders = await deps.prisma.channelOrder.findMany({ where: { checkoutId, status: 'created' } });
   let paid = false;
   for (const o of orders) {
