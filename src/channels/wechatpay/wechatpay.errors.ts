@@ -120,9 +120,14 @@ export function badResponseSignature(reason: string, message: string, meta: { ht
   });
 }
 
-/** A verified 2xx answer that does not have the shape we depend on. */
+/**
+ * A verified answer that does not have the shape we depend on. On a 2xx the channel DID act and we
+ * cannot tell the result: outcomeUnknown, so money paths query or re-send the same idempotency key
+ * instead of treating it as a refusal.
+ */
 export function badResponse(message: string, meta: { httpStatus: number; requestId?: string; issues?: unknown }): ChannelError {
-  return new ChannelError('BAD_RESPONSE', message, { retryable: false, httpStatus: meta.httpStatus, detail: meta });
+  const outcomeUnknown = meta.httpStatus >= 200 && meta.httpStatus < 300;
+  return new ChannelError('BAD_RESPONSE', message, { retryable: false, httpStatus: meta.httpStatus, detail: { ...meta, outcomeUnknown } });
 }
 
 /** Input rejected before anything is sent (a programming error in the caller). */

@@ -1,6 +1,6 @@
 import { AppError } from '../../lib/errors';
 import { newId } from '../../lib/ids';
-import type { Prisma, PrismaClient } from '../../lib/prisma';
+import { Prisma, type PrismaClient } from '../../lib/prisma';
 import type { ReceiverInput } from '../checkout/checkout.schemas';
 import {
   batchOutOrderNo,
@@ -41,6 +41,11 @@ export async function reserveSplit(
     now: Date;
     /** Planned: the last batch carries unfreeze_unsplit and splitting ends with it (see split.worker.ts). */
     unfreezeWithLastBatch: boolean;
+    /**
+     * Planned: the stored plan these receivers were read from. The reservation only matches while the
+     * row still holds it, so a plan replaced (PUT split-plan) after it was read is never split.
+     */
+    expectedPlan?: unknown;
   },
 ): Promise<ReservedSplit> {
   const { checkoutId, kind, receivers, limits, now } = args;
@@ -65,6 +70,7 @@ export async function reserveSplit(
          AND (${kind} <> 'planned' OR split_seq = 0)
          AND split_reserved_fen + ${totalFen} <= (paid_total_fen::bigint * ${bp}) / 10000
          AND split_requests + ${chunks.length} <= ${limits.maxRequests}
+         ${args.expectedPlan === undefined ? Prisma.empty : Prisma.sql`AND split_plan = ${JSON.stringify(args.expectedPlan)}::jsonb`}
       RETURNING split_seq`;
     if (rows.length !== 1) throw await explainRefusal(db, checkoutId, kind, totalFen, chunks.length, limits);
     const seq = rows[0]!.split_seq;

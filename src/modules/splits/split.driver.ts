@@ -118,11 +118,14 @@ async function materialisePlan(d: DriverDeps, c: Checkout): Promise<Next> {
       limits: splitLimitsOf(d.config),
       now: d.now(),
       unfreezeWithLastBatch: true,
+      expectedPlan: c.splitPlan,
     });
     d.logger.info({ checkoutId: c.id, splitId: r.splitId, batches: r.batches.length }, 'planned split reserved');
     return CONTINUE;
   } catch (err) {
     if (!(err instanceof AppError)) throw err;
+    // A concurrent change (plan replaced, reservation raced): read the row again and retry.
+    if (err.code === 'CONFLICT') return CONTINUE;
     // The merchant can still PUT a valid plan (split_seq is still 0); nothing was reserved.
     await raiseAlert(d, c.id, 'PLAN_REJECTED', `the split plan was refused: ${err.code}: ${err.message}`);
     return { kind: 'done', reason: `plan refused: ${err.code}` };
