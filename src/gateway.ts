@@ -1,6 +1,5 @@
 import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
-import { Redis } from 'ioredis';
 import { createApp, type AppDeps, type AppModule } from './app';
 import type { PaymentChannel } from './channels/channel';
 import { createWechatPayChannel, wechatPayConfigFromAppConfig } from './channels/wechatpay/wechatpay.channel';
@@ -9,6 +8,7 @@ import { dispatchOutboxOnce, type OutboxHandler } from './jobs/outbox.dispatcher
 import { startLoop } from './jobs/loop';
 import { createLogger, type Logger } from './lib/logger';
 import { createPrisma } from './lib/prisma';
+import { createRedis } from './lib/redis';
 import { PAYMENT_SUCCEEDED } from './modules/payments/payment.apply';
 import { closeSiblingOrders } from './modules/payments/payment.followups';
 import { sweepExpiredCheckouts } from './modules/payments/payment.sync';
@@ -31,7 +31,7 @@ export function buildDeps(config: Config, overrides: { logger?: Logger; channel?
     config,
     logger,
     prisma: createPrisma(config.DATABASE_URL),
-    redis: new Redis(config.REDIS_URL, { maxRetriesPerRequest: null, lazyConnect: false }),
+    redis: createRedis(config.REDIS_URL, logger),
     channel: overrides.channel ?? createWechatPayChannel(wechatPayConfigFromAppConfig(config, (p) => readFileSync(p, 'utf8')), logger),
     now: overrides.now ?? (() => new Date()),
   };

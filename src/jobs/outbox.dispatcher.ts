@@ -14,36 +14,46 @@ export type OutboxHandler = (event: OutboxEventRow) => Promise<void>;
 
 /**
  * Moves outbox rows (written in the same transaction as the state change) to their handlers.
- * Rows are claimed with FOR UPDATE SKIP LOCKED so several gateway instances can run this safely.
- * Failed rows back off exponentially and stay visible (attempts, last_error) instead of vanishing.
+ *
+ * Rows are CLAIMED by a committed lease (available_at pushed `leaseMs` ahead, chosen with FOR UPDATE
+ * SKIP LOCKED), and handlers run outside any transaction: a slow handler (a channel call timing out)
+ * holds no database transaction open, and each row's outcome is recorded on its own. Another
+ * instance skips leased rows; a crashed instance's rows come back when the lease ends. Failures back
+ * off exponentially and stay visible (attempts, last_error) instead of vanishing.
  */
 export async function dispatchOutboxOnce(
   deps: { prisma: PrismaClient; logger: Logger; now: () => Date },
   handlers: Record<string, OutboxHandler[]>,
-  batch = 20,
+  opts: { batch?: number; leaseMs?: number } = {},
 ): Promise<number> {
   const { prisma, logger } = deps;
+  const now = deps.now();
+  const leaseUntil = new Date(now.getTime() + (opts.leaseMs ?? 5 * 60_000));
+  const rows = await prisma.$queryRaw<Array<{ id: bigint; type: string; aggregate_id: string; payload: unknown; attempts: number }>>`
+    UPDATE outbox_events SET available_at = ${leaseUntil}
+     WHERE id IN (SELECT id FROM outbox_events
+                   WHERE processed_at IS NULL AND available_at <= ${now}
+                   ORDER BY id LIMIT ${opts.batch ?? 20} FOR UPDATE SKIP LOCKED)
+    RETURNING id, type, aggregate_id, payload, attempts`;
+  rows.sort((a, b) => (a.id < b.id ? -1 : 1));
+
   let handled = 0;
-  await prisma.$transaction(async (db) => {
-    const rows = await db.$queryRaw<Array<{ id: bigint; type: string; aggregate_id: string; payload: unknown; attempts: number }>>`
-      SELECT id, type, aggregate_id, payload, attempts FROM outbox_events
-      WHERE processed_at IS NULL AND available_at <= ${deps.now()}
-      ORDER BY id LIMIT ${batch} FOR UPDATE SKIP LOCKED`;
-    for (const row of rows) {
-      const event: OutboxEventRow = { id: row.id, type: row.type, aggregateId: row.aggregate_id, payload: row.payload, attempts: row.attempts };
-      try {
-        for (const h of handlers[row.type] ?? []) await h(event);
-        await db.outboxEvent.update({ where: { id: row.id }, data: { processedAt: deps.now(), attempts: { increment: 1 }, lastError: null } });
-        handled++;
-      } catch (err) {
-        const delayMs = Math.min(300_000, 1000 * 2 ** Math.min(row.attempts, 8));
-        logger.warn({ err, eventId: String(row.id), type: row.type, attempts: row.attempts + 1 }, 'outbox handler failed; will retry');
-        await db.outboxEvent.update({
+  for (const row of rows) {
+    const event: OutboxEventRow = { id: row.id, type: row.type, aggregateId: row.aggregate_id, payload: row.payload, attempts: row.attempts };
+    try {
+      for (const h of handlers[row.type] ?? []) await h(event);
+      await prisma.outboxEvent.update({ where: { id: row.id }, data: { processedAt: deps.now(), attempts: { increment: 1 }, lastError: null } });
+      handled++;
+    } catch (err) {
+      const delayMs = Math.min(300_000, 1000 * 2 ** Math.min(row.attempts, 8));
+      logger.warn({ err, eventId: String(row.id), type: row.type, attempts: row.attempts + 1 }, 'outbox handler failed; will retry');
+      await prisma.outboxEvent
+        .update({
           where: { id: row.id },
           data: { attempts: { increment: 1 }, lastError: String((err as Error)?.message ?? err).slice(0, 1000), availableAt: new Date(deps.now().getTime() + delayMs) },
-        });
-      }
+        })
+        .catch((e: unknown) => logger.error({ err: e, eventId: String(row.id) }, 'outbox: could not record the failure; the lease will expire'));
     }
-  }, { timeout: 60_000 });
+  }
   return handled;
 }

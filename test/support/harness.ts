@@ -2,7 +2,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Server } from 'node:http';
 import request from 'supertest';
-import { Redis } from 'ioredis';
+import { createRedis } from '../../src/lib/redis';
 import type express from 'express';
 import { createApp, type AppDeps, type AppModule } from '../../src/app';
 import { createWechatPayChannel, wechatPayConfigFromAppConfig } from '../../src/channels/wechatpay/wechatpay.channel';
@@ -81,7 +81,7 @@ export async function startHarness(opts: {
     config,
     logger,
     prisma: db.prisma,
-    redis: new Redis(config.REDIS_URL, { maxRetriesPerRequest: null }),
+    redis: createRedis(config.REDIS_URL),
     channel: createWechatPayChannel(wechatPayConfigFromAppConfig(config, (p) => readFileSync(p, 'utf8')), logger),
     now: opts.now ?? (() => new Date()),
   };

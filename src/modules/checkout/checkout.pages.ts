@@ -143,7 +143,8 @@ export function checkoutPagesRouter(deps: AppDeps): Router {
     const waited = c.returnedAt && now.getTime() - c.returnedAt.getTime() >= deps.config.PAYMENT_QUERY_AFTER_SECONDS * 1000;
     if (c.status === 'open' && waited) {
       // One channel query per checkout per 3 s across all instances, however many tabs poll.
-      const first = await deps.redis.set(`checkout:sync:${id}`, '1', 'PX', 3000, 'NX');
+      // Redis down: skip the query this time rather than fail the shopper's poll.
+      const first = await deps.redis.set(`checkout:sync:${id}`, '1', 'PX', 3000, 'NX').catch(() => null);
       if (first) {
         try {
           if (await syncCheckoutWithChannel(deps, id)) c = await deps.prisma.checkout.findUniqueOrThrow({ where: { id } });
