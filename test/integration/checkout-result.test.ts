@@ -259,3 +259,31 @@ describe('Merchant close', () => {
     expect((await hc.db.prisma.checkout.findUniqueOrThrow({ where: { id: c.body.id } })).status).toBe('open');
   });
 });
+
+describe('Reload after paying while the notify is late', () => {
+  let hr: Harness;
+  let offsetMs = 0;
+  beforeAll(async () => {
+    hr = await startHarness({ now: () => new Date(Date.now() + offsetMs) });
+  });
+  afterAll(async () => {
+    hr.sim.control.notifyFaults({ hold: false });
+    await hr?.close();
+  });
+
+  it('When the stale h5_url makes the gateway re-order and WeChat answers ORDERPAID, then the shopper sees the paid page and the payment is recorded', async () => {
+    const id = (await hr.api('post', '/v1/checkouts').send(checkoutBody()).expect(201)).body.id as string;
+    await hr.http().get(`/checkout/${id}`).set('User-Agent', UA.safariIos).set('Accept', 'application/json').expect(200);
+    const order = await hr.db.prisma.channelOrder.findFirstOrThrow({ where: { checkoutId: id, tradeType: 'H5' } });
+    hr.sim.control.notifyFaults({ hold: true });
+    expect(hr.sim.control.pay(order.outTradeNo).ok).toBe(true);
+
+    offsetMs = 5 * 60_000; // h5_url older than its 4-minute reuse window
+    const page = await hr.http().get(`/checkout/${id}`).set('User-Agent', UA.safariIos).set('Accept', 'text/html');
+    expect(page.status).toBe(200);
+    expect(page.type).toBe('text/html');
+    const row = await hr.db.prisma.checkout.findUniqueOrThrow({ where: { id } });
+    expect(row.status).toBe('paid');
+    expect(row.transactionId).toBe(hr.sim.control.transaction(order.outTradeNo)?.transactionId);
+  });
+});

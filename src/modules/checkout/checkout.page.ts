@@ -1,9 +1,11 @@
 import type { JsapiParams, PaymentChannel } from '../../channels/channel';
 import type { Config } from '../../config/config';
 import { AppError } from '../../lib/errors';
+import type { Logger } from '../../lib/logger';
 import type { PrismaClient } from '../../lib/prisma';
 import { makeOAuthState, readOAuthState } from '../../lib/signed';
 import { ensureChannelOrder } from '../payments/channel-order.service';
+import { syncCheckoutWithChannel } from '../payments/payment.sync';
 import { detectBrowser, payMethodFor, type BrowserEnv } from './browser.detect';
 import { effectiveStatus, type CheckoutWithOrders } from './checkout.service';
 
@@ -11,6 +13,7 @@ export interface PageDeps {
   prisma: PrismaClient;
   channel: PaymentChannel;
   config: Config;
+  logger: Logger;
   now: () => Date;
 }
 
@@ -73,8 +76,10 @@ export async function decideCheckoutPage(deps: PageDeps, checkoutId: string, vis
       }
     }
   } catch (err) {
-    // Paid (or closed) between our read and the channel call: show the state, not an error.
+    // Paid (or closed) between our read and the channel call: show the state, not an error. WeChat
+    // answering ORDERPAID to a re-order means the notify is late: record the payment by a query now.
     if (err instanceof AppError && err.code === 'CHECKOUT_NOT_OPEN') {
+      await syncCheckoutWithChannel(deps, checkoutId).catch(() => false);
       const again = await deps.prisma.checkout.findUniqueOrThrow({ where: { id: checkoutId }, include: { channelOrders: true } });
       const s = effectiveStatus(again, deps.now());
       if (s !== 'open') return { kind: 'status', status: s, checkout: again };

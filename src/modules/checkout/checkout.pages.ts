@@ -65,10 +65,15 @@ export function checkoutPagesRouter(deps: AppDeps): Router {
     try {
       d = await decideCheckoutPage(deps, id, visitor);
     } catch (err) {
-      if (!(err instanceof ChannelError)) throw err;
-      deps.logger.warn({ err, checkoutId: id }, 'checkout page: channel failed');
-      if (wantsJson(req)) throw err;
-      return res.status(502).render('checkout/error', { base: base('支付暂不可用'), message: '支付通道暂时不可用，请稍后重试。', retryUrl: req.originalUrl });
+      if (wantsJson(req) || !(err instanceof ChannelError || err instanceof AppError)) throw err;
+      // Shoppers get a page with a retry, never a JSON error body.
+      deps.logger.warn({ err, checkoutId: id }, 'checkout page: could not prepare the payment');
+      const channelDown = err instanceof ChannelError;
+      return res.status(channelDown ? 502 : (err as AppError).status).render('checkout/error', {
+        base: base('支付暂不可用'),
+        message: channelDown ? '支付通道暂时不可用，请稍后重试。' : '支付暂时无法完成，请稍后重试。',
+        retryUrl: req.originalUrl,
+      });
     }
     res.setHeader('Cache-Control', 'no-store');
     if (wantsJson(req)) return res.status(d.kind === 'not_found' ? 404 : 200).json(decisionJson(d));
