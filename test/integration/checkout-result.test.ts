@@ -287,3 +287,27 @@ describe('Reload after paying while the notify is late', () => {
     expect(row.transactionId).toBe(hr.sim.control.transaction(order.outTradeNo)?.transactionId);
   });
 });
+
+describe('QR page and a lost notify', () => {
+  let hq: Harness;
+  beforeAll(async () => {
+    hq = await startHarness({ env: { PAYMENT_QUERY_AFTER_SECONDS: '0' } });
+  });
+  afterAll(async () => {
+    hq.sim.control.notifyFaults({ hold: false });
+    await hq?.close();
+  });
+
+  it('When a desktop shopper pays the QR and the notify is lost, then the QR page poll finds the payment by a query', async () => {
+    const id = (await hq.api('post', '/v1/checkouts').send(checkoutBody()).expect(201)).body.id as string;
+    const page = await hq.http().get(`/checkout/${id}`).set('User-Agent', UA.chromeMac).expect(200);
+    const statusUrl = /"statusUrl":"([^"]+)"/.exec(page.text)?.[1];
+    expect(statusUrl).toBe(`/checkout/${id}/status?waiting=1`);
+    const order = await hq.db.prisma.channelOrder.findFirstOrThrow({ where: { checkoutId: id } });
+    hq.sim.control.notifyFaults({ hold: true });
+    expect(hq.sim.control.pay(order.outTradeNo).ok).toBe(true);
+    const polled = await hq.http().get(statusUrl!).set('Accept', 'application/json').expect(200);
+    expect(polled.body.status).toBe('paid');
+    expect((await hq.db.prisma.checkout.findUniqueOrThrow({ where: { id } })).transactionId).toBe(hq.sim.control.transaction(order.outTradeNo)?.transactionId);
+  });
+});

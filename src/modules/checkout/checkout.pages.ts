@@ -99,7 +99,8 @@ export function checkoutPagesRouter(deps: AppDeps): Router {
         return res.render('checkout/native', {
           base: base('微信扫码支付'), checkout, codeUrl: d.codeUrl,
           qrSvg: await QRCode.toString(d.codeUrl, { type: 'svg', margin: 1, errorCorrectionLevel: 'M' }),
-          statusUrl: `/checkout/${id}/status`, resultUrl: resultUrl(deps.config, id),
+          // `waiting=1`: the QR page's poll means the shopper is waiting, as on the result page.
+          statusUrl: `/checkout/${id}/status?waiting=1`, resultUrl: resultUrl(deps.config, id),
           sandboxScanUrl: simBase ? `${new URL('/_sim/scan', simBase).toString()}?code_url=${encodeURIComponent(d.codeUrl)}` : undefined,
         });
     }
@@ -125,7 +126,7 @@ export function checkoutPagesRouter(deps: AppDeps): Router {
     if (!id) return notFound(req, res);
     const c = await deps.prisma.checkout.findUnique({ where: { id }, include: { channelOrders: true } });
     if (!c) return notFound(req, res);
-    if (!c.returnedAt) await deps.prisma.checkout.updateMany({ where: { id, returnedAt: null }, data: { returnedAt: deps.now() } });
+    await markWaiting(id, c.returnedAt);
     if (wantsJson(req)) return res.json(await statusJson(id));
     res.setHeader('Cache-Control', 'no-store');
     res.render('checkout/result', { base: base('支付结果'), checkout: await view(c), statusUrl: `/checkout/${id}/status`, returnUrl: c.returnUrl ?? undefined, checkoutUrl: `/checkout/${id}` });
@@ -135,11 +136,20 @@ export function checkoutPagesRouter(deps: AppDeps): Router {
   r.get('/checkout/:id/status', async (req, res) => {
     const id = parseId(req);
     if (!id) return notFound(req, res);
+    if (req.query.waiting === '1') {
+      const c = await deps.prisma.checkout.findUnique({ where: { id }, select: { returnedAt: true } });
+      if (c) await markWaiting(id, c.returnedAt);
+    }
     const s = await statusJson(id);
     if (!s) return notFound(req, res);
     res.setHeader('Cache-Control', 'no-store');
     res.json(s);
   });
+
+  /** The shopper is waiting for the result (result page, or polling the QR page) from now on. */
+  async function markWaiting(id: string, returnedAt: Date | null) {
+    if (!returnedAt) await deps.prisma.checkout.updateMany({ where: { id, returnedAt: null }, data: { returnedAt: deps.now() } });
+  }
 
   async function statusJson(id: string) {
     let c = await deps.prisma.checkout.findUnique({ where: { id } });
@@ -147,9 +157,12 @@ export function checkoutPagesRouter(deps: AppDeps): Router {
     const now = deps.now();
     const waited = c.returnedAt && now.getTime() - c.returnedAt.getTime() >= deps.config.PAYMENT_QUERY_AFTER_SECONDS * 1000;
     if (c.status === 'open' && waited) {
-      // One channel query per checkout per 3 s across all instances, however many tabs poll.
+      // One channel query per checkout per interval across all instances, however many tabs poll:
+      // every 3 s at first, slowing to once a minute for a QR page left open (a tenth of the wait).
+      const waitedMs = now.getTime() - c.returnedAt!.getTime();
+      const everyMs = Math.min(60_000, Math.max(3_000, Math.floor(waitedMs / 10)));
       // Redis down: skip the query this time rather than fail the shopper's poll.
-      const first = await deps.redis.set(`checkout:sync:${id}`, '1', 'PX', 3000, 'NX').catch(() => null);
+      const first = await deps.redis.set(`checkout:sync:${id}`, '1', 'PX', everyMs, 'NX').catch(() => null);
       if (first) {
         try {
           if (await syncCheckoutWithChannel(deps, id)) c = await deps.prisma.checkout.findUniqueOrThrow({ where: { id } });
