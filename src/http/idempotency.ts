@@ -3,6 +3,9 @@ import { AppError } from '../lib/errors';
 import { newId } from '../lib/ids';
 import type { PrismaClient } from '../lib/prisma';
 
+/** How long a first request may run before its key counts as abandoned. */
+export const IN_PROGRESS_LEASE_MS = 60_000;
+
 export interface StoredResponse {
   status: number;
   body: unknown;
@@ -12,7 +15,9 @@ export interface StoredResponse {
  * Runs `fn` at most once per (merchant, scope, Idempotency-Key). Same key + same body replays the
  * stored answer; same key + another body is a 409; a key whose first request is still running is a 409.
  * 4xx answers are stored (the request was bad and stays bad); on a 5xx/crash the key is released so
- * the merchant can retry.
+ * the merchant can retry, and a key left "in progress" by a crashed process is taken over after
+ * IN_PROGRESS_LEASE_MS. Money side effects therefore also carry the key themselves (checkout and split
+ * rows), so a retry whose stored answer was lost finds the effect instead of repeating it.
  */
 export async function withIdempotency(
   prisma: PrismaClient,
@@ -25,13 +30,22 @@ export async function withIdempotency(
 
   const requestHash = createHash('sha256').update(canonicalJson(args.body)).digest('hex');
   const where = { merchantId_scope_key: { merchantId: args.merchantId, scope: args.scope, key: args.key } };
-  const created = await prisma.idempotencyRecord
-    .create({ data: { id: newId('idem'), merchantId: args.merchantId, scope: args.scope, key: args.key, requestHash } })
-    .then(() => true)
-    .catch((e: unknown) => {
-      if (isUniqueViolation(e)) return false;
-      throw e;
+  const create = () =>
+    prisma.idempotencyRecord
+      .create({ data: { id: newId('idem'), merchantId: args.merchantId, scope: args.scope, key: args.key!, requestHash } })
+      .then(() => true)
+      .catch((e: unknown) => {
+        if (isUniqueViolation(e)) return false;
+        throw e;
+      });
+  let created = await create();
+  if (!created) {
+    // Abandoned by a crashed request: take it over (compare-and-set on the old row).
+    const stale = await prisma.idempotencyRecord.deleteMany({
+      where: { merchantId: args.merchantId, scope: args.scope, key: args.key, responseCode: null, createdAt: { lt: new Date(Date.now() - IN_PROGRESS_LEASE_MS) } },
     });
+    if (stale.count === 1) created = await create();
+  }
 
   if (!created) {
     const rec = await prisma.idempotencyRecord.findUnique({ where });

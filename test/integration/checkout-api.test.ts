@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+import { canonicalJson } from '../../src/http/idempotency';
 import { API_KEY, checkoutBody, OTHER_API_KEY, startHarness, UA, type Harness } from '../support/harness';
 
 let h: Harness;
@@ -233,5 +235,49 @@ describe('OpenAPI', () => {
     expect(create.properties.amount.type).toBe('integer');
     expect(create.additionalProperties).toBe(false);
     expect(Object.keys(res.body.paths)).toEqual(expect.arrayContaining(['/v1/checkouts/{id}/splits', '/v1/checkouts/{id}/split-plan', '/v1/checkouts/{id}/close']));
+  });
+});
+
+describe('Idempotency when the stored answer is lost', () => {
+  it('When the answer of a keyed create was lost (500) and the merchant retries, then the retry returns the same checkout', async () => {
+    const body = checkoutBody();
+    const spy = jest.spyOn(h.deps.prisma.idempotencyRecord, 'update').mockRejectedValueOnce(new Error('connection lost'));
+    await h.api('post', '/v1/checkouts').set('Idempotency-Key', 'lost-answer-1').send(body).expect(500);
+    spy.mockRestore();
+    const retry = await h.api('post', '/v1/checkouts').set('Idempotency-Key', 'lost-answer-1').send(body).expect(201);
+    const rows = await h.db.prisma.checkout.findMany({ where: { outTradeNo: body.out_trade_no as string } });
+    expect(rows).toHaveLength(1);
+    expect(retry.body.id).toBe(rows[0]!.id);
+    // And from then on it is a plain replay.
+    const again = await h.api('post', '/v1/checkouts').set('Idempotency-Key', 'lost-answer-1').send(body).expect(201);
+    expect(again.headers['idempotent-replayed']).toBe('true');
+    expect(again.body.id).toBe(rows[0]!.id);
+  });
+
+  it('When a first request crashed and left its key in progress, then a retry after the lease takes the key over', async () => {
+    const merchant = await h.db.prisma.merchant.findFirstOrThrow({ where: { id: 'mch_test' } });
+    await h.db.prisma.idempotencyRecord.create({
+      data: { id: 'idem_abandoned_1', merchantId: merchant.id, scope: 'POST /v1/checkouts', key: 'abandoned-1', requestHash: 'x', createdAt: new Date(Date.now() - 120_000) },
+    });
+    const res = await h.api('post', '/v1/checkouts').set('Idempotency-Key', 'abandoned-1').send(checkoutBody()).expect(201);
+    expect(res.body.status).toBe('open');
+  });
+
+  it('When a recent first request is still running, then the same key is 409 IDEMPOTENCY_IN_PROGRESS', async () => {
+    const body = checkoutBody();
+    const requestHash = createHash('sha256').update(canonicalJson(body)).digest('hex');
+    await h.db.prisma.idempotencyRecord.create({
+      data: { id: 'idem_running_1', merchantId: 'mch_test', scope: 'POST /v1/checkouts', key: 'running-1', requestHash },
+    });
+    const res = await h.api('post', '/v1/checkouts').set('Idempotency-Key', 'running-1').send(body).expect(409);
+    expect(res.body.error.code).toBe('IDEMPOTENCY_IN_PROGRESS');
+    expect(await h.db.prisma.checkout.count({ where: { outTradeNo: body.out_trade_no as string } })).toBe(0);
+  });
+
+  it('When a duplicate out_trade_no is refused, then the error names the existing checkout', async () => {
+    const body = checkoutBody();
+    const first = await h.api('post', '/v1/checkouts').send(body).expect(201);
+    const dup = await h.api('post', '/v1/checkouts').send(body).expect(409);
+    expect(dup.body.error).toMatchObject({ code: 'DUPLICATE_OUT_TRADE_NO', field: 'out_trade_no', details: { checkout_id: first.body.id } });
   });
 });

@@ -19,12 +19,13 @@ export function checkoutApiRouter(deps: AppDeps, extendJson: CheckoutJsonExtensi
 
   r.post('/v1/checkouts', async (req, res) => {
     const merchant = currentMerchant(res);
+    const key = req.get('idempotency-key');
     const out = await withIdempotency(
       deps.prisma,
-      { merchantId: merchant.id, scope: 'POST /v1/checkouts', key: req.get('idempotency-key'), body: req.body },
+      { merchantId: merchant.id, scope: 'POST /v1/checkouts', key, body: req.body },
       async () => {
         const input = createCheckoutSchema.parse(req.body ?? {});
-        const c = await createCheckout(deps, merchant.id, input);
+        const c = await createCheckout(deps, merchant.id, input, key);
         return { status: 201, body: await render(c) };
       },
     );

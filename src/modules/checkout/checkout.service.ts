@@ -21,6 +21,7 @@ export async function createCheckout(
   deps: { prisma: PrismaClient; config: Config; now: () => Date },
   merchantId: string,
   input: CreateCheckoutInput,
+  idempotencyKey?: string,
 ): Promise<CheckoutWithOrders> {
   const ps = input.profit_sharing;
   const mode = ps ? (ps.mode ?? (ps.receivers ? 'planned' : 'on_demand')) : 'none';
@@ -49,6 +50,7 @@ export async function createCheckout(
         attach: input.attach ?? null,
         returnUrl: input.return_url ?? null,
         payerOpenid: input.payer?.openid ?? null,
+        idempotencyKey: idempotencyKey ?? null,
         expiresAt,
         profitSharing: mode,
         splitPlan: mode === 'planned' ? (ps!.receivers as object[]) : undefined,
@@ -56,9 +58,21 @@ export async function createCheckout(
       include: { channelOrders: true },
     });
   } catch (e) {
-    if (isUniqueViolation(e))
-      throw new AppError('DUPLICATE_OUT_TRADE_NO', `out_trade_no ${input.out_trade_no} is already used by another checkout`, { field: 'out_trade_no' });
-    throw e;
+    if (!isUniqueViolation(e)) throw e;
+    if (idempotencyKey !== undefined) {
+      // A retry whose stored answer was lost: the checkout this key created is the answer.
+      const mine = await deps.prisma.checkout.findUnique({
+        where: { merchantId_idempotencyKey: { merchantId, idempotencyKey } },
+        include: { channelOrders: true },
+      });
+      if (mine && mine.outTradeNo === input.out_trade_no && mine.amountFen === input.amount && mine.description === input.description) return mine;
+      if (mine) throw new AppError('IDEMPOTENCY_KEY_REUSED', 'This Idempotency-Key created another checkout', { field: 'Idempotency-Key' });
+    }
+    const other = await deps.prisma.checkout.findUnique({ where: { merchantId_outTradeNo: { merchantId, outTradeNo: input.out_trade_no } }, select: { id: true } });
+    throw new AppError('DUPLICATE_OUT_TRADE_NO', `out_trade_no ${input.out_trade_no} is already used by checkout ${other?.id ?? '(unknown)'}`, {
+      field: 'out_trade_no',
+      details: other ? { checkout_id: other.id } : undefined,
+    });
   }
 }
 
