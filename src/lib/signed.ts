@@ -11,21 +11,23 @@ export function tagMatches(secret: string, expected: string, ...parts: string[])
 }
 
 /**
- * OAuth `state` bound to one checkout and short-lived. WeChat allows only [a-zA-Z0-9], ≤128 bytes,
- * so: 20-char checkout id body + 8-char base36 expiry + 32 hex HMAC.
+ * OAuth `state` bound to one checkout, one browser and a short life. WeChat allows only
+ * [a-zA-Z0-9], ≤128 bytes, so: 20-char checkout id body + 8-char base36 expiry + 16-hex browser
+ * nonce (also in a cookie, so a callback link forged for another browser is refused) + 32-hex HMAC.
  */
-export function makeOAuthState(secret: string, checkoutId: string, expiresAtMs: number): string {
+export function makeOAuthState(secret: string, checkoutId: string, expiresAtMs: number, nonce: string): string {
   const body = checkoutId.replace(/^co_/, '');
   const exp = Math.floor(expiresAtMs / 1000).toString(36).padStart(8, '0');
-  return `${body}${exp}${tag(secret, 'oauth', body, exp)}`;
+  return `${body}${exp}${nonce}${tag(secret, 'oauth', body, exp, nonce)}`;
 }
 
-export function readOAuthState(secret: string, state: string, nowMs: number): { checkoutId: string } | null {
-  const m = /^([0-9a-z]{20})([0-9a-z]{8})([0-9a-f]{32})$/.exec(state);
+export function readOAuthState(secret: string, state: string, nowMs: number, browserNonce: string | undefined): { checkoutId: string } | null {
+  const m = /^([0-9a-z]{20})([0-9a-z]{8})([0-9a-f]{16})([0-9a-f]{32})$/.exec(state);
   if (!m) return null;
-  const [, body, exp, mac] = m as unknown as [string, string, string, string];
-  if (!tagMatches(secret, mac, 'oauth', body, exp)) return null;
+  const [, body, exp, nonce, mac] = m as unknown as [string, string, string, string, string];
+  if (!tagMatches(secret, mac, 'oauth', body, exp, nonce)) return null;
   if (parseInt(exp, 36) * 1000 < nowMs) return null;
+  if (browserNonce !== nonce) return null;
   return { checkoutId: `co_${body}` };
 }
 

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { JsapiParams, PaymentChannel } from '../../channels/channel';
 import type { Config } from '../../config/config';
 import { AppError } from '../../lib/errors';
@@ -20,7 +21,7 @@ export interface PageDeps {
 export type PageDecision =
   | { kind: 'not_found' }
   | { kind: 'status'; status: 'paid' | 'expired' | 'closed'; checkout: CheckoutWithOrders }
-  | { kind: 'oauth'; checkout: CheckoutWithOrders; redirect: string }
+  | { kind: 'oauth'; checkout: CheckoutWithOrders; redirect: string; browserNonce: string }
   | { kind: 'jsapi'; checkout: CheckoutWithOrders; jsapiParams: JsapiParams }
   | { kind: 'h5'; checkout: CheckoutWithOrders; h5Url: string }
   | { kind: 'native'; checkout: CheckoutWithOrders; codeUrl: string }
@@ -58,8 +59,9 @@ export async function decideCheckoutPage(deps: PageDeps, checkoutId: string, vis
       case 'jsapi': {
         const openid = checkout.payerOpenid ?? visitor.openid;
         if (!openid) {
-          const state = makeOAuthState(deps.config.STATE_SECRET, checkout.id, deps.now().getTime() + 10 * 60_000);
-          return { kind: 'oauth', checkout, redirect: deps.channel.oauthAuthorizeUrl(oauthCallbackUrl(deps.config, checkout.id), state) };
+          const browserNonce = randomBytes(8).toString('hex');
+          const state = makeOAuthState(deps.config.STATE_SECRET, checkout.id, deps.now().getTime() + 10 * 60_000, browserNonce);
+          return { kind: 'oauth', checkout, browserNonce, redirect: deps.channel.oauthAuthorizeUrl(oauthCallbackUrl(deps.config, checkout.id), state) };
         }
         const order = await ensureChannelOrder(orderDeps, checkout, 'JSAPI', { openid });
         return { kind: 'jsapi', checkout, jsapiParams: deps.channel.jsapiParams(order.prepayId!) };
@@ -92,9 +94,9 @@ export async function decideCheckoutPage(deps: PageDeps, checkoutId: string, vis
 export async function completeOAuth(
   deps: PageDeps,
   checkoutId: string,
-  query: { code?: string; state?: string },
+  query: { code?: string; state?: string; browserNonce?: string },
 ): Promise<{ openid: string }> {
-  const st = query.state ? readOAuthState(deps.config.STATE_SECRET, query.state, deps.now().getTime()) : null;
+  const st = query.state ? readOAuthState(deps.config.STATE_SECRET, query.state, deps.now().getTime(), query.browserNonce) : null;
   if (!st || st.checkoutId !== checkoutId) throw new AppError('VALIDATION_FAILED', 'Invalid or expired OAuth state', { field: 'state' });
   // No code means the user refused or WeChat did not authorise the domain.
   if (!query.code) throw new AppError('VALIDATION_FAILED', 'WeChat did not return an authorisation code', { field: 'code' });

@@ -10,6 +10,8 @@ import { checkoutUrl, effectiveStatus, type CheckoutWithOrders } from './checkou
 import { completeOAuth, decideCheckoutPage, resultUrl, type PageDecision } from './checkout.page';
 
 const OPENID_COOKIE = 'wxoid';
+/** Binds an OAuth round trip to the browser that started it. */
+const OAUTH_NONCE_COOKIE = 'wxos';
 
 const UNSUPPORTED_COPY: Record<string, { title: string; message: string; hint: string }> = {
   wecom: {
@@ -29,6 +31,7 @@ export function checkoutPagesRouter(deps: AppDeps): Router {
   const r = Router();
   const base = (title: string) => ({ title, sandbox: deps.config.sandbox });
   const simBase = deps.config.sandbox ? deps.config.WECHATPAY_BASE_URL : null;
+  const secureCookies = deps.config.PUBLIC_BASE_URL.startsWith('https:');
 
   const view = async (c: CheckoutWithOrders) => {
     const m = await deps.prisma.merchant.findUnique({ where: { id: c.merchantId }, select: { name: true } });
@@ -76,6 +79,8 @@ export function checkoutPagesRouter(deps: AppDeps): Router {
       });
     }
     res.setHeader('Cache-Control', 'no-store');
+    if (d.kind === 'oauth')
+      res.cookie(OAUTH_NONCE_COOKIE, d.browserNonce, { httpOnly: true, sameSite: 'lax', secure: secureCookies, maxAge: 10 * 60_000, path: '/checkout' });
     if (wantsJson(req)) return res.status(d.kind === 'not_found' ? 404 : 200).json(decisionJson(d));
     if (d.kind === 'not_found') return notFound(req, res);
     const checkout = await view(d.checkout);
@@ -110,9 +115,11 @@ export function checkoutPagesRouter(deps: AppDeps): Router {
     const id = parseId(req);
     if (!id) return notFound(req, res);
     try {
-      const { openid } = await completeOAuth(deps, id, { code: str(req.query.code), state: str(req.query.state) });
+      const browserNonce = parseCookies(req.get('cookie'))[OAUTH_NONCE_COOKIE];
+      const { openid } = await completeOAuth(deps, id, { code: str(req.query.code), state: str(req.query.state), browserNonce });
+      res.clearCookie(OAUTH_NONCE_COOKIE, { path: '/checkout' });
       res.cookie(OPENID_COOKIE, makeOpenidCookie(deps.config.STATE_SECRET, deps.channel.appid, openid), {
-        httpOnly: true, sameSite: 'lax', secure: deps.config.PUBLIC_BASE_URL.startsWith('https:'), maxAge: 24 * 3600_000, path: '/checkout',
+        httpOnly: true, sameSite: 'lax', secure: secureCookies, maxAge: 24 * 3600_000, path: '/checkout',
       });
       res.redirect(302, `/checkout/${id}`);
     } catch (err) {
