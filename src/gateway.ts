@@ -11,7 +11,7 @@ import { createPrisma } from './lib/prisma';
 import { createRedis } from './lib/redis';
 import { PAYMENT_SUCCEEDED } from './modules/payments/payment.apply';
 import { closeSiblingOrders } from './modules/payments/payment.followups';
-import { sweepExpiredCheckouts } from './modules/payments/payment.sync';
+import { SweepBackoff, sweepExpiredCheckouts } from './modules/payments/payment.sync';
 import { splitsModule } from './modules/splits/split.module';
 
 /** The feature modules plugged into the core. */
@@ -42,9 +42,10 @@ export async function startBackground(deps: AppDeps, mods: AppModule[] = modules
   const handlers: Record<string, OutboxHandler[]> = { [PAYMENT_SUCCEEDED]: [closeSiblingOrders(deps)] };
   for (const m of mods)
     for (const [type, hs] of Object.entries(m.outboxHandlers?.(deps) ?? {})) (handlers[type] ??= []).push(...hs);
+  const sweepBackoff = new SweepBackoff();
   const loops = [
     startLoop('outbox', 250, () => dispatchOutboxOnce(deps, handlers), deps.logger),
-    startLoop('sweeper', deps.config.SWEEPER_INTERVAL_MS, () => sweepExpiredCheckouts(deps), deps.logger),
+    startLoop('sweeper', deps.config.SWEEPER_INTERVAL_MS, () => sweepExpiredCheckouts(deps, { backoff: sweepBackoff }), deps.logger),
   ];
   const workers = await Promise.all(mods.filter((m) => m.startWorkers).map((m) => m.startWorkers!(deps)));
   return {

@@ -1,4 +1,4 @@
-import { sweepExpiredCheckouts } from '../../src/modules/payments/payment.sync';
+import { SweepBackoff, sweepExpiredCheckouts } from '../../src/modules/payments/payment.sync';
 import { PAYMENT_SUCCEEDED } from '../../src/modules/payments/payment.apply';
 import { checkoutBody, OTHER_API_KEY, startHarness, UA, type Harness } from '../support/harness';
 
@@ -174,6 +174,25 @@ describe('sweeper', () => {
     await sweepExpiredCheckouts(h.deps);
     expect((await checkout(id)).status).toBe('expired');
     expect(h.sim.control.transaction(order.outTradeNo)!.state).toBe('CLOSED');
+  });
+
+  it('When one expired checkout keeps failing to close, then it backs off and newer expired checkouts are still swept', async () => {
+    const stuck = await create({ expires_in: 60 });
+    const stuckOrder = await open(stuck);
+    await expireNow(stuck);
+    const next = await create({ expires_in: 60 });
+    await open(next);
+    await expireNow(next);
+    await h.db.prisma.checkout.update({ where: { id: next }, data: { expiresAt: new Date(Date.now() - 1000) } }); // newer than `stuck`
+    await h.db.prisma.checkout.update({ where: { id: stuck }, data: { expiresAt: new Date(Date.now() - 60_000) } });
+    h.sim.control.faults.failNext(10, { pathPrefix: `/v3/pay/transactions/out-trade-no/${stuckOrder.outTradeNo}/close` });
+    const backoff = new SweepBackoff();
+    const first = await sweepExpiredCheckouts(h.deps, { batch: 1, backoff });
+    expect(first.failed).toBe(1);
+    await sweepExpiredCheckouts(h.deps, { batch: 1, backoff });
+    expect((await checkout(next)).status).toBe('expired');
+    expect((await checkout(stuck)).status).toBe('open');
+    h.sim.control.faults.clear();
   });
 
   // Bug (see report): closeOrder's ORDER_NOT_EXIST makes the sweeper fail on this checkout forever.

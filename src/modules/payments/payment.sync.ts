@@ -73,11 +73,35 @@ export async function closeCheckout(deps: SyncDeps, checkoutId: string, to: 'exp
 }
 
 /**
- * Closes expired unpaid checkouts, oldest first, and retries channel orders left open on checkouts
- * that are no longer open. A failure leaves the work for the next sweep.
+ * Per-checkout backoff of the sweeper (one per process): a checkout whose close keeps failing is
+ * retried less and less often, so it cannot keep newer expired checkouts out of every batch.
  */
-export async function sweepExpiredCheckouts(deps: SyncDeps, batch = 50): Promise<{ expired: number; paid: number; failed: number }> {
-  const due = await deps.prisma.checkout.findMany({
+export class SweepBackoff {
+  private readonly next = new Map<string, { at: number; failures: number }>();
+  skip(id: string, now: number): boolean {
+    return (this.next.get(id)?.at ?? 0) > now;
+  }
+  failed(id: string, now: number): void {
+    const failures = (this.next.get(id)?.failures ?? 0) + 1;
+    this.next.set(id, { failures, at: now + Math.min(30 * 60_000, 5_000 * 2 ** Math.min(failures, 10)) });
+  }
+  succeeded(id: string): void {
+    this.next.delete(id);
+  }
+}
+
+/**
+ * Closes expired unpaid checkouts, oldest first, and retries channel orders left open on checkouts
+ * that are no longer open. A failure leaves the work for a later sweep (with backoff).
+ */
+export async function sweepExpiredCheckouts(
+  deps: SyncDeps,
+  opts: { batch?: number; backoff?: SweepBackoff } = {},
+): Promise<{ expired: number; paid: number; failed: number }> {
+  const batch = opts.batch ?? 50;
+  const backoff = opts.backoff ?? new SweepBackoff();
+  const nowMs = deps.now().getTime();
+  const candidates = await deps.prisma.checkout.findMany({
     where: {
       OR: [
         { status: 'open', expiresAt: { lte: deps.now() } },
@@ -85,17 +109,20 @@ export async function sweepExpiredCheckouts(deps: SyncDeps, batch = 50): Promise
       ],
     },
     orderBy: { expiresAt: 'asc' },
-    take: batch,
+    take: batch * 4,
     select: { id: true, status: true },
   });
+  const due = candidates.filter((c) => !backoff.skip(c.id, nowMs)).slice(0, batch);
   const result = { expired: 0, paid: 0, failed: 0 };
   for (const c of due) {
     try {
       const r = c.status === 'open' ? await closeCheckout(deps, c.id, 'expired') : (await closeChannelOrders(deps, c.id)) ? 'paid' : 'done';
       if (r === 'paid') result.paid++;
       else if (r === 'closed') result.expired++;
+      backoff.succeeded(c.id);
     } catch (err) {
       result.failed++;
+      backoff.failed(c.id, nowMs);
       deps.logger.warn({ err, checkoutId: c.id }, 'sweeper: could not close checkout, will retry');
     }
   }
