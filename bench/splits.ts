@@ -293,7 +293,7 @@ async function run(templateUrl: string, redisUrl: string, sc: Scenario, tag: str
     QUEUE_PREFIX: `bench-${tag}-${Date.now()}`,
     PROFIT_SHARING_RECEIVER_LIMIT: String(sc.limit),
     PROFIT_SHARING_RATE_PER_SECOND: String(RATE),
-    PROFIT_SHARING_DELAY_MS: '0',
+    PROFIT_SHARING_DELAY: '0',
     PROFIT_SHARING_POLL_MS: '20',
     PROFIT_SHARING_CONCURRENCY: String(CONCURRENCY),
     RECONCILE_INTERVAL_MS: '600000',
@@ -429,7 +429,7 @@ result delay 0, minDelayAfterPay 0, its split rate cap = the gateway's: ${RATE} 
 Everything between the two is HTTP: signed requests and answers, RSA-OAEP receiver names, signed and
 encrypted notifies. The bench pays orders with \`POST /_sim/transactions/{out_trade_no}/pay\` and reads the
 simulator's own log of split/unfreeze requests with \`GET /_sim/profitsharing/requests\` (arrival time,
-FREQUENCY_LIMITED or not). Gateway: PROFIT_SHARING_DELAY_MS 0, concurrency ${CONCURRENCY}, poll 20 ms. 30 receivers
+FREQUENCY_LIMITED or not). Gateway: PROFIT_SHARING_DELAY 0, concurrency ${CONCURRENCY}, poll 20 ms. 30 receivers
 per payment, the same 30 for every payment (receivers/add runs once per receiver). A fresh simulator
 and a fresh copy of the database per scenario. Against WeChat the simulator's CPU is not ours, hence
 its own process; the last table row is the previous set-up (simulator inside the gateway process).

@@ -61,7 +61,8 @@ export const envSchema = z.object({
   PROFIT_SHARING_RECEIVER_LIMIT: int(50, 1).pipe(z.number().max(50)),
   PROFIT_SHARING_MAX_RATIO: z.coerce.number().gt(0).max(1).default(0.3),
   PROFIT_SHARING_MAX_REQUESTS: int(50, 1),
-  PROFIT_SHARING_DELAY_MS: int(70_000, 0),
+  /** Seconds after paid_at before the first split request (issue 3 names it PROFIT_SHARING_DELAY). */
+  PROFIT_SHARING_DELAY: int(70, 0),
   PROFIT_SHARING_CONCURRENCY: int(4, 1),
   PROFIT_SHARING_RATE_PER_SECOND: int(30, 1),
   PROFIT_SHARING_POLL_MS: int(2_000, 10),

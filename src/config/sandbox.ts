@@ -42,7 +42,7 @@ export function sandboxEnv(args: {
       `${read('platform_public_key_id')}=${join(args.keysDir, 'platform_public_key.pem')}`,
       `${read('platform_cert_serial')}=${join(args.keysDir, 'platform_cert.pem')}`,
     ].join(','),
-    PROFIT_SHARING_DELAY_MS: '0',
+    PROFIT_SHARING_DELAY: '0',
     PAYMENT_QUERY_AFTER_SECONDS: '3',
   };
 }

@@ -1,4 +1,8 @@
+import { withIdempotency } from '../../src/http/idempotency';
+import type { PrismaClient } from '../../src/lib/prisma';
 import { reserveSplit } from '../../src/modules/splits/split.budget';
+import type { SplitQueue } from '../../src/modules/splits/split.queue';
+import { createOnDemandSplit } from '../../src/modules/splits/split.service';
 import { checkoutBody, startHarness, type Harness } from '../support/harness';
 import { paidCheckout, receivers, splitOf } from './split-support';
 
@@ -53,6 +57,83 @@ it('When 20 reservations race in the database itself (no JavaScript pre-check), 
   expect(results.filter((r) => r.status === 'rejected').every((r) => (r as PromiseRejectedResult).reason.code === 'SPLIT_BUDGET_EXCEEDED')).toBe(true);
   expect((await h.db.prisma.checkout.findUniqueOrThrow({ where: { id } })).splitReservedFen).toBe(2700);
   expect((await h.db.prisma.splitReceiver.aggregate({ where: { checkoutId: id }, _sum: { amountFen: true } }))._sum.amountFen).toBe(2700);
+});
+
+describe('Idempotency-Key stored on the split: one key never reserves twice', () => {
+  const noQueue: SplitQueue = { prefix: 'unused', enqueue: async () => undefined, close: async () => undefined };
+
+  /** The real client, except that split.findUniqueOrThrow fails once (a connection blip). */
+  function failingOnce(real: PrismaClient): PrismaClient {
+    let failed = false;
+    return new Proxy(real, {
+      get(target, prop) {
+        const v = Reflect.get(target, prop, target) as unknown;
+        if (prop !== 'split') return typeof v === 'function' ? (v as (...x: unknown[]) => unknown).bind(target) : v;
+        return new Proxy(v as object, {
+          get(t, p) {
+            const f = Reflect.get(t, p, t) as (...x: unknown[]) => unknown;
+            if (p === 'findUniqueOrThrow' && !failed) {
+              return () => {
+                failed = true;
+                throw new Error('connection reset');
+              };
+            }
+            return typeof f === 'function' ? f.bind(t) : f;
+          },
+        });
+      },
+    }) as PrismaClient;
+  }
+
+  it('When the split is reserved but reading the answer fails, then a retry with the same Idempotency-Key returns that split instead of reserving a second', async () => {
+    const { id } = await paidCheckout(h, { amount: 10_000, profit_sharing: { mode: 'on_demand' } });
+    const body = { receivers: receivers(1, 500, 'idem-') };
+    // Exactly what split.routes.ts does for POST /v1/checkouts/:id/splits.
+    const post = (prisma: PrismaClient) =>
+      withIdempotency(h.db.prisma, { merchantId: 'mch_test', scope: `POST /v1/checkouts/${id}/splits`, key: 'same-key-1', body }, async () => ({
+        status: 201,
+        body: await createOnDemandSplit({ ...h.deps, prisma }, noQueue, 'mch_test', id, body.receivers, 'same-key-1'),
+      }));
+    await expect(post(failingOnce(h.db.prisma))).rejects.toThrow('connection reset'); // the merchant sees a 500 and retries
+    const retry = await post(h.db.prisma);
+
+    expect(await h.db.prisma.split.count({ where: { checkoutId: id } })).toBe(1);
+    const stored = await h.db.prisma.split.findFirstOrThrow({ where: { checkoutId: id } });
+    expect(stored.idempotencyKey).toBe('same-key-1');
+    expect(retry.body).toMatchObject({ id: stored.id, amount: 500 });
+    expect((await h.db.prisma.checkout.findUniqueOrThrow({ where: { id } })).splitReservedFen).toBe(500);
+  }, 30_000);
+
+  it('When the stored answer is lost after the split used the whole budget, then the same key gets the same split (not 422), and other receivers under it get 409', async () => {
+    const { id } = await paidCheckout(h, { amount: 10_000, profit_sharing: { mode: 'on_demand' } }); // budget 3000
+    const body = { receivers: receivers(2, 1500, 'full-') };
+    const first = await split(id, 'full-key', body).expect(201);
+    await h.db.prisma.idempotencyRecord.deleteMany({ where: { key: 'full-key' } }); // the answer is gone
+
+    const again = await split(id, 'full-key', body).expect(201);
+    expect(again.body.id).toBe(first.body.id);
+    await h.db.prisma.idempotencyRecord.deleteMany({ where: { key: 'full-key' } });
+    const other = await split(id, 'full-key', { receivers: receivers(1, 10, 'other-') }).expect(409);
+    expect(other.body.error.code).toBe('IDEMPOTENCY_KEY_REUSED');
+    expect(await h.db.prisma.split.count({ where: { checkoutId: id } })).toBe(1);
+    expect((await h.db.prisma.checkout.findUniqueOrThrow({ where: { id } })).splitReservedFen).toBe(3000);
+  }, 30_000);
+
+  it('When 10 reservations with the same Idempotency-Key race in the database, then one split is reserved and every caller gets it', async () => {
+    const { id } = await paidCheckout(h, { amount: 10_000, profit_sharing: { mode: 'on_demand' } });
+    const limits = { receiverLimit: 5, maxRatio: 0.3, maxRequests: 50 };
+    const results = await Promise.all(
+      Array.from({ length: 10 }, () =>
+        reserveSplit(h.db.prisma, { checkoutId: id, kind: 'on_demand', receivers: receivers(7, 100, 'dup-'), limits, now: new Date(), unfreezeWithLastBatch: false, idempotencyKey: 'dup-key' }),
+      ),
+    );
+    expect(new Set(results.map((r) => r.splitId)).size).toBe(1);
+    expect(results.filter((r) => !r.existing)).toHaveLength(1);
+    expect(results.every((r) => r.batches.length === 2 && r.batches[0]!.receivers === 5)).toBe(true);
+    const row = await h.db.prisma.checkout.findUniqueOrThrow({ where: { id } });
+    expect([row.splitReservedFen, row.splitRequests, row.splitSeq]).toEqual([700, 2, 1]);
+    expect(await h.db.prisma.splitReceiver.count({ where: { checkoutId: id } })).toBe(7);
+  }, 30_000);
 });
 
 it('When a split would need more channel requests than remain, then 422 SPLIT_REQUEST_LIMIT and nothing is written', async () => {

@@ -1,4 +1,9 @@
-import { mismatchCounter } from '../../src/modules/splits/split.reconcile';
+import type { PaymentChannel } from '../../src/channels/channel';
+import { driveCheckout } from '../../src/modules/splits/split.driver';
+import type { RateLimiter } from '../../src/modules/splits/split.limiter';
+import type { SplitQueue } from '../../src/modules/splits/split.queue';
+import { mismatchCounter, reconcileCheckout } from '../../src/modules/splits/split.reconcile';
+import { finishSplits } from '../../src/modules/splits/split.service';
 import { startHarness, type Harness } from '../support/harness';
 import { paidCheckout, receivers, splitOf, waitFor, waitForSplitStatus } from './split-support';
 
@@ -47,4 +52,66 @@ it('When the simulator closes a receiver we recorded as paid and forgets a batch
   expect(mismatchCounter.created - before).toBe(3);
   // Our records are not rewritten by reconciliation: a person decides.
   expect((await splitOf(h, id)).batches[0]!.receivers[0]!.state).toBe('SUCCESS');
+});
+
+describe('no false positives, and resolution', () => {
+  const noQueue: SplitQueue = { prefix: 'unused', enqueue: async () => undefined, close: async () => undefined };
+  const direct: RateLimiter = { run: (_m, fn) => fn() };
+
+  it('When the payment progresses (unfreeze) while reconciliation is querying the channel, then no UNSPLIT_AMOUNT_MISMATCH is stored, and the next check agrees', async () => {
+    const { id, transactionId } = await paidCheckout(h, { amount: 10_000, profit_sharing: { mode: 'on_demand' } });
+    await h.api('post', `/v1/checkouts/${id}/splits`).set('Idempotency-Key', 'rc-progress').send({ receivers: receivers(1, 1000, 'prog-') }).expect(201);
+    await waitForSplitStatus(h, id, ['succeeded']);
+    let progressed = false;
+    // Between the per-batch queries and the unsplit-amount query, the merchant finishes and the remainder is unfrozen.
+    const channel: PaymentChannel = {
+      ...h.deps.channel,
+      querySplitOrder: async (tx, outOrderNo) => {
+        const answer = await h.deps.channel.querySplitOrder(tx, outOrderNo);
+        if (!progressed && tx === transactionId) {
+          progressed = true;
+          await finishSplits(h.deps, noQueue, 'mch_test', id);
+          for (let i = 0; i < 50 && (await driveCheckout({ ...h.deps, limiter: direct, pollBaseMs: 20 }, id)).kind !== 'done'; i++)
+            await new Promise((r) => setTimeout(r, 20));
+        }
+        return answer;
+      },
+    };
+    const findings = await reconcileCheckout({ ...h.deps, channel }, id);
+
+    expect(progressed).toBe(true);
+    expect(h.sim.control.profitSharing.unsplitAmount(transactionId)).toBe(0);
+    expect(findings).toEqual([]);
+    expect(await reconcileCheckout(h.deps, id)).toEqual([]);
+    expect((await splitOf(h, id)).mismatches).toEqual([]);
+  }, 30_000);
+
+  it('When a mismatch is no longer seen, then it is marked resolved (still shown); seen again, it is open again', async () => {
+    const { id } = await paidCheckout(h, { amount: 1000, profit_sharing: { receivers: receivers(2, 10, 'res-') } });
+    const s = await waitForSplitStatus(h, id, ['succeeded']);
+    const ref = `${s.batches[0]!.out_order_no}:res-000`;
+    // Seen by an earlier cycle (the channel disagreed then); the channel agrees now.
+    const seenAt = new Date(Date.now() - 60_000);
+    await h.db.prisma.splitMismatch.create({
+      data: { id: `sm_test_${Date.now()}`, checkoutId: id, kind: 'RECEIVER_CLOSED_AT_CHANNEL', ref, message: 'earlier', detail: { ours: 'SUCCESS', channel: 'CLOSED' }, firstSeenAt: seenAt, lastSeenAt: seenAt },
+    });
+    const resolvedBefore = mismatchCounter.resolved;
+    expect(await reconcileCheckout(h.deps, id)).toEqual([]);
+
+    type Shown = { kind: string; ref: string; occurrences: number; resolved_at: string | null; detail: unknown };
+    const shown = async () => (await splitOf(h, id)).mismatches as unknown as Shown[];
+    const resolved = await shown();
+    expect(resolved).toHaveLength(1);
+    expect(resolved[0]!.resolved_at).toEqual(expect.any(String));
+    expect(resolved[0]!.detail).toEqual({ ours: 'SUCCESS', channel: 'CLOSED' });
+    expect(mismatchCounter.resolved).toBeGreaterThan(resolvedBefore);
+
+    expect(h.sim.control.profitSharing.closeReceiver(s.batches[0]!.out_order_no, 'res-000', 'ACCOUNT_ABNORMAL')).toBe(true);
+    const found = await reconcileCheckout(h.deps, id);
+    expect(found.map((f) => f.kind)).toEqual(['RECEIVER_CLOSED_AT_CHANNEL']);
+    const reopened = await shown();
+    expect(reopened).toHaveLength(1);
+    expect(reopened[0]).toMatchObject({ kind: 'RECEIVER_CLOSED_AT_CHANNEL', ref, resolved_at: null });
+    expect(reopened[0]!.occurrences).toBeGreaterThanOrEqual(2);
+  }, 30_000);
 });

@@ -18,6 +18,8 @@ export interface ReservedSplit {
   splitId: string;
   seq: number;
   batches: Array<{ id: string; outOrderNo: string; amountFen: number; receivers: number }>;
+  /** True when the Idempotency-Key already had a split: that one is returned, nothing new reserved. */
+  existing: boolean;
 }
 
 /**
@@ -30,6 +32,11 @@ export interface ReservedSplit {
  * budget. The split, its batches and receivers are written in the same transaction: a refused
  * reservation writes nothing. Reserved money is released only when the channel CLOSES a receiver
  * or refuses a whole request (releaseClosed), never on a guess.
+ *
+ * Idempotency-Key (on-demand): stored on the split in the same transaction, so the same key never
+ * reserves twice even when the API lost its stored answer. It is looked up BEFORE the budget UPDATE
+ * (a retry after the budget was used up gets its split, not 422); a concurrent duplicate that loses
+ * on the unique index (checkout_id, idempotency_key) rolls back and returns the winner's split.
  */
 export async function reserveSplit(
   prisma: PrismaClient,
@@ -46,7 +53,26 @@ export async function reserveSplit(
      * row still holds it, so a plan replaced (PUT split-plan) after it was read is never split.
      */
     expectedPlan?: unknown;
+    /** The merchant's Idempotency-Key (on-demand splits). */
+    idempotencyKey?: string | null;
   },
+): Promise<ReservedSplit> {
+  const key = args.idempotencyKey ?? null;
+  try {
+    return await reserveSplitTx(prisma, args, key);
+  } catch (err) {
+    if (key === null || !isUniqueViolation(err)) throw err;
+    // Lost the race on (checkout_id, idempotency_key): our transaction rolled back; the winner's split is the answer.
+    const existing = await findByKey(prisma, args.checkoutId, key);
+    if (!existing) throw err;
+    return existing;
+  }
+}
+
+async function reserveSplitTx(
+  prisma: PrismaClient,
+  args: Parameters<typeof reserveSplit>[1],
+  key: string | null,
 ): Promise<ReservedSplit> {
   const { checkoutId, kind, receivers, limits, now } = args;
   const totalFen = receivers.reduce((s, r) => s + r.amount, 0);
@@ -55,6 +81,10 @@ export async function reserveSplit(
   const finish = args.unfreezeWithLastBatch;
 
   return prisma.$transaction(async (db) => {
+    if (key !== null) {
+      const existing = await findByKey(db, checkoutId, key);
+      if (existing) return existing;
+    }
     const rows = await db.$queryRaw<Array<{ split_seq: number }>>`
       UPDATE checkouts
          SET split_reserved_fen = split_reserved_fen + ${totalFen},
@@ -72,11 +102,16 @@ export async function reserveSplit(
          AND split_requests + ${chunks.length} <= ${limits.maxRequests}
          ${args.expectedPlan === undefined ? Prisma.empty : Prisma.sql`AND split_plan = ${JSON.stringify(args.expectedPlan)}::jsonb`}
       RETURNING split_seq`;
-    if (rows.length !== 1) throw await explainRefusal(db, checkoutId, kind, totalFen, chunks.length, limits);
+    if (rows.length !== 1) {
+      // A concurrent duplicate may have committed while this UPDATE waited on the row lock.
+      const existing = key !== null ? await findByKey(db, checkoutId, key) : null;
+      if (existing) return existing;
+      throw await explainRefusal(db, checkoutId, kind, totalFen, chunks.length, limits);
+    }
     const seq = rows[0]!.split_seq;
 
     const splitId = newId('sp');
-    await db.split.create({ data: { id: splitId, checkoutId, seq, kind, totalFen, createdAt: now } });
+    await db.split.create({ data: { id: splitId, checkoutId, seq, kind, totalFen, idempotencyKey: key, createdAt: now } });
     const batches: ReservedSplit['batches'] = [];
     const receiverRows: Prisma.SplitReceiverCreateManyInput[] = [];
     chunks.forEach((chunk, i) => {
@@ -118,8 +153,28 @@ export async function reserveSplit(
         data: { id: newId('su'), checkoutId, method: 'last_batch', outOrderNo: batches[batches.length - 1]!.outOrderNo, createdAt: now },
       });
     }
-    return { splitId, seq, batches };
+    return { splitId, seq, batches, existing: false };
   });
+}
+
+/** The split already reserved under this Idempotency-Key, if any. */
+async function findByKey(db: Tx | PrismaClient, checkoutId: string, key: string): Promise<ReservedSplit | null> {
+  const s = await db.split.findUnique({
+    where: { checkoutId_idempotencyKey: { checkoutId, idempotencyKey: key } },
+    include: { batches: { orderBy: { seq: 'asc' }, include: { _count: { select: { receivers: true } } } } },
+  });
+  if (!s) return null;
+  return {
+    splitId: s.id,
+    seq: s.seq,
+    batches: s.batches.map((b) => ({ id: b.id, outOrderNo: b.outOrderNo, amountFen: b.amountFen, receivers: b._count.receivers })),
+    existing: true,
+  };
+}
+
+function isUniqueViolation(e: unknown): boolean {
+  const code = (e as { code?: unknown } | null)?.code;
+  return code === 'P2002' || code === '23505' || /Unique constraint/i.test(String((e as Error | null)?.message));
 }
 
 /** Why the reservation matched no row: read after the fact, for the message only (the UPDATE decided). */

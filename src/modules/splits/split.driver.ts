@@ -16,7 +16,7 @@ import { batchSourcesOf, receiverSourcesOf, unfreezeSourcesOf } from './split.st
  * Drives one payment's profit sharing forward, one step at a time, from what the database says
  * (so a run can stop anywhere — crash, redeploy — and the next run resumes):
  *
- *   1. planned checkout, paid_at + PROFIT_SHARING_DELAY_MS reached: reserve the plan (split.budget.ts)
+ *   1. planned checkout, paid_at + PROFIT_SHARING_DELAY (s) reached: reserve the plan (split.budget.ts)
  *   2. the first open batch (split seq, batch seq):
  *        pending    -> add its receivers (once, remembered) -> send (same out_order_no every time)
  *        processing -> query it until no receiver is PENDING
@@ -57,9 +57,21 @@ const POLL_CAP_MS = 5 * 60_000;
 const RETRY_CAP_MS = 10 * 60_000;
 const UNFREEZE_DESCRIPTION = '解冻全部剩余资金';
 
+/** The reason of the wait answered when `beforeStep` says the payment's lock was lost. */
+export const LOCK_LOST = 'payment lock lost';
+
+export interface DriveOptions {
+  /**
+   * Called before every step (the worker renews its per-payment lock here, so a long run keeps it);
+   * false = the lock was lost to another worker: stop now and let the job come back later.
+   */
+  beforeStep?: () => Promise<boolean>;
+}
+
 /** Runs steps until the payment needs to wait or has nothing left to do. */
-export async function driveCheckout(d: DriverDeps, checkoutId: string, maxSteps = 500): Promise<Step> {
+export async function driveCheckout(d: DriverDeps, checkoutId: string, maxSteps = 500, opts: DriveOptions = {}): Promise<Step> {
   for (let i = 0; i < maxSteps; i++) {
+    if (opts.beforeStep && !(await opts.beforeStep())) return { kind: 'wait', until: d.now().getTime(), reason: LOCK_LOST };
     const next = await stepOnce(d, checkoutId);
     if (next.kind !== 'continue') return next;
   }
@@ -73,7 +85,7 @@ async function stepOnce(d: DriverDeps, checkoutId: string): Promise<Next> {
   if (c.status !== 'paid' || !c.transactionId || !c.paidAt) return { kind: 'done', reason: `checkout ${c.status}` };
   const pc = c as typeof c & PaidCheckout;
   const now = d.now().getTime();
-  const readyAt = c.paidAt.getTime() + d.config.PROFIT_SHARING_DELAY_MS;
+  const readyAt = c.paidAt.getTime() + d.config.PROFIT_SHARING_DELAY * 1000;
 
   if (c.profitSharing === 'planned' && c.splitSeq === 0) {
     if (!c.splitPlan) return { kind: 'done', reason: 'no plan' };
@@ -107,29 +119,66 @@ async function stepOnce(d: DriverDeps, checkoutId: string): Promise<Next> {
 type PaidCheckout = Checkout & { transactionId: string; paidAt: Date };
 type BatchWithReceivers = SplitBatch & { receivers: SplitReceiver[] };
 
-async function materialisePlan(d: DriverDeps, c: Checkout): Promise<Next> {
-  const plan = receiverListSchema.safeParse(c.splitPlan);
-  try {
-    if (!plan.success) throw new AppError('VALIDATION_FAILED', `stored plan is invalid: ${plan.error.issues[0]?.message}`);
-    const r = await reserveSplit(d.prisma, {
-      checkoutId: c.id,
-      kind: 'planned',
-      receivers: plan.data,
-      limits: splitLimitsOf(d.config),
-      now: d.now(),
-      unfreezeWithLastBatch: true,
-      expectedPlan: c.splitPlan,
-    });
-    d.logger.info({ checkoutId: c.id, splitId: r.splitId, batches: r.batches.length }, 'planned split reserved');
-    return CONTINUE;
-  } catch (err) {
-    if (!(err instanceof AppError)) throw err;
-    // A concurrent change (plan replaced, reservation raced): read the row again and retry.
-    if (err.code === 'CONFLICT') return CONTINUE;
-    // The merchant can still PUT a valid plan (split_seq is still 0); nothing was reserved.
-    await raiseAlert(d, c.id, 'PLAN_REJECTED', `the split plan was refused: ${err.code}: ${err.message}`);
-    return { kind: 'done', reason: `plan refused: ${err.code}` };
+const PLAN_ATTEMPTS = 5;
+
+async function materialisePlan(d: DriverDeps, first: Checkout): Promise<Next> {
+  let c: Checkout | null = first;
+  for (let attempt = 0; attempt < PLAN_ATTEMPTS; attempt++) {
+    // Not (or no longer) a plan waiting to be reserved: stepOnce decides what comes next.
+    if (!c || c.status !== 'paid' || c.profitSharing !== 'planned' || c.splitSeq !== 0 || !c.splitPlan) return CONTINUE;
+    const plan = receiverListSchema.safeParse(c.splitPlan);
+    try {
+      if (!plan.success) throw new AppError('VALIDATION_FAILED', `stored plan is invalid: ${plan.error.issues[0]?.message}`);
+      const r = await reserveSplit(d.prisma, {
+        checkoutId: c.id,
+        kind: 'planned',
+        receivers: plan.data,
+        limits: splitLimitsOf(d.config),
+        now: d.now(),
+        unfreezeWithLastBatch: true,
+        expectedPlan: c.splitPlan,
+      });
+      d.logger.info({ checkoutId: c.id, splitId: r.splitId, batches: r.batches.length }, 'planned split reserved');
+      return CONTINUE;
+    } catch (err) {
+      if (!(err instanceof AppError)) throw err;
+      // A concurrent change (plan replaced by PUT split-plan, reservation raced): the refusal may be
+      // about a plan the row no longer holds, so read it again and reserve what it holds now.
+      const fresh: Checkout | null = await d.prisma.checkout.findUnique({ where: { id: first.id } });
+      if (err.code === 'CONFLICT' || !fresh || fresh.splitSeq !== 0 || JSON.stringify(fresh.splitPlan) !== JSON.stringify(c.splitPlan)) {
+        c = fresh;
+        continue;
+      }
+      // The merchant can still PUT a valid plan (split_seq is still 0); nothing was reserved. A
+      // successful PUT clears this alert and re-kicks the payment (split.service.ts).
+      const stored = await raisePlanAlert(d, c.id, c.splitPlan, `the split plan was refused: ${err.code}: ${err.message}`);
+      if (stored === null) {
+        c = await d.prisma.checkout.findUnique({ where: { id: first.id } });
+        continue;
+      }
+      return { kind: 'done', reason: `plan refused: ${err.code}` };
+    }
   }
+  return CONTINUE;
+}
+
+/**
+ * PLAN_REJECTED, stored only while the checkout still holds the refused plan. The row lock orders it
+ * with PUT split-plan (which replaces the plan and deletes this alert in one transaction), so an
+ * alert about an old plan can never outlive its replacement. null = the plan changed meanwhile.
+ */
+async function raisePlanAlert(d: DriverDeps, checkoutId: string, plan: unknown, message: string): Promise<boolean | null> {
+  const created = await d.prisma.$transaction(async (db) => {
+    const still = await db.$queryRaw<Array<{ id: string }>>`
+      SELECT id FROM checkouts
+       WHERE id = ${checkoutId} AND split_seq = 0 AND split_plan = ${JSON.stringify(plan)}::jsonb
+         FOR UPDATE`;
+    if (still.length !== 1) return null;
+    const r = await db.splitAlert.createMany({ data: [{ id: newId('sa'), checkoutId, kind: 'PLAN_REJECTED', message }], skipDuplicates: true });
+    return r.count === 1;
+  });
+  if (created) d.logger.warn({ checkoutId, kind: 'PLAN_REJECTED', alert: message }, 'split alert');
+  return created;
 }
 
 // ---- batches -------------------------------------------------------------------------------------
@@ -405,12 +454,20 @@ async function applyUnfreezeAnswer(db: Prisma.TransactionClient, id: string, ans
 
 /**
  * Retry later with the same out_order_no: 5xx, timeouts, network, SYSTEM_ERROR, FREQUENCY_LIMITED,
- * "订单处理中" (NOT_READY) — everything the adapter marks retryable — and an answer whose signature
- * could not be verified (outcome unknown: only a re-send of the same number or a query can tell).
+ * "订单处理中" (NOT_READY) — everything the adapter marks retryable — and every "outcome unknown":
+ * an answer whose signature could not be verified, or a 2xx we could not read (BAD_RESPONSE). The
+ * channel may have accepted it, so the reservation stays and only a re-send of the same number
+ * (WeChat de-duplicates it) or a query can tell; its budget is never released on it.
  */
 function isRetryLater(err: ChannelError): boolean {
-  if (err.retryable) return true;
-  return (err.opts.detail as { outcomeUnknown?: boolean } | undefined)?.outcomeUnknown === true;
+  return err.retryable || isOutcomeUnknown(err);
+}
+
+function isOutcomeUnknown(err: ChannelError): boolean {
+  if ((err.opts.detail as { outcomeUnknown?: boolean } | undefined)?.outcomeUnknown === true) return true;
+  const status = err.opts.httpStatus;
+  // A 2xx means the channel accepted the request, whatever we then failed to make of its answer.
+  return status !== undefined && status >= 200 && status < 300;
 }
 
 const NO_RELATION_RETRIES = 2;
@@ -431,7 +488,7 @@ function retryDelay(d: DriverDeps, err: ChannelError, attempt: number): number {
   // "Not ready" means WeChat's own minute after payment: honour the adapter's hint as a floor.
   if (err.code === 'NOT_READY') {
     const hint = (err.opts.detail as { retryAfterMs?: number } | undefined)?.retryAfterMs ?? 60_000;
-    return Math.max(backoff, Math.min(hint, Math.max(1000, d.config.PROFIT_SHARING_DELAY_MS)));
+    return Math.max(backoff, Math.min(hint, Math.max(1000, d.config.PROFIT_SHARING_DELAY * 1000)));
   }
   return backoff;
 }

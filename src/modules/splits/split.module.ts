@@ -41,7 +41,7 @@ export function createSplitsModule(opts: SplitsModuleOptions = {}): AppModule {
         async (event) => {
           const c = await deps.prisma.checkout.findUnique({ where: { id: event.aggregateId }, select: { id: true, profitSharing: true, paidAt: true } });
           if (!c || c.profitSharing === 'none') return;
-          const delay = c.paidAt ? c.paidAt.getTime() + deps.config.PROFIT_SHARING_DELAY_MS - deps.now().getTime() : 0;
+          const delay = c.paidAt ? c.paidAt.getTime() + deps.config.PROFIT_SHARING_DELAY * 1000 - deps.now().getTime() : 0;
           // Throws if Redis is down: the outbox keeps the event and retries.
           await queueOf(deps).enqueue(`pay_${c.id}`, { checkoutId: c.id }, Math.max(0, delay));
         },

@@ -18,7 +18,9 @@ const JOB_OPTIONS: JobsOptions = {
   attempts: 12,
   backoff: { type: 'exponential', delay: 1000 },
   removeOnComplete: true,
-  removeOnFail: 1000,
+  // A kept failed job would block every later enqueue of its (fixed) id, e.g. the sweeper's kick_{id}.
+  // Failures are logged by the worker's 'failed' event and the split state is in the database.
+  removeOnFail: true,
 };
 
 /** Producer side. Shares the app's ioredis connection (no blocking commands here). */

@@ -24,8 +24,46 @@ export interface Finding {
   detail?: Prisma.InputJsonValue;
 }
 
-/** Process-wide count of mismatch observations (new or repeated), for metrics and tests. */
-export const mismatchCounter = { observed: 0, created: 0 };
+/** Process-wide count of mismatch observations (new or repeated), new ones, resolved ones: for metrics and tests. */
+export const mismatchCounter = { observed: 0, created: 0, resolved: 0 };
+
+/** Kinds decided from our own rows alone (evaluated every cycle, whatever the channel answered). */
+const LOCAL_KINDS = new Set(['RESERVATION_DRIFT', 'OVER_SPLIT']);
+const UNSPLIT = 'UNSPLIT_AMOUNT_MISMATCH';
+
+/**
+ * A mismatch no longer seen is marked resolved without a schema column: `resolved_at` (ISO time)
+ * in its `detail` object. Seen again, the upsert replaces `detail` and so re-opens it.
+ */
+export function mismatchResolution(detail: unknown): { detail: unknown; resolvedAt: string | null } {
+  if (detail === null || typeof detail !== 'object' || Array.isArray(detail) || !('resolved_at' in detail)) return { detail, resolvedAt: null };
+  const { resolved_at: resolvedAt, ...rest } = detail as Record<string, unknown>;
+  return { detail: 'previous' in rest ? rest.previous : rest, resolvedAt: typeof resolvedAt === 'string' ? resolvedAt : null };
+}
+
+type Snapshot = NonNullable<Awaited<ReturnType<typeof readSnapshot>>>;
+
+/** One consistent read of the checkout's split rows (the reserved column and the receivers are compared). */
+function readSnapshot(prisma: PrismaClient, checkoutId: string) {
+  return prisma.$transaction(
+    (db) => db.checkout.findUnique({
+      where: { id: checkoutId },
+      include: { splitUnfreeze: true, splits: { include: { batches: { include: { receivers: true } } } } },
+    }),
+    { isolationLevel: 'RepeatableRead' },
+  );
+}
+
+/** Everything a comparison depends on: equal fingerprints = nothing progressed between two reads. */
+function fingerprint(c: Snapshot | null): string {
+  if (!c) return 'gone';
+  const uf = c.splitUnfreeze;
+  return JSON.stringify([
+    c.status, c.paidTotalFen, c.splitReservedFen, c.splitRequests, c.splitSeq, c.splitFinishedAt?.getTime() ?? null,
+    uf ? [uf.state, uf.amountFen, uf.updatedAt.getTime()] : null,
+    c.splits.map((sp) => [sp.id, sp.batches.map((b) => [b.id, b.state, b.updatedAt.getTime(), b.receivers.map((r) => [r.id, r.state, r.updatedAt.getTime()])])]),
+  ]);
+}
 
 /**
  * Compares one payment's split records with the channel's answers (query per sent batch, the
@@ -33,14 +71,7 @@ export const mismatchCounter = { observed: 0, created: 0 };
  * channel about money needs a person, so it is stored, logged, counted and shown on the checkout.
  */
 export async function reconcileCheckout(d: Deps, checkoutId: string): Promise<Finding[]> {
-  // One snapshot: the reserved column and the receivers are compared, so they must be read together.
-  const c = await d.prisma.$transaction(
-    (db) => db.checkout.findUnique({
-      where: { id: checkoutId },
-      include: { splitUnfreeze: true, splits: { include: { batches: { include: { receivers: true } } } } },
-    }),
-    { isolationLevel: 'RepeatableRead' },
-  );
+  const c = await readSnapshot(d.prisma, checkoutId);
   if (!c || !c.transactionId || c.paidTotalFen === null) return [];
   const findings: Finding[] = [];
   const budget = splitBudget(c.paidTotalFen, splitLimitsOf(d.config));
@@ -104,23 +135,55 @@ export async function reconcileCheckout(d: Deps, checkoutId: string): Promise<Fi
   // The remaining amount, once nothing is in flight: paid − split (or 0 once unfrozen).
   const settled = batches.every((b) => b.state !== 'pending' && b.state !== 'processing') &&
     (!c.splitUnfreeze || c.splitUnfreeze.state === 'succeeded' || c.splitUnfreeze.state === 'failed');
+  let unsplitChecked = false;
   if (settled && channelComplete && c.profitSharing !== 'none') {
     const expected = c.splitUnfreeze?.state === 'succeeded' ? 0 : c.paidTotalFen - reserved;
     try {
       const { unsplitAmountFen } = await d.channel.unsplitAmount(c.transactionId);
+      unsplitChecked = true;
       if (unsplitAmountFen !== expected)
-        findings.push({ kind: 'UNSPLIT_AMOUNT_MISMATCH', ref: checkoutId, message: `unsplit amount ${unsplitAmountFen} fen at the channel, ${expected} fen expected`, detail: { channel: unsplitAmountFen, expected } });
+        findings.push({ kind: UNSPLIT, ref: checkoutId, message: `unsplit amount ${unsplitAmountFen} fen at the channel, ${expected} fen expected`, detail: { channel: unsplitAmountFen, expected } });
     } catch (err) {
       if (!(err instanceof ChannelError)) throw err;
       d.logger.warn({ err, checkoutId }, 'reconcile: unsplit amount query failed; next cycle');
     }
   }
-  await storeFindings(d, checkoutId, findings);
+
+  // The channel was read over a stretch of time while the pipeline may have moved on (a batch
+  // answered, an unfreeze sent): comparing its answers with the first read would be a false
+  // positive. Only a payment that did not change during the whole check is judged; otherwise the
+  // next cycle checks it again (a settled payment stops changing).
+  if (fingerprint(await readSnapshot(d.prisma, checkoutId)) !== fingerprint(c)) {
+    d.logger.debug({ checkoutId }, 'reconcile: split records changed during the check; next cycle');
+    return [];
+  }
+  const evaluated = (kind: string) => LOCAL_KINDS.has(kind) || (channelComplete && (kind !== UNSPLIT || unsplitChecked));
+  await storeFindings(d, checkoutId, findings, evaluated);
   return findings;
 }
 
-async function storeFindings(d: Deps, checkoutId: string, findings: Finding[]): Promise<void> {
+/**
+ * Upserts what was seen (counted once per (checkout, kind, ref)) and marks resolved the open
+ * mismatches of the kinds this check evaluated that it no longer saw.
+ */
+async function storeFindings(d: Deps, checkoutId: string, findings: Finding[], evaluated: (kind: string) => boolean): Promise<void> {
   const now = d.now();
+  const known = await d.prisma.splitMismatch.findMany({ where: { checkoutId } });
+  const seen = new Set(findings.map((f) => `${f.kind}|${f.ref}`));
+  for (const m of known) {
+    if (seen.has(`${m.kind}|${m.ref}`) || !evaluated(m.kind) || mismatchResolution(m.detail).resolvedAt !== null) continue;
+    const base = m.detail;
+    // A non-object detail is kept under `previous` (mismatchResolution unwraps it).
+    const detail = (base !== null && typeof base === 'object' && !Array.isArray(base) ? { ...base } : { previous: base }) as Record<string, unknown>;
+    detail.resolved_at = now.toISOString();
+    // Compare-and-set on last_seen_at: a concurrent cycle that saw it again wins.
+    const r = await d.prisma.splitMismatch.updateMany({ where: { id: m.id, lastSeenAt: m.lastSeenAt }, data: { detail: detail as Prisma.InputJsonValue } });
+    if (r.count === 1) {
+      mismatchCounter.resolved += 1;
+      d.logger.info({ checkoutId, kind: m.kind, ref: m.ref }, 'split reconciliation mismatch resolved');
+    }
+  }
+  const reopened = new Set(known.filter((m) => mismatchResolution(m.detail).resolvedAt !== null).map((m) => `${m.kind}|${m.ref}`));
   for (const f of findings) {
     mismatchCounter.observed += 1;
     const rows = await d.prisma.$queryRaw<Array<{ inserted: boolean }>>`
@@ -129,9 +192,9 @@ async function storeFindings(d: Deps, checkoutId: string, findings: Finding[]): 
       ON CONFLICT (checkout_id, kind, ref) DO UPDATE
         SET occurrences = split_mismatches.occurrences + 1, last_seen_at = EXCLUDED.last_seen_at, message = EXCLUDED.message, detail = EXCLUDED.detail
       RETURNING (xmax = 0) AS inserted`;
-    if (rows[0]?.inserted) {
+    if (rows[0]?.inserted || reopened.has(`${f.kind}|${f.ref}`)) {
       mismatchCounter.created += 1;
-      d.logger.error({ checkoutId, kind: f.kind, ref: f.ref, mismatch: f.message }, 'split reconciliation mismatch');
+      d.logger.error({ checkoutId, kind: f.kind, ref: f.ref, mismatch: f.message, reopened: !rows[0]?.inserted }, 'split reconciliation mismatch');
     }
   }
 }
@@ -188,7 +251,7 @@ export async function alertFrozenFunds(d: Deps): Promise<number> {
  */
 export async function kickStalled(d: Deps, queue: SplitQueue, staleMs = 15 * 60_000): Promise<number> {
   const cutoff = new Date(d.now().getTime() - staleMs);
-  const readyCutoff = new Date(cutoff.getTime() - d.config.PROFIT_SHARING_DELAY_MS);
+  const readyCutoff = new Date(cutoff.getTime() - d.config.PROFIT_SHARING_DELAY * 1000);
   const [batches, unfreezes, plans] = await Promise.all([
     d.prisma.splitBatch.findMany({ where: { state: { in: ['pending', 'processing'] }, updatedAt: { lt: cutoff } }, select: { checkoutId: true }, distinct: ['checkoutId'], take: 500 }),
     d.prisma.splitUnfreeze.findMany({ where: { state: { in: ['pending', 'processing'] }, updatedAt: { lt: cutoff } }, select: { checkoutId: true }, take: 500 }),

@@ -25,7 +25,7 @@ export function splitApiRouter(deps: AppDeps, queue: () => SplitQueue): Router {
     if (key === undefined) throw new AppError('VALIDATION_FAILED', 'Idempotency-Key header is required for splits', { field: 'Idempotency-Key' });
     const out = await withIdempotency(deps.prisma, { merchantId: merchant.id, scope: `POST /v1/checkouts/${id}/splits`, key, body: req.body }, async () => {
       const input = createSplitSchema.parse(req.body ?? {});
-      return { status: 201, body: await createOnDemandSplit(deps, queue(), merchant.id, id, input.receivers) };
+      return { status: 201, body: await createOnDemandSplit(deps, queue(), merchant.id, id, input.receivers, key) };
     });
     if (out.replayed) res.setHeader('Idempotent-Replayed', 'true');
     res.status(out.status).json(out.body);

@@ -6,6 +6,7 @@ import type { PrismaClient } from '../../lib/prisma';
 import type { ReceiverInput } from '../checkout/checkout.schemas';
 import { getCheckout, splitLimitsOf, type CheckoutWithOrders } from '../checkout/checkout.service';
 import { reserveSplit } from './split.budget';
+import { mismatchResolution } from './split.reconcile';
 import { checkSplit, splitBudget, splitStatus, unfreezeOutOrderNo } from './split.rules';
 import type { SplitQueue } from './split.queue';
 
@@ -14,7 +15,7 @@ type Deps = Pick<AppDeps, 'prisma' | 'config' | 'logger' | 'now'>;
 /** When the first split request of this payment may go out (WeChat: ≥ 1 min after payment). */
 function delayUntilReady(deps: Deps, paidAt: Date | null): number {
   if (!paidAt) return 0;
-  return Math.max(0, paidAt.getTime() + deps.config.PROFIT_SHARING_DELAY_MS - deps.now().getTime());
+  return Math.max(0, paidAt.getTime() + deps.config.PROFIT_SHARING_DELAY * 1000 - deps.now().getTime());
 }
 
 /** Enqueue after commit; if Redis is down the split is still stored and the sweeper re-kicks it. */
@@ -30,15 +31,48 @@ async function kick(deps: Deps, queue: SplitQueue, jobId: string, checkoutId: st
  * POST /v1/checkouts/{id}/splits: validates (schema: positive integer amounts, no receiver twice),
  * pre-checks the budget for a precise message, then reserves in the database (split.budget.ts),
  * which is what actually decides under concurrency. Nothing is written when refused.
+ * `idempotencyKey` is stored on the split: a retry with the same key returns the same split even
+ * when the API's stored answer was lost (and even once the budget is used up).
  */
-export async function createOnDemandSplit(deps: Deps, queue: SplitQueue, merchantId: string, checkoutId: string, receivers: ReceiverInput[]) {
+export async function createOnDemandSplit(
+  deps: Deps,
+  queue: SplitQueue,
+  merchantId: string,
+  checkoutId: string,
+  receivers: ReceiverInput[],
+  idempotencyKey: string | null = null,
+) {
   const c = await getCheckout(deps.prisma, checkoutId, merchantId);
+  if (idempotencyKey !== null) {
+    const prior = await deps.prisma.split.findUnique({
+      where: { checkoutId_idempotencyKey: { checkoutId, idempotencyKey } },
+      select: { id: true },
+    });
+    if (prior) return replaySplit(deps, queue, prior.id, c.paidAt, receivers);
+  }
   const limits = splitLimitsOf(deps.config);
   if (c.status === 'paid' && c.paidTotalFen !== null && c.profitSharing === 'on_demand' && !c.splitFinishedAt)
     checkSplit(receivers, { paidFen: c.paidTotalFen, alreadyReservedFen: c.splitReservedFen, requestsUsed: c.splitRequests }, limits);
-  const r = await reserveSplit(deps.prisma, { checkoutId, kind: 'on_demand', receivers, limits, now: deps.now(), unfreezeWithLastBatch: false });
+  const r = await reserveSplit(deps.prisma, { checkoutId, kind: 'on_demand', receivers, limits, now: deps.now(), unfreezeWithLastBatch: false, idempotencyKey });
+  if (r.existing) return replaySplit(deps, queue, r.splitId, c.paidAt, receivers);
   await kick(deps, queue, `split_${r.splitId}`, checkoutId, c.paidAt);
   return splitObjectJson(deps.prisma, r.splitId);
+}
+
+/** The split already reserved under this key: the same receivers get it back, others a 409. */
+async function replaySplit(deps: Deps, queue: SplitQueue, splitId: string, paidAt: Date | null, receivers: ReceiverInput[]) {
+  const stored = await deps.prisma.splitReceiver.findMany({
+    where: { batch: { splitId } },
+    orderBy: [{ batch: { seq: 'asc' } }, { position: 'asc' }],
+    select: { type: true, account: true, amountFen: true },
+  });
+  const same = stored.length === receivers.length &&
+    stored.every((s, i) => s.type === receivers[i]!.type && s.account === receivers[i]!.account && s.amountFen === receivers[i]!.amount);
+  if (!same) throw new AppError('IDEMPOTENCY_KEY_REUSED', 'This Idempotency-Key was already used for a split with other receivers');
+  const s = await deps.prisma.split.findUniqueOrThrow({ where: { id: splitId }, select: { checkoutId: true } });
+  // The first attempt may have failed before its enqueue: kick again (the driver is idempotent).
+  await kick(deps, queue, `split_${splitId}`, s.checkoutId, paidAt);
+  return splitObjectJson(deps.prisma, splitId);
 }
 
 /**
@@ -68,7 +102,8 @@ export async function finishSplits(deps: Deps, queue: SplitQueue, merchantId: st
 /**
  * PUT /v1/checkouts/{id}/split-plan: replaces the plan until splitting has started. The guard
  * `split_seq = 0` is in the same UPDATE the plan's reservation increments, so a replacement and
- * the start of splitting cannot both win.
+ * the start of splitting cannot both win. A PLAN_REJECTED alert about the previous plan is cleared
+ * in the same transaction and the payment is kicked again.
  */
 export async function replaceSplitPlan(deps: Deps, queue: SplitQueue, merchantId: string, checkoutId: string, receivers: ReceiverInput[]) {
   const c = await getCheckout(deps.prisma, checkoutId, merchantId);
@@ -76,9 +111,14 @@ export async function replaceSplitPlan(deps: Deps, queue: SplitQueue, merchantId
     throw new AppError('SPLIT_NOT_ALLOWED', 'Profit sharing is not enabled for this checkout: its channel order cannot be split');
   if (c.status === 'expired' || c.status === 'closed') throw new AppError('SPLIT_NOT_ALLOWED', `Checkout is ${c.status}`);
   checkSplit(receivers, { paidFen: c.paidTotalFen ?? c.amountFen, alreadyReservedFen: 0, requestsUsed: 0 }, splitLimitsOf(deps.config));
-  const moved = await deps.prisma.checkout.updateMany({
-    where: { id: checkoutId, merchantId, profitSharing: { not: 'none' }, splitSeq: 0, splitFinishedAt: null, status: { in: ['open', 'paid'] } },
-    data: { splitPlan: receivers as object[], profitSharing: 'planned' },
+  const moved = await deps.prisma.$transaction(async (db) => {
+    const m = await db.checkout.updateMany({
+      where: { id: checkoutId, merchantId, profitSharing: { not: 'none' }, splitSeq: 0, splitFinishedAt: null, status: { in: ['open', 'paid'] } },
+      data: { splitPlan: receivers as object[], profitSharing: 'planned' },
+    });
+    // The refusal of the previous plan is resolved by this one (and kickStalled stops skipping the payment).
+    if (m.count === 1) await db.splitAlert.deleteMany({ where: { checkoutId, kind: 'PLAN_REJECTED' } });
+    return m;
   });
   if (moved.count !== 1) throw new AppError('SPLIT_NOT_ALLOWED', 'Splitting has already started for this payment; the plan can no longer be replaced');
   const fresh = await getCheckout(deps.prisma, checkoutId, merchantId);
@@ -147,10 +187,15 @@ export async function splitJson(prisma: PrismaClient, config: Config, c: Checkou
           error: unfreeze.failCode ? { code: unfreeze.failCode, message: unfreeze.failMessage } : null, last_error: unfreeze.lastError }
       : null,
     unfrozen_amount: unfreeze?.state === 'succeeded' ? (unfreeze.amountFen ?? 0) : 0,
-    mismatches: mismatches.map((m) => ({
-      kind: m.kind, ref: m.ref, message: m.message, detail: m.detail, occurrences: m.occurrences,
-      first_seen_at: m.firstSeenAt.toISOString(), last_seen_at: m.lastSeenAt.toISOString(),
-    })),
+    mismatches: mismatches.map((m) => {
+      const { detail, resolvedAt } = mismatchResolution(m.detail);
+      return {
+        kind: m.kind, ref: m.ref, message: m.message, detail, occurrences: m.occurrences,
+        first_seen_at: m.firstSeenAt.toISOString(), last_seen_at: m.lastSeenAt.toISOString(),
+        // Set once a later reconciliation no longer sees it; null while it is open.
+        resolved_at: resolvedAt,
+      };
+    }),
     alerts: alerts.map((a) => ({ kind: a.kind, message: a.message, created_at: a.createdAt.toISOString() })),
   };
 }

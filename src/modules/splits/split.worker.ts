@@ -1,7 +1,7 @@
 import { DelayedError, UnrecoverableError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { AppDeps } from '../../app';
-import { driveCheckout, type DriverDeps } from './split.driver';
+import { driveCheckout, LOCK_LOST, type DriverDeps } from './split.driver';
 import { createRedisRateLimiter, type RateLimiter } from './split.limiter';
 import { SPLIT_QUEUE } from './split.queue';
 import { driveJobSchema } from './split.schemas';
@@ -41,8 +41,10 @@ function paymentLock(redis: Redis, prefix: string, ttlMs: number) {
     async release(checkoutId: string, owner: string): Promise<void> {
       await redis.eval("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0", 1, key(checkoutId), owner);
     },
-    async renew(checkoutId: string, owner: string): Promise<void> {
-      await redis.eval("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0", 1, key(checkoutId), owner, ttlMs);
+    /** false = the lock is not ours any more (expired and taken by another worker). */
+    async renew(checkoutId: string, owner: string): Promise<boolean> {
+      const r = await redis.eval("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0", 1, key(checkoutId), owner, ttlMs);
+      return Number(r) === 1;
     },
   };
 }
@@ -63,7 +65,8 @@ export async function startSplitWorker(deps: AppDeps, opts: SplitWorkerOptions):
   });
   const driverDeps: DriverDeps = { ...deps, limiter, pollBaseMs: opts.pollBaseMs };
   const lockDurationMs = opts.lockDurationMs ?? 30_000;
-  const lock = paymentLock(deps.redis, opts.queuePrefix, Math.max(lockDurationMs, 5_000));
+  const lockTtlMs = Math.max(lockDurationMs, 5_000);
+  const lock = paymentLock(deps.redis, opts.queuePrefix, lockTtlMs);
   const inlineMax = opts.inlineWaitMaxMs ?? 1_000;
   let stopping = false;
 
@@ -79,14 +82,26 @@ export async function startSplitWorker(deps: AppDeps, opts: SplitWorkerOptions):
         throw new DelayedError();
       };
       if (!(await lock.acquire(checkoutId, owner))) return later(100 + Math.floor(Math.random() * 200));
+      // Renewed before every driver step (a run can take hundreds of steps), at most every TTL/3.
+      // One step is bounded by the channel timeouts, well under the TTL; if the lock was lost
+      // anyway, the run stops at the next step and the job comes back later.
+      let renewedAt = Date.now();
+      const beforeStep = async (): Promise<boolean> => {
+        if (Date.now() - renewedAt < lockTtlMs / 3) return true;
+        const ok = await lock.renew(checkoutId, owner);
+        if (ok) renewedAt = Date.now();
+        return ok;
+      };
       try {
         for (;;) {
-          const step = await driveCheckout(driverDeps, checkoutId);
+          const step = await driveCheckout(driverDeps, checkoutId, undefined, { beforeStep });
           if (step.kind === 'done') return step.reason;
+          if (step.reason === LOCK_LOST) return await later(100 + Math.floor(Math.random() * 200));
           const ms = step.until - deps.now().getTime();
           if (ms > inlineMax || stopping) return await later(ms);
           if (ms > 0) await sleep(ms);
-          await lock.renew(checkoutId, owner);
+          if (!(await lock.renew(checkoutId, owner))) return await later(100 + Math.floor(Math.random() * 200));
+          renewedAt = Date.now();
         }
       } finally {
         await lock.release(checkoutId, owner).catch(() => undefined);
