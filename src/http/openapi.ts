@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { createCheckoutSchema } from '../modules/checkout/checkout.schemas';
+import { createCheckoutSchema, listCheckoutsSchema } from '../modules/checkout/checkout.schemas';
 import { createSplitSchema, finishSplitSchema, splitPlanSchema } from '../modules/splits/split.schemas';
 
 /**
@@ -12,6 +12,10 @@ export function buildOpenApi(serverUrl: string): Record<string, unknown> {
     content: { 'application/json': { schema: z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) } },
   });
   const error = { $ref: '#/components/responses/Error' };
+  const queryParams = (schema: z.ZodObject) => {
+    const js = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as { properties: Record<string, unknown> };
+    return Object.entries(js.properties).map(([name, s]) => ({ name, in: 'query', required: false, schema: s }));
+  };
   const idParam = [{ name: 'id', in: 'path', required: true, schema: { type: 'string', pattern: '^co_[0-9a-z]{20}$' } }];
   const idem = { name: 'Idempotency-Key', in: 'header', required: false, schema: { type: 'string', maxLength: 255 } };
   const checkout = { description: 'The checkout', content: { 'application/json': { schema: { $ref: '#/components/schemas/Checkout' } } } };
@@ -22,6 +26,7 @@ export function buildOpenApi(serverUrl: string): Record<string, unknown> {
     security: [{ bearer: [] }],
     paths: {
       '/v1/checkouts': {
+        get: { summary: 'List checkouts (newest first)', parameters: queryParams(listCheckoutsSchema), responses: { 200: { description: '{object: "list", data: Checkout[], has_more}' }, 400: error } },
         post: { summary: 'Create a checkout', parameters: [idem], requestBody: body(createCheckoutSchema), responses: { 201: checkout, 400: error, 401: error, 409: error, 422: error } },
       },
       '/v1/checkouts/{id}': { get: { summary: 'Get a checkout', parameters: idParam, responses: { 200: checkout, 404: error } } },

@@ -281,3 +281,38 @@ describe('Idempotency when the stored answer is lost', () => {
     expect(dup.body.error).toMatchObject({ code: 'DUPLICATE_OUT_TRADE_NO', field: 'out_trade_no', details: { checkout_id: first.body.id } });
   });
 });
+
+describe('Listing checkouts', () => {
+  it("When the merchant lists with out_trade_no, then it finds its own checkout and never another merchant's", async () => {
+    const body = checkoutBody();
+    const mine = await h.api('post', '/v1/checkouts').send(body).expect(201);
+    await h.api('post', '/v1/checkouts', OTHER_API_KEY).send(body).expect(201); // same number, other merchant
+    const res = await h.api('get', `/v1/checkouts?out_trade_no=${encodeURIComponent(body.out_trade_no as string)}`).expect(200);
+    expect(res.body).toMatchObject({ object: 'list', has_more: false });
+    expect(res.body.data.map((c: { id: string }) => c.id)).toEqual([mine.body.id]);
+    expect(res.body.data[0]).toMatchObject({ out_trade_no: body.out_trade_no, status: 'open', channel_orders: [] });
+  });
+
+  it('When the merchant pages with limit and starting_after, then pages are newest first, disjoint and complete', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) ids.push((await h.api('post', '/v1/checkouts', OTHER_API_KEY).send(checkoutBody()).expect(201)).body.id);
+    const seen: string[] = [];
+    let after: string | undefined;
+    for (;;) {
+      const res = await h.api('get', `/v1/checkouts?limit=2${after ? `&starting_after=${after}` : ''}`, OTHER_API_KEY).expect(200);
+      seen.push(...res.body.data.map((c: { id: string }) => c.id));
+      if (!res.body.has_more) break;
+      after = seen[seen.length - 1];
+    }
+    expect(seen.slice(0, 5)).toEqual([...ids].reverse());
+    expect(new Set(seen).size).toBe(seen.length);
+  });
+
+  it('When the query is bad, then it answers 400 naming the parameter', async () => {
+    expect((await h.api('get', '/v1/checkouts?limit=0').expect(400)).body.error.field).toBe('limit');
+    expect((await h.api('get', '/v1/checkouts?status=refunded').expect(400)).body.error.field).toBe('status');
+    expect((await h.api('get', '/v1/checkouts?sort=asc').expect(400)).body.error.field).toBe('sort');
+    const other = (await h.api('post', '/v1/checkouts', OTHER_API_KEY).send(checkoutBody()).expect(201)).body.id;
+    expect((await h.api('get', `/v1/checkouts?starting_after=${other}`).expect(400)).body.error.field).toBe('starting_after');
+  });
+});

@@ -2,10 +2,10 @@ import { Router } from 'express';
 import type { AppDeps } from '../../app';
 import { currentMerchant } from '../../http/merchant-auth';
 import { withIdempotency } from '../../http/idempotency';
-import { createCheckoutSchema } from './checkout.schemas';
+import { createCheckoutSchema, listCheckoutsSchema } from './checkout.schemas';
 import { AppError } from '../../lib/errors';
 import { closeCheckout } from '../payments/payment.sync';
-import { createCheckout, effectiveStatus, getCheckout, toCheckoutJson } from './checkout.service';
+import { createCheckout, effectiveStatus, getCheckout, listCheckouts, toCheckoutJson } from './checkout.service';
 
 /** Merchant API (mounted behind merchantAuth on /v1): thin handlers — validate, one use-case call, JSON. */
 export function checkoutApiRouter(deps: AppDeps, extendJson: CheckoutJsonExtension[] = []): Router {
@@ -31,6 +31,12 @@ export function checkoutApiRouter(deps: AppDeps, extendJson: CheckoutJsonExtensi
     );
     if (out.replayed) res.setHeader('Idempotent-Replayed', 'true');
     res.status(out.status).json(out.body);
+  });
+
+  r.get('/v1/checkouts', async (req, res) => {
+    const q = listCheckoutsSchema.parse(req.query);
+    const page = await listCheckouts(deps.prisma, currentMerchant(res).id, q);
+    res.json({ object: 'list', data: await Promise.all(page.data.map(render)), has_more: page.hasMore });
   });
 
   r.get('/v1/checkouts/:id', async (req, res) => {

@@ -60,4 +60,14 @@ export const createCheckoutSchema = z
 
 export type CreateCheckoutInput = z.infer<typeof createCheckoutSchema>;
 
+/** GET /v1/checkouts: newest first, cursor-paged; find one by the merchant's own order number. */
+export const listCheckoutsSchema = z
+  .object({
+    out_trade_no: z.string().min(1).max(64).optional(),
+    status: z.enum(['open', 'paid', 'expired', 'closed']).optional(),
+    limit: z.coerce.number().int().min(1).max(100).default(20),
+    starting_after: z.string().regex(/^co_[0-9a-z]{20}$/, 'not a checkout id').optional(),
+  })
+  .strict();
+
 export const checkoutIdSchema = z.string().regex(/^co_[0-9a-z]{20}$/, 'not a checkout id');

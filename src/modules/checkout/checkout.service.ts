@@ -82,6 +82,32 @@ export async function getCheckout(prisma: PrismaClient, id: string, merchantId?:
   return c;
 }
 
+/** The merchant's checkouts, newest first; `startingAfter` is the last id of the previous page. */
+export async function listCheckouts(
+  prisma: PrismaClient,
+  merchantId: string,
+  q: { out_trade_no?: string; status?: Checkout['status']; limit: number; starting_after?: string },
+): Promise<{ data: CheckoutWithOrders[]; hasMore: boolean }> {
+  let cursor: { createdAt: Date; id: string } | undefined;
+  if (q.starting_after) {
+    const c = await prisma.checkout.findFirst({ where: { id: q.starting_after, merchantId }, select: { createdAt: true, id: true } });
+    if (!c) throw new AppError('VALIDATION_FAILED', `No checkout ${q.starting_after} to page after`, { field: 'starting_after' });
+    cursor = c;
+  }
+  const rows = await prisma.checkout.findMany({
+    where: {
+      merchantId,
+      ...(q.out_trade_no ? { outTradeNo: q.out_trade_no } : {}),
+      ...(q.status ? { status: q.status } : {}),
+      ...(cursor ? { OR: [{ createdAt: { lt: cursor.createdAt } }, { createdAt: cursor.createdAt, id: { lt: cursor.id } }] } : {}),
+    },
+    orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
+    take: q.limit + 1,
+    include: { channelOrders: { orderBy: { createdAt: 'asc' } } },
+  });
+  return { data: rows.slice(0, q.limit), hasMore: rows.length > q.limit };
+}
+
 /** Effective status: an open checkout past its expiry is reported as expired before the sweeper gets to it. */
 export function effectiveStatus(c: Pick<Checkout, 'status' | 'expiresAt'>, now: Date): Checkout['status'] {
   return c.status === 'open' && c.expiresAt.getTime() <= now.getTime() ? 'expired' : c.status;
