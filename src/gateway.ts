@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { createApp, type AppDeps, type AppModule } from './app';
 import type { PaymentChannel } from './channels/channel';
-import { createWechatPayChannel, wechatPayConfigFromAppConfig } from './channels/wechatpay/wechatpay.channel';
+import { createChannelRegistry, defaultChannelFactories } from './channels/registry';
 import type { Config } from './config/config';
 import { dispatchOutboxOnce, type OutboxHandler } from './jobs/outbox.dispatcher';
 import { startLoop } from './jobs/loop';
@@ -32,7 +32,8 @@ export function buildDeps(config: Config, overrides: { logger?: Logger; channel?
     logger,
     prisma: createPrisma(config.DATABASE_URL),
     redis: createRedis(config.REDIS_URL, logger),
-    channel: overrides.channel ?? createWechatPayChannel(wechatPayConfigFromAppConfig(config, (p) => readFileSync(p, 'utf8')), logger),
+    // One channel per gateway today; a second one (Alipay) is a registry entry, not a code path here.
+    channel: overrides.channel ?? createChannelRegistry(defaultChannelFactories(config, (p) => readFileSync(p, 'utf8'), logger)).get('wechatpay'),
     now: overrides.now ?? (() => new Date()),
   };
 }

@@ -8,7 +8,8 @@ import { makeOAuthState, readOAuthState } from '../../lib/signed';
 import { ensureChannelOrder } from '../payments/channel-order.service';
 import { syncCheckoutWithChannel } from '../payments/payment.sync';
 import { detectBrowser, payMethodFor, type BrowserEnv } from './browser.detect';
-import { effectiveStatus, type CheckoutWithOrders } from './checkout.service';
+import type { Checkout } from '../../generated/prisma/client';
+import { effectiveStatus } from './checkout.service';
 
 export interface PageDeps {
   prisma: PrismaClient;
@@ -18,14 +19,18 @@ export interface PageDeps {
   now: () => Date;
 }
 
+/** What a shopper's page shows: the checkout and its merchant's name, in one query. */
+export type PageCheckout = Checkout & { merchant: { name: string } };
+const withMerchant = { merchant: { select: { name: true } } } as const;
+
 export type PageDecision =
   | { kind: 'not_found' }
-  | { kind: 'status'; status: 'paid' | 'expired' | 'closed'; checkout: CheckoutWithOrders }
-  | { kind: 'oauth'; checkout: CheckoutWithOrders; redirect: string; browserNonce: string }
-  | { kind: 'jsapi'; checkout: CheckoutWithOrders; jsapiParams: JsapiParams }
-  | { kind: 'h5'; checkout: CheckoutWithOrders; h5Url: string }
-  | { kind: 'native'; checkout: CheckoutWithOrders; codeUrl: string }
-  | { kind: 'unsupported'; checkout: CheckoutWithOrders; env: BrowserEnv };
+  | { kind: 'status'; status: 'paid' | 'expired' | 'closed'; checkout: PageCheckout }
+  | { kind: 'oauth'; checkout: PageCheckout; redirect: string; browserNonce: string }
+  | { kind: 'jsapi'; checkout: PageCheckout; jsapiParams: JsapiParams }
+  | { kind: 'h5'; checkout: PageCheckout; h5Url: string }
+  | { kind: 'native'; checkout: PageCheckout; codeUrl: string }
+  | { kind: 'unsupported'; checkout: PageCheckout; env: BrowserEnv };
 
 export interface Visitor {
   userAgent: string | undefined;
@@ -44,7 +49,7 @@ export function oauthCallbackUrl(config: Config, checkoutId: string): string {
 
 /** Decides what a shopper opening /checkout/{id} gets, creating or reusing the channel order. */
 export async function decideCheckoutPage(deps: PageDeps, checkoutId: string, visitor: Visitor): Promise<PageDecision> {
-  const checkout = await deps.prisma.checkout.findUnique({ where: { id: checkoutId }, include: { channelOrders: true } });
+  const checkout = await deps.prisma.checkout.findUnique({ where: { id: checkoutId }, include: withMerchant });
   if (!checkout) return { kind: 'not_found' };
   const status = effectiveStatus(checkout, deps.now());
   if (status !== 'open') return { kind: 'status', status, checkout };
@@ -82,7 +87,7 @@ export async function decideCheckoutPage(deps: PageDeps, checkoutId: string, vis
     // answering ORDERPAID to a re-order means the notify is late: record the payment by a query now.
     if (err instanceof AppError && err.code === 'CHECKOUT_NOT_OPEN') {
       await syncCheckoutWithChannel(deps, checkoutId).catch(() => false);
-      const again = await deps.prisma.checkout.findUniqueOrThrow({ where: { id: checkoutId }, include: { channelOrders: true } });
+      const again = await deps.prisma.checkout.findUniqueOrThrow({ where: { id: checkoutId }, include: withMerchant });
       const s = effectiveStatus(again, deps.now());
       if (s !== 'open') return { kind: 'status', status: s, checkout: again };
     }

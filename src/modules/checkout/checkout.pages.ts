@@ -6,8 +6,8 @@ import { fenToYuan } from '../../lib/money';
 import { makeOpenidCookie, parseCookies, readOpenidCookie } from '../../lib/signed';
 import { syncCheckoutWithChannel } from '../payments/payment.sync';
 import { checkoutIdSchema } from './checkout.schemas';
-import { checkoutUrl, effectiveStatus, type CheckoutWithOrders } from './checkout.service';
-import { completeOAuth, decideCheckoutPage, resultUrl, type PageDecision } from './checkout.page';
+import { checkoutUrl, effectiveStatus } from './checkout.service';
+import { completeOAuth, decideCheckoutPage, resultUrl, type PageCheckout, type PageDecision } from './checkout.page';
 
 const OPENID_COOKIE = 'wxoid';
 /** Binds an OAuth round trip to the browser that started it. */
@@ -33,15 +33,14 @@ export function checkoutPagesRouter(deps: AppDeps): Router {
   const simBase = deps.config.sandbox ? deps.config.WECHATPAY_BASE_URL : null;
   const secureCookies = deps.config.PUBLIC_BASE_URL.startsWith('https:');
 
-  const view = async (c: CheckoutWithOrders) => {
-    const m = await deps.prisma.merchant.findUnique({ where: { id: c.merchantId }, select: { name: true } });
+  const view = (c: PageCheckout) => {
     return {
       id: c.id,
       description: c.description,
       amountYuan: fenToYuan(c.amountFen),
       amountFen: c.amountFen,
       status: effectiveStatus(c, deps.now()),
-      merchantName: m?.name ?? '',
+      merchantName: c.merchant.name,
       expiresAt: c.expiresAt.toISOString(),
       returnUrl: c.returnUrl ?? undefined,
     };
@@ -83,7 +82,7 @@ export function checkoutPagesRouter(deps: AppDeps): Router {
       res.cookie(OAUTH_NONCE_COOKIE, d.browserNonce, { httpOnly: true, sameSite: 'lax', secure: secureCookies, maxAge: 10 * 60_000, path: '/checkout' });
     if (wantsJson(req)) return res.status(d.kind === 'not_found' ? 404 : 200).json(decisionJson(d));
     if (d.kind === 'not_found') return notFound(req, res);
-    const checkout = await view(d.checkout);
+    const checkout = view(d.checkout);
     switch (d.kind) {
       case 'status':
         return res.render(`checkout/${d.status}`, { base: base(d.status === 'paid' ? '已支付' : '订单已失效'), checkout, returnUrl: checkout.returnUrl });
@@ -131,12 +130,12 @@ export function checkoutPagesRouter(deps: AppDeps): Router {
   r.get('/checkout/:id/result', async (req, res) => {
     const id = parseId(req);
     if (!id) return notFound(req, res);
-    const c = await deps.prisma.checkout.findUnique({ where: { id }, include: { channelOrders: true } });
+    const c = await deps.prisma.checkout.findUnique({ where: { id }, include: { merchant: { select: { name: true } } } });
     if (!c) return notFound(req, res);
     await markWaiting(id, c.returnedAt);
     if (wantsJson(req)) return res.json(await statusJson(id));
     res.setHeader('Cache-Control', 'no-store');
-    res.render('checkout/result', { base: base('支付结果'), checkout: await view(c), statusUrl: `/checkout/${id}/status`, returnUrl: c.returnUrl ?? undefined, checkoutUrl: `/checkout/${id}` });
+    res.render('checkout/result', { base: base('支付结果'), checkout: view(c), statusUrl: `/checkout/${id}/status`, returnUrl: c.returnUrl ?? undefined, checkoutUrl: `/checkout/${id}` });
   });
 
   /** Polled by the QR and result pages. Asks the channel itself when a notify seems lost. */

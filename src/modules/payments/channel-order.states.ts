@@ -1,12 +1,11 @@
 import type { ChannelOrderStatus } from '../../generated/prisma/enums';
+import { checkStateTable, sourcesOf } from '../../lib/state-table';
 
 /** Channel order moves. closed -> paid: the channel's word wins if a payment beat our close. */
-export const channelOrderTransitions: Record<ChannelOrderStatus, readonly ChannelOrderStatus[]> = {
+export const channelOrderTransitions = checkStateTable<ChannelOrderStatus>('channel order', {
   created: ['paid', 'closed'],
   closed: ['paid'],
   paid: [],
-};
+});
 
-export function channelOrderSourcesOf(to: ChannelOrderStatus): ChannelOrderStatus[] {
-  return (Object.keys(channelOrderTransitions) as ChannelOrderStatus[]).filter((f) => channelOrderTransitions[f].includes(to));
-}
+export const channelOrderSourcesOf = (to: ChannelOrderStatus) => sourcesOf(channelOrderTransitions, to);

@@ -1,5 +1,4 @@
 import type { ChannelTransaction } from '../../channels/channel';
-import { AppError } from '../../lib/errors';
 import type { PrismaClient } from '../../lib/prisma';
 import { checkoutSourcesOf } from '../checkout/checkout.states';
 import { channelOrderSourcesOf } from './channel-order.states';
@@ -77,8 +76,4 @@ export async function applyPaidTransaction(
     return 'double_payment' as const;
   });
   return { outcome, checkoutId: order.checkoutId };
-}
-
-export function assertCheckoutOpen(status: string): void {
-  if (status !== 'open') throw new AppError('CHECKOUT_NOT_OPEN', `Checkout is ${status}`);
 }
