@@ -1,40 +1,17 @@
-import express, { type Router } from 'express';
+import express from 'express';
 import path from 'node:path';
 import pinoHttp from 'pino-http';
-import type { Redis } from 'ioredis';
-import type { PaymentChannel } from './channels/channel';
-import type { Config } from './config/config';
-import type { Logger } from './lib/logger';
-import type { PrismaClient } from './lib/prisma';
-import type { OutboxHandler } from './jobs/outbox.dispatcher';
 import { errorHandler, notFoundHandler } from './http/error-handler';
 import { merchantAuth } from './http/merchant-auth';
 import { buildOpenApi } from './http/openapi';
 import { requestId } from './http/request-id';
-import { checkoutApiRouter, type CheckoutJsonExtension } from './modules/checkout/checkout.api';
+import { checkoutApiRouter } from './modules/checkout/checkout.api';
 import { checkoutPagesRouter } from './modules/checkout/checkout.pages';
 import { demoRouter } from './modules/demo/demo.routes';
 import { paymentNotifyRouter } from './modules/payments/payment.routes';
+import type { AppDeps, AppModule } from './app.types';
 
-export interface AppDeps {
-  config: Config;
-  prisma: PrismaClient;
-  redis: Redis;
-  channel: PaymentChannel;
-  logger: Logger;
-  now: () => Date;
-}
-
-/** A feature that plugs into the app without the core knowing it (e.g. splits). */
-export interface AppModule {
-  /** Routes; anything under /v1 is already behind merchant Bearer auth and JSON parsing. */
-  apiRoutes?: (deps: AppDeps) => Router;
-  checkoutJson?: (deps: AppDeps) => CheckoutJsonExtension;
-  /** Follow-up work for outbox events (type -> handlers). */
-  outboxHandlers?: (deps: AppDeps) => Record<string, OutboxHandler[]>;
-  /** Background workers (BullMQ etc.), started by the gateway when RUN_WORKERS is on. */
-  startWorkers?: (deps: AppDeps) => Promise<{ stop(): Promise<void> }>;
-}
+export type { AppDeps, AppModule } from './app.types';
 
 export function parseTrustProxy(v: string): boolean | number | string {
   if (v === 'true') return true;

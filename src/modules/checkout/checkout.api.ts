@@ -1,5 +1,5 @@
 import { Router } from 'express';
-import type { AppDeps } from '../../app';
+import type { AppDeps } from '../../app.types';
 import { currentMerchant } from '../../http/merchant-auth';
 import { withIdempotency } from '../../http/idempotency';
 import { createCheckoutSchema, listCheckoutsSchema } from './checkout.schemas';

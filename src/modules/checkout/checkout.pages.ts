@@ -1,6 +1,6 @@
 import { Router, type Request, type Response } from 'express';
 import QRCode from 'qrcode';
-import type { AppDeps } from '../../app';
+import type { AppDeps } from '../../app.types';
 import { AppError, ChannelError } from '../../lib/errors';
 import { fenToYuan } from '../../lib/money';
 import { makeOpenidCookie, parseCookies, readOpenidCookie } from '../../lib/signed';

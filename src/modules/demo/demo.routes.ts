@@ -1,5 +1,5 @@
 import express, { Router } from 'express';
-import type { AppDeps } from '../../app';
+import type { AppDeps } from '../../app.types';
 import { AppError } from '../../lib/errors';
 import { newId } from '../../lib/ids';
 import { fenToYuan } from '../../lib/money';

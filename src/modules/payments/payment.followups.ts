@@ -1,4 +1,4 @@
-import type { AppDeps } from '../../app';
+import type { AppDeps } from '../../app.types';
 import type { OutboxHandler } from '../../jobs/outbox.dispatcher';
 import { closeChannelOrders } from './payment.sync';
 

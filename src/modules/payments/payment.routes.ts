@@ -1,5 +1,5 @@
 import express, { Router } from 'express';
-import type { AppDeps } from '../../app';
+import type { AppDeps } from '../../app.types';
 import { ingestPaymentNotify } from './payment.notify';
 
 /** The notify webhook does almost nothing itself: raw bytes in, the use case's answer out. No auth: the signature is the auth. */

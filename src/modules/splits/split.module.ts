@@ -1,4 +1,4 @@
-import type { AppDeps, AppModule } from '../../app';
+import type { AppDeps, AppModule } from '../../app.types';
 import { startLoop } from '../../jobs/loop';
 import { PAYMENT_SUCCEEDED } from '../payments/payment.apply';
 import { alertFrozenFunds, kickStalled, reconcileOnce } from './split.reconcile';

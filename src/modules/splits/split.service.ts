@@ -1,4 +1,4 @@
-import type { AppDeps } from '../../app';
+import type { AppDeps } from '../../app.types';
 import type { Config } from '../../config/config';
 import { AppError } from '../../lib/errors';
 import { newId } from '../../lib/ids';

@@ -1,6 +1,6 @@
 import { DelayedError, UnrecoverableError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
-import type { AppDeps } from '../../app';
+import type { AppDeps } from '../../app.types';
 import { driveCheckout, LOCK_LOST, type DriverDeps } from './split.driver';
 import { createRedisRateLimiter, type RateLimiter } from './split.limiter';
 import { SPLIT_QUEUE } from './split.queue';

@@ -1,0 +1,32 @@
+// Types every module needs: a leaf file, so modules never import app.ts (which assembles them).
+import type { Router } from 'express';
+import type { Redis } from 'ioredis';
+import type { PaymentChannel } from './channels/channel';
+import type { Config } from './config/config';
+import type { OutboxHandler } from './jobs/outbox.dispatcher';
+import type { Logger } from './lib/logger';
+import type { PrismaClient } from './lib/prisma';
+import type { CheckoutJsonExtension } from './modules/checkout/checkout.api';
+import type { EventObjectRef } from './modules/webhooks/webhook.publish';
+
+export interface AppDeps {
+  config: Config;
+  prisma: PrismaClient;
+  redis: Redis;
+  channel: PaymentChannel;
+  logger: Logger;
+  now: () => Date;
+}
+
+/** A feature that plugs into the app without the core knowing it (e.g. splits). */
+export interface AppModule {
+  /** Routes; anything under /v1 is already behind merchant Bearer auth and JSON parsing. */
+  apiRoutes?: (deps: AppDeps) => Router;
+  checkoutJson?: (deps: AppDeps) => CheckoutJsonExtension;
+  /** Follow-up work for outbox events (type -> handlers). */
+  outboxHandlers?: (deps: AppDeps) => Record<string, OutboxHandler[]>;
+  /** Background workers (BullMQ etc.), started by the gateway when RUN_WORKERS is on. */
+  startWorkers?: (deps: AppDeps) => Promise<{ stop(): Promise<void> }>;
+  /** Renders the JSON of objects this module owns for merchant events (webhooks): what its GET returns. */
+  eventObjects?: (deps: AppDeps) => Partial<Record<EventObjectRef['kind'], (id: string) => Promise<unknown>>>;
+}
