@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { envSchema } from '../src/config/config';
@@ -26,12 +26,11 @@ const log = (m: string) => process.stderr.write(`${m}\n`);
 async function pendingDiff(): Promise<string> {
   const dataDir = join(tmpdir(), `gateway-migrate-${process.pid}-${Date.now()}`);
   const t = Date.now();
-  const pg = await startEmbeddedPostgres({ dataDir, port: await freePort(), database: 'postgres', unsafeFast: true, log: () => undefined });
+  const pg = await startEmbeddedPostgres({ dataDir, port: await freePort(), database: 'postgres', unsafeFast: true, ephemeral: true, log: () => undefined });
   try {
     return await diffMigrationsToSchema({ serverUrl: pg.url, migrationsDir, schemaPath });
   } finally {
     await pg.stop();
-    rmSync(dataDir, { recursive: true, force: true });
     log(`diffed migrations against schema.prisma in ${Date.now() - t} ms`);
   }
 }

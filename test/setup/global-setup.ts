@@ -1,4 +1,4 @@
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { applyMigrations } from '../../src/lib/migrations';
@@ -21,15 +21,15 @@ const TEMPLATE_DATABASE = 'migrated_template';
  */
 export default async function globalSetup(): Promise<void> {
   const log = (m: string) => process.stderr.write(`[test services] ${m}\n`);
+  // 0700 from mkdtemp: as root the helper puts the cluster where the `postgres` user can reach it.
   const baseDir = await mkdtemp(join(tmpdir(), 'gateway-test-'));
-  // mkdtemp makes it 0700; as root, postgres runs as the `postgres` user and must get through.
-  await chmod(baseDir, 0o755);
   let t = Date.now();
   const postgres = await startEmbeddedPostgres({
     dataDir: join(baseDir, 'pg'),
     port: await freePort(),
     database: TEMPLATE_DATABASE,
     unsafeFast: true,
+    ephemeral: true,
     log,
   });
   log(`PostgreSQL up in ${Date.now() - t} ms`);
