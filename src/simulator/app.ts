@@ -17,6 +17,7 @@ import { createPagesRouter } from './payments/pages';
 import { createPaymentsRouter } from './payments/router';
 import { payTransaction, type PayOutcome } from './payments/transactions';
 import { createControlRouter } from './control/router';
+import { attachStateFile } from './persist';
 import { encryptResource, rfc3339Beijing } from './sim-crypto';
 import type { NotifyUrlPolicy, SigningMode, SimRuntime } from './runtime';
 import { createProfitSharingControl, createProfitSharingRouter, profitSharingControl, type ProfitSharingControl } from './profitsharing/router';
@@ -39,6 +40,8 @@ export type SimulatorOptions = { keys: SimKeys & { merchantCertSerial?: string }
     /** Express 'trust proxy' (the H5 IP check uses req.ip). Default false. */
     trustProxy?: boolean | string | number;
     viewsDir?: string;
+    /** Keep orders, QR codes and split orders in this file across restarts (the sandbox's .data/). */
+    stateFile?: string;
   };
 
 export interface SimControl {
@@ -159,11 +162,13 @@ export function createSimulator(options: SimulatorOptions): Simulator {
   };
   rt.notifier = new Notifier(rt, () => opts.notifyRetryScheduleMs);
   rt.sendNotify = (a) => rt.notifier.send(a);
+  const state = options.stateFile ? attachStateFile(rt, options.stateFile) : undefined;
 
   const control: SimControl = {
     pay(outTradeNo, o = {}) {
       const tx = rt.transactions.byOutTradeNo.get(outTradeNo);
       if (!tx) return { ok: false, status: 404, reason: '订单不存在' };
+      state?.schedule();
       return payTransaction(rt, tx, o);
     },
     faults: {
@@ -225,6 +230,8 @@ export function createSimulator(options: SimulatorOptions): Simulator {
     },
     profitSharing: profitSharingControl(rt),
     stop: () => {
+      state?.flush();
+      state?.stop();
       rt.notifier.stop();
       for (const res of rt.hung) res.socket?.destroy();
       rt.hung.clear();
@@ -238,6 +245,12 @@ export function createSimulator(options: SimulatorOptions): Simulator {
   app.set('views', options.viewsDir ?? findViewsDir());
   app.set('view engine', 'ejs');
 
+  if (state) {
+    app.use((_req, res, next) => {
+      res.once('finish', () => state.schedule());
+      next();
+    });
+  }
   app.use(['/v3', '/sns'], recordCalls(rt));
   app.use('/v3', express.raw({ type: () => true, limit: '2mb' }), authMiddleware(rt), faultMiddleware(rt));
   app.use('/v3/pay/transactions', createPaymentsRouter(rt));

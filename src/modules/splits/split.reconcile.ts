@@ -65,6 +65,11 @@ function fingerprint(c: Snapshot | null): string {
   ]);
 }
 
+/** A channel's refusal is an expected answer: its code and text, not a stack trace. */
+function failure(err: unknown): Record<string, unknown> {
+  return err instanceof ChannelError ? { code: err.code, reason: err.message } : { err };
+}
+
 /**
  * Compares one payment's split records with the channel's answers (query per sent batch, the
  * unsplit amount) and with the paid amount. Pure comparison: no repair — a disagreement with the
@@ -94,7 +99,7 @@ export async function reconcileCheckout(d: Deps, checkoutId: string): Promise<Fi
       q = await d.channel.querySplitOrder(c.transactionId, b.outOrderNo);
     } catch (err) {
       channelComplete = false;
-      d.logger.warn({ err, checkoutId, outOrderNo: b.outOrderNo }, 'reconcile: query failed; next cycle');
+      d.logger.warn({ ...failure(err), checkoutId, outOrderNo: b.outOrderNo }, 'reconcile: query failed; next cycle');
       continue;
     }
     if (b.state === 'failed' && b.orderId === null) {
@@ -145,7 +150,7 @@ export async function reconcileCheckout(d: Deps, checkoutId: string): Promise<Fi
         findings.push({ kind: UNSPLIT, ref: checkoutId, message: `unsplit amount ${unsplitAmountFen} fen at the channel, ${expected} fen expected`, detail: { channel: unsplitAmountFen, expected } });
     } catch (err) {
       if (!(err instanceof ChannelError)) throw err;
-      d.logger.warn({ err, checkoutId }, 'reconcile: unsplit amount query failed; next cycle');
+      d.logger.warn({ ...failure(err), checkoutId }, 'reconcile: unsplit amount query failed; next cycle');
     }
   }
 
