@@ -1,9 +1,11 @@
 /**
  * `npm run sandbox`: the whole product on one machine with no configuration — embedded PostgreSQL,
  * a private redis-server, the WeChat Pay simulator and the gateway with its demo shop at `/`.
- * Keys live in ./sandbox (generated on first run), data in ./.data. Explicit env variables win.
+ * Keys live in ./sandbox (generated on first run), data in ./.data (SANDBOX_DATA_DIR). Explicit env
+ * variables win. Whatever stops it (Ctrl-C, SIGTERM/SIGHUP to npm or node, npm killed) stops
+ * everything it started; a start after a killed run cleans up what that run left behind.
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { envSchema, loadConfig } from '../src/config/config';
 import { SANDBOX_APP_SECRET, sandboxEnv } from '../src/config/sandbox';
@@ -12,42 +14,95 @@ import { applyMigrations } from '../src/lib/migrations';
 import { createMerchant, SANDBOX_MERCHANT_ID } from '../src/modules/merchants/merchant.service';
 import { startSimulator } from '../src/simulator/app';
 import { loadOrCreateSandboxKeys } from '../src/simulator/keys';
+import { assertPortFree, fsStartupError, StartupError } from './processes';
 import { startEmbeddedPostgres, startRedis } from './services';
 
 const num = (v: string | undefined, d: number) => (v && /^\d+$/.test(v) ? Number(v) : d);
+const log = (m: string) => process.stderr.write(`[sandbox] ${m}\n`);
+
+/** What is running, stopped last-started first. */
+const running: Array<{ name: string; stop(): Promise<void> }> = [];
+let stopping: Promise<void> | undefined;
+/** The service being started now: a stop waits for it, so nothing is left half-started. */
+let inFlight: Promise<unknown> = Promise.resolve();
+
+function stopAll(why: string, code: number): Promise<void> {
+  stopping ??= (async () => {
+    if (why) log(`${why}: stopping`);
+    // A stop that hangs must not strand the terminal.
+    setTimeout(() => process.exit(code || 1), 30_000).unref();
+    await inFlight;
+    for (const s of running.reverse()) await s.stop().catch((e: unknown) => log(`${s.name}: ${e instanceof Error ? e.message : String(e)}`));
+    running.length = 0;
+    process.exit(code);
+  })();
+  return stopping;
+}
+
+type Stoppable = { stop(): Promise<void> } | { close(): Promise<void> };
+
+/** Starts a service and registers it for stopping; after a stop was asked for, start-up goes no further. */
+function track<T extends Stoppable>(name: string, starting: Promise<T>): Promise<T> {
+  const started = starting.then((s) => {
+    running.push({ name, stop: () => ('stop' in s ? s.stop() : s.close()) });
+    return s;
+  });
+  inFlight = started.catch(() => undefined);
+  return started.then((s) => (stopping ? new Promise<T>(() => undefined) : s));
+}
 
 async function main(): Promise<void> {
   const root = process.cwd();
   const keysDir = resolve(root, 'sandbox');
-  const dataDir = resolve(root, '.data');
-  mkdirSync(dataDir, { recursive: true, mode: 0o755 });
-  const log = (m: string) => process.stderr.write(`[sandbox] ${m}\n`);
+  const dataDir = resolve(root, process.env.SANDBOX_DATA_DIR ?? '.data');
+  try {
+    mkdirSync(dataDir, { recursive: true, mode: 0o755 });
+    // Fail here, in one line, rather than deep inside initdb on a read-only or full disk.
+    writeFileSync(resolve(dataDir, '.write-test'), '');
+    rmSync(resolve(dataDir, '.write-test'));
+  } catch (e) {
+    throw fsStartupError(e, dataDir);
+  }
 
   const port = num(process.env.PORT, 3000);
   const simPort = num(process.env.SIMULATOR_PORT, 3100);
-  // 127.0.0.1, not localhost: the simulator compares the H5 payer IP with the visitor IP, and a
-  // browser may reach "localhost" over ::1 but the simulator over 127.0.0.1.
+  const pgPort = num(process.env.SANDBOX_PG_PORT, 54329);
+  const redisPort = num(process.env.SANDBOX_REDIS_PORT, 63799);
+  // 127.0.0.1, not localhost: the simulator compares the H5 payer IP with the visitor IP (both
+  // loopback addresses count as one there, but a printed URL should not depend on that).
   const publicBaseUrl = process.env.PUBLIC_BASE_URL ?? `http://127.0.0.1:${port}`;
+  await assertPortFree(port, 'gateway', 'PORT');
+  await assertPortFree(simPort, 'WeChat Pay simulator', 'SIMULATOR_PORT');
 
-  const keys = loadOrCreateSandboxKeys(keysDir);
+  let keys;
+  try {
+    keys = loadOrCreateSandboxKeys(keysDir);
+  } catch (e) {
+    throw fsStartupError(e, keysDir);
+  }
   log(`keys in ${keysDir} (merchant, platform PUB_KEY_ID, APIv3 key)`);
-  const pg = await startEmbeddedPostgres({ dataDir: resolve(dataDir, 'pg'), port: num(process.env.SANDBOX_PG_PORT, 54329), database: 'gateway', log });
+  const pg = await track('PostgreSQL', startEmbeddedPostgres({ dataDir: resolve(dataDir, 'pg'), port: pgPort, portEnv: 'SANDBOX_PG_PORT', database: 'gateway', log }));
   const { applied } = await applyMigrations(pg.url, log);
   log(`PostgreSQL ready (${applied.length} migration(s) applied)`);
-  const redis = await startRedis({ port: num(process.env.SANDBOX_REDIS_PORT, 63799), dir: resolve(dataDir, 'redis'), log });
+  const redis = await track('redis-server', startRedis({ port: redisPort, portEnv: 'SANDBOX_REDIS_PORT', dir: resolve(dataDir, 'redis'), log }));
 
-  const sim = await startSimulator({
-    keys,
-    port: simPort,
-    host: '127.0.0.1',
-    appSecret: SANDBOX_APP_SECRET,
-    // The sandbox notify URL is plain http on localhost; real WeChat demands public HTTPS.
-    notifyUrlPolicy: 'any-no-query',
-    h5Domains: ['localhost', '127.0.0.1'],
-    oauthDomains: ['localhost', '127.0.0.1'],
-    profitSharing: { minDelayAfterPayMs: 0, resultDelayMs: 2000 },
-  });
-  log(`WeChat Pay simulator on ${sim.url}`);
+  const sim = await track(
+    'simulator',
+    startSimulator({
+      keys,
+      port: simPort,
+      host: '127.0.0.1',
+      appSecret: SANDBOX_APP_SECRET,
+      // The sandbox notify URL is plain http on localhost; real WeChat demands public HTTPS.
+      notifyUrlPolicy: 'any-no-query',
+      h5Domains: ['localhost', '127.0.0.1'],
+      oauthDomains: ['localhost', '127.0.0.1'],
+      profitSharing: { minDelayAfterPayMs: 0, resultDelayMs: 2000 },
+      // WeChat keeps its orders while we restart; so does its stand-in (see persist.ts).
+      stateFile: resolve(dataDir, 'simulator-state.json'),
+    }),
+  );
+  log(`WeChat Pay simulator on ${sim.url} (${sim.ctx.transactions.byOutTradeNo.size} order(s) kept from earlier runs)`);
 
   const explicit = Object.fromEntries(Object.keys(envSchema.shape).filter((k) => process.env[k]).map((k) => [k, process.env[k]]));
   const config = loadConfig({
@@ -57,7 +112,8 @@ async function main(): Promise<void> {
   });
   const deps = buildDeps(config);
   await createMerchant(deps.prisma, { id: SANDBOX_MERCHANT_ID, name: '演示商户 Sandbox Shop', apiKey: config.SANDBOX_API_KEY });
-  const gw = await startGateway(config, deps);
+  // Loopback only: the sandbox is for this machine (and its simulator sees the same address).
+  const gw = await track('gateway', startGateway(config, deps, { host: '127.0.0.1' }));
 
   process.stdout.write(`
   Gateway (sandbox)   ${publicBaseUrl}        demo shop at /
@@ -65,26 +121,23 @@ async function main(): Promise<void> {
   Merchant API key    ${config.SANDBOX_API_KEY}
 
   curl -s ${publicBaseUrl}/v1/checkouts -H 'Authorization: Bearer ${config.SANDBOX_API_KEY}' \\
-       -H 'Content-Type: application/json' -d '{"out_trade_no":"demo-1","amount":1,"description":"Demo"}'
+       -H 'Content-Type: application/json' -d '{"out_trade_no":"demo-'"$(date +%s%N)"'","amount":1,"description":"Demo"}'
 
-  Ctrl-C stops everything.
+  Data in ${dataDir} (kept across restarts). Ctrl-C stops everything.
 `);
-
-  let stopping = false;
-  const stop = async () => {
-    if (stopping) return;
-    stopping = true;
-    await gw.close().catch(() => undefined);
-    await sim.close().catch(() => undefined);
-    await redis.stop().catch(() => undefined);
-    await pg.stop().catch(() => undefined);
-    process.exit(0);
-  };
-  process.on('SIGINT', () => void stop());
-  process.on('SIGTERM', () => void stop());
+  log(`ready (pid ${process.pid})`);
+  void gw;
 }
 
-main().catch((err) => {
-  process.stderr.write(`[sandbox] failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
-  process.exit(1);
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => void stopAll(sig, 0));
+// `npm run` killed outright (or by SIGHUP, which npm does not pass on): we are re-parented.
+const parentAtStart = process.ppid;
+setInterval(() => {
+  if (process.ppid !== parentAtStart) void stopAll(`parent process ${parentAtStart} is gone`, 0);
+}, 500).unref();
+
+main().catch((err: unknown) => {
+  const line = err instanceof StartupError ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err);
+  process.stderr.write(`[sandbox] cannot start: ${line}\n`);
+  void stopAll('', 1);
 });

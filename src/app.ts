@@ -5,6 +5,7 @@ import { errorHandler, notFoundHandler } from './http/error-handler';
 import { merchantAuth } from './http/merchant-auth';
 import { buildOpenApi } from './http/openapi';
 import { requestId } from './http/request-id';
+import { redactUrl } from './lib/logger';
 import { checkoutApiRouter } from './modules/checkout/checkout.api';
 import { checkoutPagesRouter } from './modules/checkout/checkout.pages';
 import { demoRouter } from './modules/demo/demo.routes';
@@ -29,7 +30,20 @@ export function createApp(deps: AppDeps, modules: AppModule[] = []): express.Exp
   app.set('views', path.resolve(__dirname, '../views'));
 
   app.use(requestId);
-  app.use(pinoHttp({ logger: deps.logger, genReqId: (_req, res) => String(res.locals?.requestId ?? ''), autoLogging: { ignore: (req) => req.url === '/healthz' } }));
+  app.use(
+    pinoHttp({
+      logger: deps.logger,
+      genReqId: (_req, res) => String(res.locals?.requestId ?? ''),
+      autoLogging: { ignore: (req) => req.url === '/healthz' },
+      // What a request line needs, nothing personal: no cookies, no IP, no OAuth code or openid.
+      serializers: {
+        req: (req: { id: unknown; method: string; url: string }) => ({ id: req.id, method: req.method, url: redactUrl(req.url) }),
+        res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
+      },
+      customSuccessMessage: (req, res, ms) => `${req.method} ${redactUrl(req.originalUrl ?? req.url ?? '')} ${res.statusCode} ${Math.round(ms)} ms`,
+      customErrorMessage: (req, res, err) => `${req.method} ${redactUrl(req.originalUrl ?? req.url ?? '')} ${res.statusCode} ${err.message}`,
+    }),
+  );
 
   app.get('/healthz', async (_req, res) => {
     try {

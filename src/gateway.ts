@@ -26,7 +26,7 @@ export interface Gateway {
 
 /** Builds the real dependencies from config (channel, database, Redis). */
 export function buildDeps(config: Config, overrides: { logger?: Logger; channel?: PaymentChannel; now?: () => Date } = {}): AppDeps {
-  const logger = overrides.logger ?? createLogger(config.LOG_LEVEL, { service: 'gateway' });
+  const logger = overrides.logger ?? createLogger(config.LOG_LEVEL, { service: 'gateway' }, { pretty: config.sandbox });
   return {
     config,
     logger,
@@ -56,11 +56,13 @@ export async function startBackground(deps: AppDeps, mods: AppModule[] = modules
   };
 }
 
-export async function startGateway(config: Config, deps: AppDeps = buildDeps(config)): Promise<Gateway> {
+/** `host` narrows where it listens (the sandbox: 127.0.0.1 only); default every interface. */
+export async function startGateway(config: Config, deps: AppDeps = buildDeps(config), opts: { host?: string } = {}): Promise<Gateway> {
   const app = createApp(deps, modules);
   const background = config.RUN_WORKERS ? await startBackground(deps) : { stop: async () => undefined };
-  const server = await new Promise<Server>((resolve) => {
-    const s = app.listen(config.PORT, () => resolve(s));
+  const server = await new Promise<Server>((resolve, reject) => {
+    const s = opts.host ? app.listen(config.PORT, opts.host, () => resolve(s)) : app.listen(config.PORT, () => resolve(s));
+    s.once('error', reject);
   });
   const addr = server.address();
   const url = typeof addr === 'object' && addr ? `http://127.0.0.1:${addr.port}` : config.PUBLIC_BASE_URL;
