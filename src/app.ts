@@ -1,7 +1,7 @@
 import express from 'express';
 import path from 'node:path';
 import pinoHttp from 'pino-http';
-import { errorHandler, notFoundHandler } from './http/error-handler';
+import { browserNotFound, errorHandler, noFavicon, notFoundHandler } from './http/error-handler';
 import { merchantAuth } from './http/merchant-auth';
 import { buildOpenApi } from './http/openapi';
 import { requestId } from './http/request-id';
@@ -34,7 +34,7 @@ export function createApp(deps: AppDeps, modules: AppModule[] = []): express.Exp
     pinoHttp({
       logger: deps.logger,
       genReqId: (_req, res) => String(res.locals?.requestId ?? ''),
-      autoLogging: { ignore: (req) => req.url === '/healthz' },
+      autoLogging: { ignore: (req) => req.url === '/healthz' || req.url === '/favicon.ico' },
       // What a request line needs, nothing personal: no cookies, no IP, no OAuth code or openid.
       serializers: {
         req: (req: { id: unknown; method: string; url: string }) => ({ id: req.id, method: req.method, url: redactUrl(req.url) }),
@@ -68,6 +68,8 @@ export function createApp(deps: AppDeps, modules: AppModule[] = []): express.Exp
   app.use(checkoutPagesRouter(deps));
   if (deps.config.sandbox) app.use(demoRouter(deps));
 
+  app.get('/favicon.ico', noFavicon);
+  app.use(browserNotFound(deps.config.sandbox));
   app.use(notFoundHandler);
   app.use(errorHandler(deps.logger));
   return app;

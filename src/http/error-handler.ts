@@ -35,6 +35,19 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
   };
 }
 
+/** A browser opening an unknown URL gets a page; API clients (and every /v1 call) keep the JSON error. */
+export function browserNotFound(sandbox: boolean): RequestHandler {
+  return (req, res, next) => {
+    if ((req.method !== 'GET' && req.method !== 'HEAD') || req.path.startsWith('/v1/') || req.accepts(['json', 'html']) !== 'html') return next();
+    res.status(404).render('page-not-found', { sandbox });
+  };
+}
+
+/** Browsers ask for it on every page: an empty answer, cached, instead of a logged 404. */
+export const noFavicon: RequestHandler = (_req, res) => {
+  res.status(204).set('Cache-Control', 'public, max-age=86400').end();
+};
+
 export const notFoundHandler: RequestHandler = (_req, _res, next) => {
   next(new AppError('NOT_FOUND', 'No such route'));
 };

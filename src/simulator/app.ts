@@ -283,6 +283,18 @@ export function createSimulator(options: SimulatorOptions): Simulator {
   app.use(createPagesRouter(rt));
   app.use('/_sim', createControlRouter(rt, control));
 
+  // For a person who opens the simulator's address in a browser.
+  app.get('/', (_req, res) =>
+    res.render('simulator/message', {
+      title: '微信支付模拟器',
+      heading: '微信支付模拟器',
+      message: `商户号 ${opts.mchid} · 已有 ${rt.transactions.byOutTradeNo.size} 笔订单。本服务代替 api.mch.weixin.qq.com 供网关调用；付款请在收银台页面点击“模拟扫码”或打开 H5 支付链接。`,
+      tone: 'ok',
+    }),
+  );
+  app.get('/favicon.ico', (_req, res) => void res.status(204).set('Cache-Control', 'public, max-age=86400').end());
+  app.use((req, res) => res.status(404).render('simulator/message', { title: '微信支付', heading: '页面不存在', message: `无此页面：${req.method} ${req.path}`, tone: 'err' }));
+
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
     if (res.headersSent) return;
     const status = (err as { status?: number }).status ?? 500;
