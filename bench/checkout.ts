@@ -32,7 +32,7 @@ async function main() {
   const base = mkdtempSync(join(tmpdir(), 'gw-bench-'));
   chmodSync(base, 0o755);
   const quiet = () => undefined;
-  const pg = await startEmbeddedPostgres({ dataDir: join(base, 'pg'), port: await freePort(), unsafeFast: true, log: quiet });
+  const pg = await startEmbeddedPostgres({ dataDir: join(base, 'pg'), port: await freePort(), unsafeFast: true, ephemeral: true, log: quiet });
   await applyMigrations(pg.url, quiet);
   const redis = await startRedis({ port: await freePort(), dir: join(base, 'redis'), log: quiet });
   const keysDir = join(tmpdir(), 'gateway-test-keys');

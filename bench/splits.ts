@@ -242,7 +242,7 @@ async function startSim(keysDir: string, inProcess: boolean): Promise<SimHandle>
 async function main(): Promise<void> {
   const base = await mkdtemp(join(tmpdir(), 'gateway-bench-'));
   await chmod(base, 0o755);
-  const pg = await startEmbeddedPostgres({ dataDir: join(base, 'pg'), port: await freePort(), database: 'bench', unsafeFast: true, log: () => undefined });
+  const pg = await startEmbeddedPostgres({ dataDir: join(base, 'pg'), port: await freePort(), database: 'bench', unsafeFast: true, ephemeral: true, log: () => undefined });
   const redis = await startRedis({ port: await freePort(), dir: join(base, 'redis'), log: () => undefined });
   await applyMigrations(pg.url, () => undefined, resolve(__dirname, '../prisma/migrations'));
   const results: Result[] = [];
