@@ -55,6 +55,8 @@ async function setup(ps: Partial<SimContext['opts']['profitSharing']> = {}): Pro
         minDelayAfterPayMs: 60_000,
         resultDelayMs: 0,
         ratePerSecond: 0,
+        perOrderRatePerSecond: 0,
+        feeRate: 0,
         windowDays: 30,
         ...ps,
       },
@@ -567,7 +569,7 @@ describe('rate limit', () => {
     await addMerchant(h);
     profitSharingControl(h.ctx).setOptions({ perOrderRatePerSecond: 1 });
     expect((await split(h, 'P1', [merchantReceiver(1)])).status).toBe(200);
-    expect((await split(h, 'P2', [merchantReceiver(1)])).body).toMatchObject({ code: 'FREQUENCY_LIMITED', message: '对同笔订单分账频率过高' });
+    expect((await split(h, 'P2', [merchantReceiver(1)])).body).toMatchObject({ code: 'RATELIMIT_EXCEED', message: '对同笔订单分账频率过高' });
   });
 });
 
