@@ -189,3 +189,26 @@ describe('simulator out_trade_no reuse and order lifecycle', () => {
     expect((await request(app).post('/_sim/transactions/CTRL_0001/pay').send({})).status).toBe(409);
   });
 });
+
+describe('issue 7: ordering rules as WeChat applies them', () => {
+  test('When description is 43 Chinese characters (129 bytes), then PARAM_ERROR names the byte count; 42 (126 bytes) is accepted', async () => {
+    // WeChat counts bytes: "字节数 144，大于最大值 127" (JeffreySu/WeiXinMPSDK#3217).
+    const { app } = mk();
+    const r = await api(app, 'POST', JSAPI, jsapiOrder('BYTES_0001', { description: '商'.repeat(43) }));
+    expect([r.status, r.json.code]).toEqual([400, 'PARAM_ERROR']);
+    expect(r.json.message).toContain('字节数 129，大于最大值 127');
+    expect((await api(app, 'POST', JSAPI, jsapiOrder('BYTES_0002', { description: '商'.repeat(42) }))).status).toBe(200);
+    const a = await api(app, 'POST', JSAPI, jsapiOrder('BYTES_0003', { attach: '附'.repeat(43) }));
+    expect(a.json.message).toContain('字节数 129，大于最大值 128');
+  });
+
+  test('When time_expire is already past, then the order is created and stays payable for the 1-minute minimum', async () => {
+    const { app, control } = mk();
+    const past = { time_expire: '2020-01-01T00:00:00+08:00' };
+    expect((await api(app, 'POST', JSAPI, jsapiOrder('EXPIRE_0001', past))).status).toBe(200);
+    expect(control.pay('EXPIRE_0001').ok).toBe(true);
+    expect((await api(app, 'POST', JSAPI, jsapiOrder('EXPIRE_0002', past))).status).toBe(200);
+    control.advanceTime(61_000);
+    expect(control.pay('EXPIRE_0002').ok).toBe(false);
+  });
+});

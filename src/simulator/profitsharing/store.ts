@@ -221,7 +221,7 @@ export function windowExpired(ctx: SimContext, tx: SimTransaction): boolean {
 
 /** Merchant-funded coupons (免充值券): the shopper paid less and the merchant never receives the difference. */
 export function merchantCouponOf(tx: SimTransaction): number {
-  return tx.amountTotal - (tx.payerTotal ?? tx.amountTotal);
+  return Math.max(0, tx.amountTotal - (tx.payerTotal ?? tx.amountTotal));
 }
 
 /**
