@@ -49,7 +49,11 @@ export interface DriverDeps {
   random?: () => number;
 }
 
-export type Step = { kind: 'done'; reason: string } | { kind: 'wait'; until: number; reason: string };
+/**
+ * `yieldSlot`: the wait is the channel's per-order spacing: the worker hands the payment back to the
+ * queue instead of sleeping in its slot, so other payments use the merchant's rate meanwhile.
+ */
+export type Step = { kind: 'done'; reason: string } | { kind: 'wait'; until: number; reason: string; yieldSlot?: boolean };
 type Next = Step | { kind: 'continue' };
 
 const CONTINUE: Next = { kind: 'continue' };
@@ -129,7 +133,7 @@ function spaced(d: DriverDeps, c: PaidCheckout, now: number): Step | null {
   const interval = d.config.PROFIT_SHARING_ORDER_INTERVAL_MS;
   const last = c.splitLastRequestAt?.getTime();
   if (interval <= 0 || last === undefined || now >= last + interval) return null;
-  return { kind: 'wait', until: last + interval, reason: 'one split request per order per interval' };
+  return { kind: 'wait', until: last + interval, reason: 'one split request per order per interval', yieldSlot: true };
 }
 
 async function markRequested(d: DriverDeps, checkoutId: string): Promise<void> {
