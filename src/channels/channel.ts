@@ -12,7 +12,7 @@ export type TradeType = 'JSAPI' | 'H5' | 'NATIVE';
 export interface CreateOrderInput {
   tradeType: TradeType;
   outTradeNo: string; // 6–32 chars [0-9A-Za-z_\-|*]
-  description: string; // ≤127 chars
+  description: string; // ≤127 bytes of UTF-8
   amountFen: number;
   expiresAt: Date; // sent as RFC 3339 (+08:00) time_expire
   attach?: string;
@@ -40,6 +40,11 @@ export interface ChannelTransaction {
   successTime?: Date;
   amountTotalFen?: number;
   payerTotalFen?: number;
+  /**
+   * Discounts the merchant funded (promotion_detail[].merchant_contribute; or total − payer_total when
+   * the channel gave no breakdown): they do not reach the merchant, so they cannot be split.
+   */
+  merchantFundedFen?: number;
   currency?: string;
   payerOpenid?: string;
   attach?: string;
@@ -69,7 +74,9 @@ export type ReceiverType = 'MERCHANT_ID' | 'PERSONAL_OPENID';
 export interface SplitReceiverInput {
   type: ReceiverType;
   account: string;
-  name?: string; // plain text here; the channel adapter encrypts it on the wire
+  name?: string; // plain text: the channel adapter encrypts it on the wire (a fresh ciphertext each call)
+  /** Or the ciphertext sealed once by `sealSensitive` (with `sensitiveKeyId`), re-sent unchanged. */
+  nameCiphertext?: string;
   amountFen: number;
   description: string;
 }
@@ -103,7 +110,11 @@ export interface PaymentChannel {
   createOrder(input: CreateOrderInput): Promise<CreateOrderResult>;
   /** null when the channel does not know the order (ORDER_NOT_EXIST / RESOURCE_NOT_EXISTS). */
   queryOrder(outTradeNo: string): Promise<ChannelTransaction | null>;
-  /** Idempotent. Throws ChannelError code ORDERPAID when the order was paid meanwhile. */
+  /**
+   * Idempotent. Throws ChannelError code ORDER_PAID when the order was paid meanwhile (WeChat's v3
+   * ORDER_PAID and the v2 name ORDERPAID both map to it), and a retryable USER_PAYING when the
+   * channel answered 202 (the shopper is paying: not closed yet).
+   */
   closeOrder(outTradeNo: string): Promise<void>;
   /** Parameters for WeixinJSBridge getBrandWCPayRequest, signed with the merchant key. */
   jsapiParams(prepayId: string): JsapiParams;
@@ -127,7 +138,14 @@ export interface PaymentChannel {
     outOrderNo: string;
     receivers: SplitReceiverInput[];
     unfreezeUnsplit: boolean;
+    /** The key id (Wechatpay-Serial) the receivers' nameCiphertext were sealed with. */
+    sensitiveKeyId?: string;
   }): Promise<SplitOrderResult>;
+  /**
+   * Encrypts sensitive values (receiver names) with one channel key: store the result and send it
+   * unchanged with every re-send of the same request (RSA-OAEP output differs on every call).
+   */
+  sealSensitive(values: string[]): { keyId: string; ciphertexts: string[] };
   /** null when the channel does not know this out_order_no. */
   querySplitOrder(transactionId: string, outOrderNo: string): Promise<SplitOrderResult | null>;
   unfreeze(input: { transactionId: string; outOrderNo: string; description: string }): Promise<SplitOrderResult>;

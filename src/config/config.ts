@@ -59,12 +59,15 @@ export const envSchema = z.object({
   SWEEPER_INTERVAL_MS: int(30_000, 100),
 
   PROFIT_SHARING_RECEIVER_LIMIT: int(50, 1).pipe(z.number().max(50)),
-  PROFIT_SHARING_MAX_RATIO: z.coerce.number().gt(0).max(1).default(0.3),
+  /** WeChat grants a direct merchant at most 30% by default (cumulative, on amount − fee): no more. */
+  PROFIT_SHARING_MAX_RATIO: z.coerce.number().gt(0).max(0.3, 'must be at most 0.3: WeChat grants a direct merchant at most 30% (分账比例) by default').default(0.3),
   PROFIT_SHARING_MAX_REQUESTS: int(50, 1),
   /** Seconds after paid_at before the first split request (issue 3 names it PROFIT_SHARING_DELAY). */
   PROFIT_SHARING_DELAY: int(70, 0),
   PROFIT_SHARING_CONCURRENCY: int(4, 1),
   PROFIT_SHARING_RATE_PER_SECOND: int(30, 1),
+  /** Least time between two split requests of the SAME payment, from the last answer (WeChat: "1秒1次" per order). */
+  PROFIT_SHARING_ORDER_INTERVAL_MS: int(1000, 0),
   PROFIT_SHARING_POLL_MS: int(2_000, 10),
   PROFIT_SHARING_WINDOW_DAYS: int(30, 1),
   PROFIT_SHARING_ALERT_BEFORE_DAYS: int(3, 0),

@@ -94,6 +94,8 @@ const DEFAULTS: SimOptions = {
     minDelayAfterPayMs: 60_000,
     resultDelayMs: 1_000,
     ratePerSecond: 0,
+    perOrderRatePerSecond: 1,
+    feeRate: 0.006,
     windowDays: 30,
   },
 };

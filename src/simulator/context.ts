@@ -54,6 +54,13 @@ export interface SimOptions {
     resultDelayMs: number; // PENDING -> SUCCESS/CLOSED after this
     /** Split requests per second per merchant before FREQUENCY_LIMITED; 0 = unlimited. */
     ratePerSecond: number;
+    /**
+     * Split requests per second for the same transaction before 429 RATELIMIT_EXCEED "对同笔订单分账频率过高"
+     * (WeChat: "1秒1次", FACTS-partner-bills §1.10); 0 = unlimited.
+     */
+    perOrderRatePerSecond: number;
+    /** The payment fee WeChat keeps (手续费), as a rate of the settled amount: not splittable. */
+    feeRate: number;
     windowDays: number; // 30
   };
 }
@@ -78,6 +85,8 @@ export interface SimTransaction {
   payerClientIp?: string;
   profitSharing: boolean;
   state: SimTradeState;
+  /** When the order stops being payable: time_expire, raised to the channel's minimum when too early. */
+  expireAtMs?: number;
   successTime?: string; // RFC 3339 +08:00
   paidAtMs?: number;
   /** The original request body (canonical JSON) for "same out_trade_no, same params" checks. */

@@ -4,8 +4,9 @@
  *   SIM_PORT (default 3100), SIM_HOST (127.0.0.1), SIM_KEYS_DIR (./sandbox), SIM_PUBLIC_BASE_URL,
  *   SIM_MCHID, SIM_APPID, SIM_APP_SECRET, SIM_H5_DOMAINS / SIM_OAUTH_DOMAINS (comma lists, default localhost,127.0.0.1),
  *   SIM_NOTIFY_URL_POLICY (any-no-query for the local sandbox; https-public is WeChat's rule),
- *   SIM_PROFIT_SHARING_RESULT_DELAY_MS / _MIN_DELAY_AFTER_PAY_MS / _RATE_PER_SECOND / _RECEIVER_LIMIT
- *   (integers; unset keeps the simulator's defaults). SIM_PORT=0 picks a free port (printed on the first line).
+ *   SIM_PROFIT_SHARING_RESULT_DELAY_MS / _MIN_DELAY_AFTER_PAY_MS / _RATE_PER_SECOND / _RECEIVER_LIMIT /
+ *   _PER_ORDER_RATE_PER_SECOND (integers), SIM_PROFIT_SHARING_FEE_RATE (e.g. 0.006); unset keeps the
+ *   simulator's defaults (WeChat's: 1 split request per second per order, 0.6% fee). SIM_PORT=0 picks a free port (printed on the first line).
  */
 import { resolve } from 'node:path';
 import { loadOrCreateSandboxKeys } from './keys';
@@ -23,12 +24,20 @@ async function main() {
     if (!/^\d+$/.test(v)) throw new Error(`${name} must be a non-negative integer, got ${JSON.stringify(v)}`);
     return Number(v);
   };
+  const rate = (name: string) => {
+    const v = env[name];
+    if (v === undefined || v === '') return undefined;
+    if (!/^0(\.\d+)?$/.test(v)) throw new Error(`${name} must be a rate between 0 and 1, got ${JSON.stringify(v)}`);
+    return Number(v);
+  };
   const profitSharing = Object.fromEntries(
     Object.entries({
       resultDelayMs: int('SIM_PROFIT_SHARING_RESULT_DELAY_MS'),
       minDelayAfterPayMs: int('SIM_PROFIT_SHARING_MIN_DELAY_AFTER_PAY_MS'),
       ratePerSecond: int('SIM_PROFIT_SHARING_RATE_PER_SECOND'),
       receiverLimit: int('SIM_PROFIT_SHARING_RECEIVER_LIMIT'),
+      perOrderRatePerSecond: int('SIM_PROFIT_SHARING_PER_ORDER_RATE_PER_SECOND'),
+      feeRate: rate('SIM_PROFIT_SHARING_FEE_RATE'),
     }).filter(([, v]) => v !== undefined),
   );
   const sim = await startSimulator({

@@ -30,8 +30,7 @@ export function verifySha256Rsa(message: string | Buffer, signatureB64: string, 
 }
 
 /** AEAD_AES_256_GCM as WeChat uses it: key = APIv3 key bytes, 12-char nonce, ciphertext = base64(ct || tag). */
-export function encryptResource(apiv3Key: string, plaintext: string, associatedData: string) {
-  const nonce = randomAlnum(12);
+export function encryptResource(apiv3Key: string, plaintext: string, associatedData: string, nonce: string = randomAlnum(12)) {
   const cipher = createCipheriv('aes-256-gcm', Buffer.from(apiv3Key, 'utf8'), Buffer.from(nonce, 'utf8'));
   cipher.setAAD(Buffer.from(associatedData, 'utf8'));
   const ct = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final(), cipher.getAuthTag()]);

@@ -61,7 +61,8 @@ it('When the channel refuses a batch terminally (NOT_ENOUGH), then that batch fa
   const { id } = await paidCheckout(h, { amount: 1000, profit_sharing: { receivers: receivers(7, 10, 'ne-') } });
   const s = await waitForSplitStatus(h, id, ['succeeded', 'partially_failed', 'failed']);
   expect(s.status).toBe('partially_failed');
-  expect(s.batches[0]).toMatchObject({ state: 'failed', error: { code: 'NOT_ENOUGH', message: '分账金额不足' } });
+  // The message adds what the channel said was left when it refused (issue 7 §3).
+  expect(s.batches[0]).toMatchObject({ state: 'failed', error: { code: 'NOT_ENOUGH', message: expect.stringContaining('分账金额不足') } });
   expect(s.batches[0]!.receivers.every((r) => r.state === 'CLOSED' && r.reason === 'NOT_ENOUGH')).toBe(true);
   expect(s.batches[1]!.state).toBe('succeeded');
   // The refused last-batch unfreeze does not apply here (batch 1 failed, batch 2 carried it).

@@ -55,6 +55,8 @@ async function setup(ps: Partial<SimContext['opts']['profitSharing']> = {}): Pro
         minDelayAfterPayMs: 60_000,
         resultDelayMs: 0,
         ratePerSecond: 0,
+        perOrderRatePerSecond: 0,
+        feeRate: 0,
         windowDays: 30,
         ...ps,
       },
@@ -313,7 +315,6 @@ describe('POST /orders', () => {
         [merchantReceiver(1), merchantReceiver(1, '1900000202', '乙有限公司'), merchantReceiver(1, '1900000203', '丙有限公司')],
         {},
       ],
-      ['merchant without name', [{ type: 'MERCHANT_ID', account: '1900000201', amount: 1, description: 'd' }], {}],
     ];
     for (const [label, receivers, extra] of cases) {
       const res = await split(h, 'P-BAD', receivers, extra);
@@ -355,7 +356,7 @@ describe('POST /orders', () => {
 
   it('When the cumulative split would exceed floor(total × maxRatio), then 超出最大分账比例; CLOSED ones do not count', async () => {
     const h = await setup({ maxRatio: 0.3 });
-    h.addTx({ amountTotal: 10_001 }); // floor(3000.3) = 3000
+    h.addTx({ amountTotal: 10_001, payerTotal: 10_001 }); // floor(3000.3) = 3000
     await addMerchant(h);
     await addMerchant(h, '1900000202', '乙有限公司');
     const over = await split(h, 'P0', [merchantReceiver(3001)]);
@@ -406,9 +407,10 @@ describe('POST /orders', () => {
     const h = await setup({ maxRequestsPerOrder: 1 });
     h.addTx();
     await addMerchant(h);
-    const first = await split(h, 'P1', [merchantReceiver(100)]);
-    // The ciphertext differs (OAEP is randomised); the decrypted request is what counts.
-    const again = await split(h, 'P1', [merchantReceiver(100)]);
+    const receiver = merchantReceiver(100);
+    const first = await split(h, 'P1', [receiver]);
+    // The same bytes (ciphertext included: a re-encrypted name is refused, see issue 7 below).
+    const again = await split(h, 'P1', [receiver]);
     expect(again.status).toBe(200);
     expect(again.body.order_id).toBe(first.body.order_id);
     expect(again.body.state).toBe('FINISHED');
@@ -567,7 +569,7 @@ describe('rate limit', () => {
     await addMerchant(h);
     profitSharingControl(h.ctx).setOptions({ perOrderRatePerSecond: 1 });
     expect((await split(h, 'P1', [merchantReceiver(1)])).status).toBe(200);
-    expect((await split(h, 'P2', [merchantReceiver(1)])).body).toMatchObject({ code: 'FREQUENCY_LIMITED', message: '对同笔订单分账频率过高' });
+    expect((await split(h, 'P2', [merchantReceiver(1)])).body).toMatchObject({ code: 'RATELIMIT_EXCEED', message: '对同笔订单分账频率过高' });
   });
 });
 
@@ -632,5 +634,77 @@ describe('controls', () => {
     await addMerchant(a);
     expect(profitSharingControl(a.ctx).receivers()).toHaveLength(1);
     expect(profitSharingControl(b.ctx).receivers()).toHaveLength(0);
+  });
+});
+
+describe('issue 7: what WeChat really does (simulator)', () => {
+  it('When a merchant-funded coupon and the fee apply, then /amounts is amount − fee − coupon and one fen more is 403 NOT_ENOUGH', async () => {
+    // 可分金额 = 订单金额 − 手续费; 免充值券 lower it further (issue 7 §3; SKILLS 分账常见问题.md).
+    const h = await setup({ feeRate: 0.006, maxRatio: 1 });
+    h.addTx({ amountTotal: 10_000, payerTotal: 9_000 }); // 1000 fen coupon paid by the merchant
+    const fee = Math.round(9_000 * 0.006); // 54
+    expect((await amounts(h)).body).toEqual({ transaction_id: TX, unsplit_amount: 10_000 - fee - 1_000 });
+    await addMerchant(h);
+    const over = await split(h, 'P1', [merchantReceiver(10_000 - fee - 1_000 + 1)]);
+    expect([over.status, over.body.code]).toEqual([403, 'NOT_ENOUGH']);
+    expect((await split(h, 'P2', [merchantReceiver(10_000 - fee - 1_000)])).status).toBe(200);
+  });
+
+  it('When the ratio is 30%, then it applies to amount − fee: exactly 30% of the amount is refused', async () => {
+    const h = await setup({ feeRate: 0.006 });
+    h.addTx({ amountTotal: 10_000 });
+    await addMerchant(h);
+    const res = await split(h, 'P1', [merchantReceiver(3_000)]);
+    expect([res.status, res.body.message]).toEqual([400, '分账金额超出最大分账比例']);
+    expect((await split(h, 'P2', [merchantReceiver(Math.floor((10_000 - 60) * 0.3))])).status).toBe(200);
+  });
+
+  it('When a MERCHANT_ID receiver has no name on /orders, then it is accepted (name is optional in wechatpay-go models)', async () => {
+    const h = await setup();
+    h.addTx();
+    await addMerchant(h);
+    const res = await h.api
+      .post('/v3/profitsharing/orders')
+      .send({ appid: APPID, transaction_id: TX, out_order_no: 'NONAME1', receivers: [{ type: 'MERCHANT_ID', account: '1900000201', amount: 10, description: '佣金' }], unfreeze_unsplit: false });
+    expect(res.status).toBe(200);
+  });
+
+  it('When the same out_order_no is re-sent with the name encrypted again, then it is refused 分账接收方与原请求不一致; the identical bytes are accepted', async () => {
+    const h = await setup();
+    h.addTx();
+    await addMerchant(h);
+    const receiver = merchantReceiver(100);
+    expect((await split(h, 'SAME1', [receiver])).status).toBe(200);
+    expect((await split(h, 'SAME1', [receiver])).status).toBe(200);
+    const reEncrypted = await split(h, 'SAME1', [merchantReceiver(100)]);
+    expect([reEncrypted.status, reEncrypted.body.message]).toEqual([400, '分账接收方与原请求不一致']);
+  });
+
+  it('When two splits of one transaction come within a second (default 1/s), then the second is 429 RATELIMIT_EXCEED 对同笔订单分账频率过高, and after a second it passes', async () => {
+    const h = await setup({ perOrderRatePerSecond: 1 });
+    h.addTx();
+    await addMerchant(h);
+    expect((await split(h, 'R1', [merchantReceiver(1)])).status).toBe(200);
+    const limited = await split(h, 'R2', [merchantReceiver(1)]);
+    expect([limited.status, limited.body.code, limited.body.message]).toEqual([429, 'RATELIMIT_EXCEED', '对同笔订单分账频率过高']);
+    h.advance(1000);
+    expect((await split(h, 'R2', [merchantReceiver(1)])).status).toBe(200);
+  });
+
+  it('When a return is requested with a result delay, then it is PROCESSING first and SUCCESS once due', async () => {
+    const h = await setup({ resultDelayMs: 5_000 });
+    h.addTx();
+    await addMerchant(h);
+    await split(h, 'RET1', [merchantReceiver(100)]);
+    h.advance(5_000);
+    await query(h, 'RET1');
+    const ret = await h.api
+      .post('/v3/profitsharing/return-orders')
+      .send({ out_order_no: 'RET1', out_return_no: 'R-1', return_mchid: '1900000201', amount: 50, description: '退回' });
+    expect(ret.body).toMatchObject({ result: 'PROCESSING' });
+    expect(ret.body.finish_time).toBeUndefined();
+    h.advance(5_000);
+    const q = await h.api.get('/v3/profitsharing/return-orders/R-1').query({ out_order_no: 'RET1' });
+    expect(q.body).toMatchObject({ result: 'SUCCESS' });
   });
 });

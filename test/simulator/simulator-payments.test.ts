@@ -29,7 +29,6 @@ describe('simulator ordering rules', () => {
     ['time_expire without offset', { time_expire: '2099-06-08T10:34:56' }],
     ['time_expire with space', { time_expire: '2099-06-08 10:34:56+08:00' }],
     ['time_expire epoch', { time_expire: 4102444800 }],
-    ['time_expire in the past', { time_expire: '2020-01-01T00:00:00+08:00' }],
     ['amount.total 0', { amount: { total: 0, currency: 'CNY' } }],
     ['amount.total fractional', { amount: { total: 1.5, currency: 'CNY' } }],
     ['amount.total as string', { amount: { total: '100', currency: 'CNY' } }],
@@ -108,14 +107,14 @@ describe('simulator out_trade_no reuse and order lifecycle', () => {
     expect([r2.status, r2.json.code]).toEqual([403, 'OUT_TRADE_NO_USED']);
   });
 
-  test('When the order was paid, then re-ordering is 403 ORDERPAID and close is refused', async () => {
+  test('When the order was paid, then re-ordering and closing answer 400 ORDER_PAID (v3 name, as peers expect)', async () => {
     const { app, control } = mk();
     await api(app, 'POST', JSAPI, jsapiOrder('PAID_0001'));
     expect(control.pay('PAID_0001').ok).toBe(true);
     const r = await api(app, 'POST', JSAPI, jsapiOrder('PAID_0001'));
-    expect([r.status, r.json.code]).toEqual([403, 'ORDERPAID']);
+    expect([r.status, r.json.code]).toEqual([400, 'ORDER_PAID']);
     const c = await api(app, 'POST', '/v3/pay/transactions/out-trade-no/PAID_0001/close', { mchid: MCHID });
-    expect([c.status, c.json.code]).toEqual([403, 'ORDERPAID']);
+    expect([c.status, c.json.code]).toEqual([400, 'ORDER_PAID']);
   });
 
   test('When the order was closed, then close again is 204 and re-ordering is 400 ORDER_CLOSED, paying is refused', async () => {
@@ -188,5 +187,28 @@ describe('simulator out_trade_no reuse and order lifecycle', () => {
     expect(res.body.amount.payer_total).toBe(80);
     expect(control.transaction('CTRL_0001')!.state).toBe('SUCCESS');
     expect((await request(app).post('/_sim/transactions/CTRL_0001/pay').send({})).status).toBe(409);
+  });
+});
+
+describe('issue 7: ordering rules as WeChat applies them', () => {
+  test('When description is 43 Chinese characters (129 bytes), then PARAM_ERROR names the byte count; 42 (126 bytes) is accepted', async () => {
+    // WeChat counts bytes: "字节数 144，大于最大值 127" (JeffreySu/WeiXinMPSDK#3217).
+    const { app } = mk();
+    const r = await api(app, 'POST', JSAPI, jsapiOrder('BYTES_0001', { description: '商'.repeat(43) }));
+    expect([r.status, r.json.code]).toEqual([400, 'PARAM_ERROR']);
+    expect(r.json.message).toContain('字节数 129，大于最大值 127');
+    expect((await api(app, 'POST', JSAPI, jsapiOrder('BYTES_0002', { description: '商'.repeat(42) }))).status).toBe(200);
+    const a = await api(app, 'POST', JSAPI, jsapiOrder('BYTES_0003', { attach: '附'.repeat(43) }));
+    expect(a.json.message).toContain('字节数 129，大于最大值 128');
+  });
+
+  test('When time_expire is already past, then the order is created and stays payable for the 1-minute minimum', async () => {
+    const { app, control } = mk();
+    const past = { time_expire: '2020-01-01T00:00:00+08:00' };
+    expect((await api(app, 'POST', JSAPI, jsapiOrder('EXPIRE_0001', past))).status).toBe(200);
+    expect(control.pay('EXPIRE_0001').ok).toBe(true);
+    expect((await api(app, 'POST', JSAPI, jsapiOrder('EXPIRE_0002', past))).status).toBe(200);
+    control.advanceTime(61_000);
+    expect(control.pay('EXPIRE_0002').ok).toBe(false);
   });
 });

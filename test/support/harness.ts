@@ -65,7 +65,9 @@ export async function startHarness(opts: {
     oauthDomains: ['127.0.0.1', 'localhost'],
     notifyRetryScheduleMs: [200, 400, 800, 1600],
     ...opts.sim,
-    profitSharing: { minDelayAfterPayMs: 0, resultDelayMs: 0, ...opts.sim?.profitSharing },
+    // No fee and no per-order rate unless a test is about them (tests of those set them here and
+    // PROFIT_SHARING_ORDER_INTERVAL_MS below); the simulator's own defaults are WeChat's.
+    profitSharing: { minDelayAfterPayMs: 0, resultDelayMs: 0, feeRate: 0, perOrderRatePerSecond: 0, ...opts.sim?.profitSharing },
   });
   const env = {
     ...sandboxEnv({ keysDir: dir, simulatorUrl: sim.url, databaseUrl: db.url, redisUrl: testRedisUrl(), port, publicBaseUrl: gatewayUrl }),
@@ -73,6 +75,7 @@ export async function startHarness(opts: {
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     QUEUE_PREFIX: testQueuePrefix('gw'),
     SWEEPER_INTERVAL_MS: '200',
+    PROFIT_SHARING_ORDER_INTERVAL_MS: '0',
     ...opts.env,
   };
   const config = loadConfig(env);

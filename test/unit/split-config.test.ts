@@ -39,3 +39,18 @@ describe('PROFIT_SHARING_DELAY (issue 3: "paid_at + PROFIT_SHARING_DELAY", secon
     }
   });
 });
+
+describe('issue 7 §3 / issue 8 §8: what WeChat grants and allows', () => {
+  it('When PROFIT_SHARING_MAX_RATIO is above 0.3 (WeChat grants a direct merchant 30% by default), then the config is refused naming it', () => {
+    expect(() => loadConfig({ ...example, PROFIT_SHARING_MAX_RATIO: '1' })).toThrow(/PROFIT_SHARING_MAX_RATIO/);
+    expect(() => loadConfig({ ...example, PROFIT_SHARING_MAX_RATIO: '0.31' })).toThrow(ConfigError);
+    expect(loadConfig({ ...example, PROFIT_SHARING_MAX_RATIO: '0.3' }).PROFIT_SHARING_MAX_RATIO).toBe(0.3);
+  });
+
+  it('When PROFIT_SHARING_ORDER_INTERVAL_MS is not set, then one order gets at most one split request per second', () => {
+    const env = { ...example };
+    delete env.PROFIT_SHARING_ORDER_INTERVAL_MS;
+    expect(loadConfig(env).PROFIT_SHARING_ORDER_INTERVAL_MS).toBe(1000);
+    expect(loadConfig({ ...example, PROFIT_SHARING_ORDER_INTERVAL_MS: '0' }).PROFIT_SHARING_ORDER_INTERVAL_MS).toBe(0);
+  });
+});

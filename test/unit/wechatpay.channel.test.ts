@@ -298,6 +298,8 @@ describe('ordering', () => {
       successTime: new Date('2026-11-25T10:01:02Z'),
       amountTotalFen: 100,
       payerTotalFen: 90,
+      // No promotion_detail: the 10 fen discount is taken as merchant-funded (the safe reading, issue 7 §3).
+      merchantFundedFen: 10,
       currency: 'CNY',
       payerOpenid: 'o1',
       attach: 'co_abc',
@@ -325,7 +327,25 @@ describe('ordering', () => {
     verifyAuthorization(recorded[0]);
     handler = () => ({ status: 400, body: '{"code":"ORDERPAID","message":"订单已支付"}' });
     const e = await rejection(channel().closeOrder('CO_20261125_0001'));
-    expect([e.code, e.retryable, e.opts.httpStatus]).toEqual(['ORDERPAID', false, 400]);
+    expect([e.code, e.retryable, e.opts.httpStatus]).toEqual(['ORDER_PAID', false, 400]);
+    handler = () => ({ status: 400, body: '{"code":"ORDER_PAID","message":"订单已支付"}' });
+    const v3 = await rejection(channel().closeOrder('CO_20261125_0001'));
+    expect([v3.code, v3.retryable]).toEqual(['ORDER_PAID', false]);
+  });
+
+  test('When a close answers 202 USER_PAYING, then it is not closed: a retryable USER_PAYING error', async () => {
+    handler = () => ({ status: 202, body: '{"code":"USER_PAYING","message":"用户支付中"}' });
+    const e = await rejection(channel().closeOrder('CO_20261125_0001'));
+    expect([e.code, e.retryable, e.opts.httpStatus]).toEqual(['USER_PAYING', true, 202]);
+  });
+
+  test('When a description is 43 Chinese characters (129 bytes of UTF-8), then it is refused before sending; 42 pass', async () => {
+    const base = { tradeType: 'NATIVE' as const, outTradeNo: 'CO_20261125_0009', amountFen: 1, expiresAt: new Date(Date.now() + 3600_000), notifyUrl: 'https://example.com/n', profitSharing: false };
+    const e = await rejection(channel().createOrder({ ...base, description: '商'.repeat(43) }));
+    expect(e.code).toBe('INVALID_INPUT');
+    expect(recorded).toHaveLength(0);
+    const a = await rejection(channel().createOrder({ ...base, description: 'x', attach: '附'.repeat(43) }));
+    expect(a.code).toBe('INVALID_INPUT');
   });
 
   test('When an unsigned 204 answers a close, then it is refused', async () => {

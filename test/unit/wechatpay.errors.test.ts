@@ -22,7 +22,14 @@ describe('mapHttpError', () => {
     [403, { code: 'NO_AUTH', message: '无分账权限' }, 'NO_AUTH', false],
     [404, { code: 'RESOURCE_NOT_EXISTS', message: '记录不存在' }, 'RESOURCE_NOT_EXISTS', false],
     [404, { code: 'ORDER_NOT_EXIST', message: '订单不存在' }, 'ORDER_NOT_EXIST', false],
-    [400, { code: 'ORDERPAID', message: '订单已支付' }, 'ORDERPAID', false],
+    [400, { code: 'ORDERPAID', message: '订单已支付' }, 'ORDER_PAID', false],
+    [400, { code: 'ORDER_PAID', message: '订单已支付' }, 'ORDER_PAID', false],
+    [403, { code: 'ORDERPAID', message: '订单已支付，不能关单' }, 'ORDER_PAID', false],
+    // WeChat's real text contains 订单处理中 too (issue 7 §4; SKILLS 分账常见问题.md).
+    [400, { code: 'INVALID_REQUEST', message: '订单处理中，请在到达结算周期之后再请求分账' }, 'SETTLEMENT_CYCLE_NOT_REACHED', false],
+    // wechatpay-go profitsharing error table: 429 RATELIMIT_EXCEED 对同笔订单分账频率过高 — retry later.
+    [429, { code: 'RATELIMIT_EXCEED', message: '对同笔订单分账频率过高' }, 'RATELIMIT_EXCEED', true],
+    [400, { code: 'RATELIMIT_EXCEED', message: '对同笔订单分账频率过高' }, 'RATELIMIT_EXCEED', true],
     [403, { code: 'RULE_LIMIT', message: '业务规则限制' }, 'RULE_LIMIT', false],
     [418, undefined, 'HTTP_418', false],
   ])('When HTTP %i %j, then %s retryable=%s', (status, body, code, retryable) => {

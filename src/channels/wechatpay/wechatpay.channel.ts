@@ -21,6 +21,7 @@ import {
   newNonce,
   signSha256Rsa,
 } from './wechatpay.crypto';
+import { utf8Bytes } from '../../lib/utf8';
 import { invalidInput, isNotFound } from './wechatpay.errors';
 import { parsePaymentNotify, type NotifyDeps } from './wechatpay.notify';
 import { buildOauthAuthorizeUrl, exchangeOauthCode } from './wechatpay.oauth';
@@ -154,14 +155,24 @@ export function createWechatPayChannel(cfg: WechatPayConfig, logger?: pino.Logge
 
   async function closeOrder(outTradeNo: string): Promise<void> {
     checkId(outTradeNo, OUT_TRADE_NO, 'out_trade_no');
+    let answer;
     try {
-      await client.callNoBody('POST /v3/pay/transactions/out-trade-no/close', (s) => s.close(outTradeNo));
+      answer = await client.callNoBody('POST /v3/pay/transactions/out-trade-no/close', (s) => s.close(outTradeNo));
     } catch (err) {
-      // Closing a closed order is a success (idempotent); ORDERPAID is left to the caller.
+      // Closing a closed order is a success (idempotent); a paid order (ORDER_PAID) is left to the caller.
       if (err instanceof ChannelError && (err.code === 'ORDER_CLOSED' || err.code === 'ORDERCLOSED')) return;
       // An order WeChat never created (our create call failed) cannot be paid: closed is the truth.
       if (isNotFound(err)) return;
       throw err;
+    }
+    // Only 204 is "closed". 202 USER_PAYING (wechatpay-go services/payments error tables: "用户支付中")
+    // means the shopper is paying right now: not closed yet, ask again shortly.
+    if (answer.status !== 204 && answer.status !== 200) {
+      throw new ChannelError('USER_PAYING', `close answered HTTP ${answer.status}: the order is not closed yet`, {
+        retryable: true,
+        httpStatus: answer.status,
+        detail: { httpStatus: answer.status, channelCode: (answer.json as { code?: unknown } | undefined)?.code, retryAfterMs: 5_000 },
+      });
     }
   }
 
@@ -192,17 +203,25 @@ export function createWechatPayChannel(cfg: WechatPayConfig, logger?: pino.Logge
     outOrderNo: string;
     receivers: SplitReceiverInput[];
     unfreezeUnsplit: boolean;
+    sensitiveKeyId?: string;
   }): Promise<SplitOrderResult> {
     checkId(input.transactionId, TRANSACTION_ID, 'transaction_id');
     checkId(input.outOrderNo, OUT_ORDER_NO, 'out_order_no');
     if (input.receivers.length === 0 || input.receivers.length > MAX_RECEIVERS) {
       throw invalidInput(`a split request needs 1–${MAX_RECEIVERS} receivers`);
     }
-    const key = client.encryptionKey();
+    const sealed = input.sensitiveKeyId !== undefined;
+    if (!sealed && input.receivers.some((r) => r.nameCiphertext !== undefined)) throw invalidInput('nameCiphertext needs the sensitiveKeyId it was sealed with');
+    if (sealed && input.receivers.some((r) => r.name !== undefined)) throw invalidInput('a sealed request carries ciphertexts only');
+    // A re-send of the same out_order_no must be the same request: sealed names (stored once, with
+    // their key id) go out unchanged; only a caller that stores nothing gets fresh ciphertexts.
+    const key = sealed ? undefined : client.encryptionKey();
     const receivers = input.receivers.map((r) => {
       if (!Number.isSafeInteger(r.amountFen) || r.amountFen < 1) throw invalidInput('receiver amountFen must be an integer ≥ 1');
+      if (r.description.length === 0 || utf8Bytes(r.description) > 80) throw invalidInput('receiver description must be 1–80 bytes of UTF-8');
       const w: WireSplitOrderRequest['receivers'][number] = { type: r.type, account: r.account, amount: r.amountFen, description: r.description };
-      if (r.name !== undefined) w.name = client.encryptSensitive(r.name, key);
+      if (r.nameCiphertext !== undefined) w.name = r.nameCiphertext;
+      else if (r.name !== undefined) w.name = client.encryptSensitive(r.name, key!);
       return w;
     });
     const body: WireSplitOrderRequest = {
@@ -212,8 +231,14 @@ export function createWechatPayChannel(cfg: WechatPayConfig, logger?: pino.Logge
       receivers,
       unfreeze_unsplit: input.unfreezeUnsplit,
     };
-    const a = await client.call('POST /v3/profitsharing/orders', (s) => s.create_profitsharing_orders({ ...body, wx_serial_no: key.id }), splitOrderSchema);
+    const serial = input.sensitiveKeyId ?? key!.id;
+    const a = await client.call('POST /v3/profitsharing/orders', (s) => s.create_profitsharing_orders({ ...body, wx_serial_no: serial }), splitOrderSchema);
     return toSplitOrderResult(a);
+  }
+
+  function sealSensitive(values: string[]): { keyId: string; ciphertexts: string[] } {
+    const key = client.encryptionKey();
+    return { keyId: key.id, ciphertexts: values.map((v) => client.encryptSensitive(v, key)) };
   }
 
   async function querySplitOrder(transactionId: string, outOrderNo: string): Promise<SplitOrderResult | null> {
@@ -259,6 +284,7 @@ export function createWechatPayChannel(cfg: WechatPayConfig, logger?: pino.Logge
     parsePaymentNotify: (headers, rawBody): PaymentNotifyEvent => parsePaymentNotify(notifyDeps, headers, rawBody),
     addReceiver,
     createSplitOrder,
+    sealSensitive,
     querySplitOrder,
     unfreeze,
     unsplitAmount,

@@ -11,8 +11,20 @@ import { ChannelError } from '../../lib/errors';
 
 /** "Paid less than ~1 min ago / not settled yet": retry the same request later (FACTS §5, SKILLS 分账常见问题.md). */
 const NOT_READY_PATTERN = /订单处理中/;
-/** Extended settlement cycle as a penalty: retrying will not help until the cycle is reached (FACTS §5). */
+/**
+ * Extended settlement cycle as a penalty: retrying will not help until the cycle is reached (FACTS §5).
+ * WeChat's full text is "订单处理中，请在到达结算周期之后再请求分账": it ALSO contains 订单处理中, so
+ * this test must come first.
+ */
 const SETTLEMENT_CYCLE_PATTERN = /结算周期/;
+/** Per-order split rate ("1秒1次"): wechatpay-go maps "对同笔订单分账频率过高" to 429 RATELIMIT_EXCEED. */
+const PER_ORDER_RATE_PATTERN = /同笔订单分账频率过高/;
+
+/**
+ * The paid-order refusal of close / re-order: `ORDER_PAID` in the v3 docs (排障手册 "订单已支付"),
+ * `ORDERPAID` in v2 and older v3 tables. Both become ORDER_PAID; the channel's own code stays in detail.
+ */
+const ORDER_PAID_CODES = new Set(['ORDER_PAID', 'ORDERPAID']);
 
 const RETRY_AFTER_MS = {
   NOT_READY: 60_000, // WeChat wants ≥ 1 min after payment
@@ -22,7 +34,7 @@ const RETRY_AFTER_MS = {
 } as const;
 
 /** Codes WeChat documents as "retry with the same parameters". */
-const RETRYABLE_CODES = new Set(['SYSTEM_ERROR', 'FREQUENCY_LIMITED']);
+const RETRYABLE_CODES = new Set(['SYSTEM_ERROR', 'FREQUENCY_LIMITED', 'RATELIMIT_EXCEED']);
 
 export interface WechatPayErrorBody {
   code?: string;
@@ -56,6 +68,9 @@ export function mapHttpError(
   const message = channelMessage ?? `WeChat Pay answered HTTP ${httpStatus}`;
   const base = { httpStatus, channelCode, channelMessage, channelDetail, requestId: meta.requestId, verified: meta.verified };
 
+  if (channelMessage && SETTLEMENT_CYCLE_PATTERN.test(channelMessage)) {
+    return new ChannelError('SETTLEMENT_CYCLE_NOT_REACHED', message, { retryable: false, httpStatus, detail: base });
+  }
   if (channelMessage && NOT_READY_PATTERN.test(channelMessage)) {
     return new ChannelError('NOT_READY', message, {
       retryable: true,
@@ -63,8 +78,16 @@ export function mapHttpError(
       detail: { ...base, retryAfterMs: RETRY_AFTER_MS.NOT_READY },
     });
   }
-  if (channelMessage && SETTLEMENT_CYCLE_PATTERN.test(channelMessage)) {
-    return new ChannelError('SETTLEMENT_CYCLE_NOT_REACHED', message, { retryable: false, httpStatus, detail: base });
+  if (channelCode !== undefined && ORDER_PAID_CODES.has(channelCode)) {
+    return new ChannelError('ORDER_PAID', message, { retryable: false, httpStatus, detail: base });
+  }
+  if (channelCode === 'RATELIMIT_EXCEED' || (channelMessage && PER_ORDER_RATE_PATTERN.test(channelMessage))) {
+    // Never a failed batch: the same out_order_no is sent again after the order's second has passed.
+    return new ChannelError('RATELIMIT_EXCEED', message, {
+      retryable: true,
+      httpStatus,
+      detail: { ...base, retryAfterMs: RETRY_AFTER_MS.FREQUENCY_LIMITED },
+    });
   }
 
   const code = channelCode ?? `HTTP_${httpStatus}`;
@@ -83,7 +106,7 @@ export function mapHttpError(
     });
   }
   // PARAM_ERROR, INVALID_REQUEST, SIGN_ERROR, NOT_ENOUGH, NO_AUTH, RESOURCE_NOT_EXISTS, ORDER_NOT_EXIST,
-  // ORDERPAID, RULE_LIMIT, ... and any unknown 4xx: the same request will fail again.
+  // RULE_LIMIT, ... and any unknown 4xx: the same request will fail again.
   return new ChannelError(code, message, { retryable: false, httpStatus, detail: base });
 }
 

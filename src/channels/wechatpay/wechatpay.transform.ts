@@ -3,6 +3,7 @@ import type {
   CreateOrderInput,
   SplitOrderResult,
 } from '../channel';
+import { utf8Bytes } from '../../lib/utf8';
 import { invalidInput } from './wechatpay.errors';
 import type { WireOrderRequest, WireSplitOrder, WireTransaction } from './wechatpay.wire';
 
@@ -21,7 +22,9 @@ const OUT_TRADE_NO = /^[0-9A-Za-z_\-|*]{6,32}$/;
 export function toWireOrderRequest(input: CreateOrderInput, ids: { appid: string; mchid: string }): WireOrderRequest {
   if (!OUT_TRADE_NO.test(input.outTradeNo)) throw invalidInput('out_trade_no must be 6–32 of [0-9A-Za-z_-|*]');
   if (!Number.isSafeInteger(input.amountFen) || input.amountFen < 1) throw invalidInput('amountFen must be an integer ≥ 1');
-  if (input.description.length === 0 || [...input.description].length > 127) throw invalidInput('description must be 1–127 characters');
+  // string(127) / string(128) are BYTES of UTF-8 at WeChat (a Chinese character is 3).
+  if (input.description.length === 0 || utf8Bytes(input.description) > 127) throw invalidInput('description must be 1–127 bytes of UTF-8');
+  if (input.attach !== undefined && utf8Bytes(input.attach) > 128) throw invalidInput('attach must be at most 128 bytes of UTF-8');
   const body: WireOrderRequest = {
     appid: ids.appid,
     mchid: ids.mchid,
@@ -71,9 +74,24 @@ export function toChannelTransaction(w: WireTransaction): ChannelTransaction {
   if (w.amount?.total !== undefined) t.amountTotalFen = w.amount.total;
   if (w.amount?.payer_total !== undefined) t.payerTotalFen = w.amount.payer_total;
   if (w.amount?.currency !== undefined) t.currency = w.amount.currency;
+  const funded = merchantFundedFen(w);
+  if (funded !== undefined) t.merchantFundedFen = funded;
   if (w.payer?.openid !== undefined) t.payerOpenid = w.payer.openid;
   if (w.attach !== undefined) t.attach = w.attach;
   return t;
+}
+
+/**
+ * What the merchant funded of the discounts, which never reaches its balance and so cannot be split
+ * (免充值券 lowers the settlement; 可分金额 = 订单金额 − 手续费 − such coupons). Safe under both readings of
+ * CASH coupons: every merchant_contribute counts; without a breakdown, total − payer_total counts whole.
+ */
+export function merchantFundedFen(w: WireTransaction): number | undefined {
+  if (w.promotion_detail && w.promotion_detail.length > 0) {
+    return w.promotion_detail.reduce((s, p) => s + (p.merchant_contribute ?? (p.wechatpay_contribute === undefined && p.other_contribute === undefined ? p.amount ?? 0 : 0)), 0);
+  }
+  if (w.amount?.total !== undefined && w.amount.payer_total !== undefined && w.amount.payer_total < w.amount.total) return w.amount.total - w.amount.payer_total;
+  return undefined;
 }
 
 export function toSplitOrderResult(w: WireSplitOrder): SplitOrderResult {

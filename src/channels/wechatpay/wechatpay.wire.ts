@@ -95,6 +95,18 @@ export const transactionSchema = z.object({
       payer_currency: z.string().optional(),
     })
     .optional(),
+  /** Coupons used (WXIM query answer): merchant_contribute is what the merchant funded. */
+  promotion_detail: z
+    .array(
+      z.object({
+        amount: fen.optional(),
+        type: z.string().optional(), // CASH (充值型) | NOCASH (免充值型)
+        merchant_contribute: fen.optional(),
+        wechatpay_contribute: fen.optional(),
+        other_contribute: fen.optional(),
+      }),
+    )
+    .optional(),
 });
 export type WireTransaction = z.infer<typeof transactionSchema>;
 

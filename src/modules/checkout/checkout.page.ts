@@ -84,7 +84,7 @@ export async function decideCheckoutPage(deps: PageDeps, checkoutId: string, vis
     }
   } catch (err) {
     // Paid (or closed) between our read and the channel call: show the state, not an error. WeChat
-    // answering ORDERPAID to a re-order means the notify is late: record the payment by a query now.
+    // answering ORDER_PAID (or ORDERPAID) to a re-order means the notify is late: record the payment by a query now.
     if (err instanceof AppError && err.code === 'CHECKOUT_NOT_OPEN') {
       await syncCheckoutWithChannel(deps, checkoutId).catch(() => false);
       const again = await deps.prisma.checkout.findUniqueOrThrow({ where: { id: checkoutId }, include: withMerchant });

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { maxUtf8Bytes, WECHAT_BYTE_LIMITS } from '../../lib/utf8';
 
 /** relation_type values of /v3/profitsharing/receivers/add (FACTS §5). */
 export const RELATION_TYPES = ['SERVICE_PROVIDER', 'STORE', 'STAFF', 'STORE_OWNER', 'PARTNER', 'HEADQUARTER', 'BRAND', 'DISTRIBUTOR', 'USER', 'SUPPLIER', 'CUSTOM'] as const;
@@ -10,7 +11,7 @@ export const receiverSchema = z
     account: z.string().min(1).max(64),
     name: z.string().min(1).max(1024).optional(),
     amount: z.number().int('must be an integer number of fen').min(1, 'must be at least 1 fen'),
-    description: z.string().min(1).max(80),
+    description: maxUtf8Bytes(z.string().min(1).max(80), WECHAT_BYTE_LIMITS.receiverDescription),
     /** WeChat's relation of the receiver to the merchant, declared when it is added (receivers/add). */
     relation_type: z.enum(RELATION_TYPES).default('PARTNER'),
     custom_relation: z.string().min(1).max(10).optional(),
@@ -43,11 +44,11 @@ export const createCheckoutSchema = z
     out_trade_no: z.string().min(1).max(64).regex(/^[0-9A-Za-z_\-|*@.]+$/, 'letters, digits and _-|*@. only'),
     amount: z.number().int('must be an integer number of fen').min(1, 'must be at least 1 fen').max(10_000_000_000),
     currency: z.literal('CNY').default('CNY'),
-    description: z.string().trim().min(1).max(127),
+    description: maxUtf8Bytes(z.string().trim().min(1).max(127), WECHAT_BYTE_LIMITS.description),
     return_url: z.url({ protocol: /^https?$/ }).max(1024).optional(),
     expires_in: z.number().int().min(60).max(7 * 24 * 3600).optional(),
     payer: z.object({ openid: z.string().min(1).max(128) }).strict().optional(),
-    attach: z.string().max(128).optional(),
+    attach: maxUtf8Bytes(z.string().max(128), WECHAT_BYTE_LIMITS.attach).optional(),
     profit_sharing: z
       .object({
         mode: z.enum(['planned', 'on_demand']).optional(),

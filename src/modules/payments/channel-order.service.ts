@@ -85,7 +85,8 @@ export async function ensureChannelOrder(
       payerClientIp: payer.clientIp,
     });
   } catch (err) {
-    if (err instanceof ChannelError && err.code === 'ORDERPAID') throw new AppError('CHECKOUT_NOT_OPEN', 'Checkout is already paid', { cause: err });
+    // ORDER_PAID (v3; the adapter maps the v2 name ORDERPAID to it too): a late notify, the page records it by a query.
+    if (err instanceof ChannelError && err.code === 'ORDER_PAID') throw new AppError('CHECKOUT_NOT_OPEN', 'Checkout is already paid', { cause: err });
     throw err;
   }
   return prisma.channelOrder.update({

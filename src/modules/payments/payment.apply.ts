@@ -31,7 +31,8 @@ export async function applyPaidTransaction(
   if (!order || order.channel !== channelName) throw new PaymentMismatch('UNKNOWN_ORDER', `no channel order ${tx.outTradeNo}`);
   if (tx.mchid !== order.mchid) throw new PaymentMismatch('MCHID_MISMATCH', `mchid ${tx.mchid} != ${order.mchid}`);
   if (tx.appid !== order.appid) throw new PaymentMismatch('APPID_MISMATCH', `appid ${tx.appid} != ${order.appid}`);
-  if (tx.tradeState !== 'SUCCESS') throw new PaymentMismatch('NOT_SUCCESS', `trade_state ${tx.tradeState}`);
+  // REFUND follows SUCCESS only: the order was paid (then a refund started), so it is a payment to record.
+  if (tx.tradeState !== 'SUCCESS' && tx.tradeState !== 'REFUND') throw new PaymentMismatch('NOT_SUCCESS', `trade_state ${tx.tradeState}`);
   if (!tx.transactionId) throw new PaymentMismatch('NO_TRANSACTION_ID', 'transaction_id missing');
   if (tx.amountTotalFen !== order.checkout.amountFen)
     throw new PaymentMismatch('AMOUNT_MISMATCH', `amount.total ${tx.amountTotalFen} != ${order.checkout.amountFen}`);
@@ -54,6 +55,7 @@ export async function applyPaidTransaction(
         paidAt,
         paidTotalFen: tx.amountTotalFen,
         payerTotalFen: tx.payerTotalFen ?? tx.amountTotalFen,
+        merchantFundedFen: Math.min(tx.merchantFundedFen ?? 0, tx.amountTotalFen!),
       },
     });
     if (moved.count === 1) {

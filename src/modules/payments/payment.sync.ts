@@ -21,7 +21,8 @@ export async function syncCheckoutWithChannel(deps: SyncDeps, checkoutId: string
   const orders = await deps.prisma.channelOrder.findMany({ where: { checkoutId, status: { in: ['created', 'closed'] }, channel: deps.channel.name } });
   for (const o of orders) {
     const tx = await deps.channel.queryOrder(o.outTradeNo);
-    if (tx?.tradeState !== 'SUCCESS') continue;
+    // REFUND is reached only from SUCCESS (a refund was started at the merchant platform): it proves the payment.
+    if (tx?.tradeState !== 'SUCCESS' && tx?.tradeState !== 'REFUND') continue;
     try {
       const r = await applyPaidTransaction(deps.prisma, deps.channel.name, tx, deps.now());
       deps.logger.info({ checkoutId, outcome: r.outcome, outTradeNo: o.outTradeNo }, 'payment found by query');
@@ -45,13 +46,22 @@ export async function closeChannelOrders(deps: SyncDeps, checkoutId: string): Pr
   for (const o of orders) {
     try {
       await deps.channel.closeOrder(o.outTradeNo);
-      await deps.prisma.channelOrder.updateMany({ where: { id: o.id, status: { in: channelOrderSourcesOf('closed') } }, data: { status: 'closed' } });
+      await markClosed(deps, o.id);
     } catch (err) {
-      if (err instanceof ChannelError && err.code === 'ORDERPAID') paid = true;
+      if (!(err instanceof ChannelError)) throw err;
+      // Whatever the refusal says (ORDER_PAID, its v2 name ORDERPAID, or a code we do not know), the
+      // order's state at the channel decides: paid -> record it; closed -> closed; else retry later.
+      const state = err.retryable ? null : await deps.channel.queryOrder(o.outTradeNo).then((tx) => tx?.tradeState ?? 'CLOSED', () => null);
+      if (state === 'SUCCESS' || state === 'REFUND') paid = true;
+      else if (state === 'CLOSED' || state === 'REVOKED') await markClosed(deps, o.id);
       else throw err;
     }
   }
   return paid && (await syncCheckoutWithChannel(deps, checkoutId));
+}
+
+async function markClosed(deps: SyncDeps, channelOrderId: string): Promise<void> {
+  await deps.prisma.channelOrder.updateMany({ where: { id: channelOrderId, status: { in: channelOrderSourcesOf('closed') } }, data: { status: 'closed' } });
 }
 
 /**

@@ -49,7 +49,11 @@ export interface DriverDeps {
   random?: () => number;
 }
 
-export type Step = { kind: 'done'; reason: string } | { kind: 'wait'; until: number; reason: string };
+/**
+ * `yieldSlot`: the wait is the channel's per-order spacing: the worker hands the payment back to the
+ * queue instead of sleeping in its slot, so other payments use the merchant's rate meanwhile.
+ */
+export type Step = { kind: 'done'; reason: string } | { kind: 'wait'; until: number; reason: string; yieldSlot?: boolean };
 type Next = Step | { kind: 'continue' };
 
 const CONTINUE: Next = { kind: 'continue' };
@@ -103,7 +107,7 @@ async function stepOnce(d: DriverDeps, checkoutId: string): Promise<Next> {
   if (batch) {
     if (batch.state === 'processing') return pollBatch(d, pc, batch);
     if (now < readyAt) return { kind: 'wait', until: readyAt, reason: 'wait after payment' };
-    return sendBatch(d, pc, batch);
+    return spaced(d, pc, now) ?? sendBatch(d, pc, batch);
   }
 
   const uf = c.splitUnfreeze;
@@ -111,12 +115,30 @@ async function stepOnce(d: DriverDeps, checkoutId: string): Promise<Next> {
     if (uf.method === 'last_batch') return repairLastBatchUnfreeze(d, pc, uf);
     if (uf.state === 'processing') return pollUnfreeze(d, pc, uf);
     if (now < readyAt) return { kind: 'wait', until: readyAt, reason: 'wait after payment' };
-    return sendUnfreeze(d, pc, uf);
+    return spaced(d, pc, now) ?? sendUnfreeze(d, pc, uf);
   }
   return { kind: 'done', reason: 'nothing to do' };
 }
 
 type PaidCheckout = Checkout & { transactionId: string; paidAt: Date };
+
+/**
+ * WeChat takes about one split request per second for the same order ("对同笔订单分账频率过高",
+ * 429 RATELIMIT_EXCEED; FACTS-partner-bills §1.10): the next request of a payment waits until
+ * PROFIT_SHARING_ORDER_INTERVAL_MS after the channel answered the previous one. Counting from the
+ * answer, not the send, keeps the gap at WeChat's end whatever the network did. A crash between a
+ * request and its mark can make one request early: that is a RATELIMIT_EXCEED, retried later.
+ */
+function spaced(d: DriverDeps, c: PaidCheckout, now: number): Step | null {
+  const interval = d.config.PROFIT_SHARING_ORDER_INTERVAL_MS;
+  const last = c.splitLastRequestAt?.getTime();
+  if (interval <= 0 || last === undefined || now >= last + interval) return null;
+  return { kind: 'wait', until: last + interval, reason: 'one split request per order per interval', yieldSlot: true };
+}
+
+async function markRequested(d: DriverDeps, checkoutId: string): Promise<void> {
+  await d.prisma.checkout.update({ where: { id: checkoutId }, data: { splitLastRequestAt: d.now() } });
+}
 type BatchWithReceivers = SplitBatch & { receivers: SplitReceiver[] };
 
 const PLAN_ATTEMPTS = 5;
@@ -183,9 +205,11 @@ async function raisePlanAlert(d: DriverDeps, checkoutId: string, plan: unknown, 
 
 // ---- batches -------------------------------------------------------------------------------------
 
-async function sendBatch(d: DriverDeps, c: PaidCheckout, batch: BatchWithReceivers): Promise<Next> {
-  const added = await ensureReceivers(d, batch);
-  if (added) return onSendError(d, c, batch, added);
+async function sendBatch(d: DriverDeps, c: PaidCheckout, first: BatchWithReceivers): Promise<Next> {
+  const added = await ensureReceivers(d, first);
+  if (added) return onSendError(d, c, first, added);
+  const batch = await sealNames(d, first);
+  if (batch.unfreezeUnsplit) await noteUnsplitBeforeLastBatch(d, c, batch);
 
   let answer: SplitOrderResult;
   try {
@@ -196,18 +220,21 @@ async function sendBatch(d: DriverDeps, c: PaidCheckout, batch: BatchWithReceive
         receivers: batch.receivers.map((r) => ({
           type: r.type as 'MERCHANT_ID' | 'PERSONAL_OPENID',
           account: r.account,
-          ...(r.name !== null ? { name: r.name } : {}),
+          ...(r.nameCiphertext !== null ? { nameCiphertext: r.nameCiphertext } : r.name !== null ? { name: r.name } : {}),
           amountFen: r.amountFen,
           description: r.description,
         })),
         unfreezeUnsplit: batch.unfreezeUnsplit,
+        ...(batch.sensitiveKeyId !== null ? { sensitiveKeyId: batch.sensitiveKeyId } : {}),
       }),
     );
   } catch (err) {
+    await markRequested(d, c.id);
     return onSendError(d, c, batch, err);
   }
   const now = d.now();
   await d.prisma.$transaction(async (db) => {
+    await db.checkout.update({ where: { id: c.id }, data: { splitLastRequestAt: now } });
     await db.splitBatch.updateMany({
       where: { id: batch.id, state: { in: batchSourcesOf('processing') } },
       data: { state: 'processing', orderId: answer.orderId, sentAt: now, lastError: null },
@@ -216,6 +243,54 @@ async function sendBatch(d: DriverDeps, c: PaidCheckout, batch: BatchWithReceive
   });
   d.logger.info({ checkoutId: c.id, outOrderNo: batch.outOrderNo, receivers: batch.receivers.length }, 'split batch accepted');
   return CONTINUE;
+}
+
+/**
+ * Receiver names are RSA-OAEP encrypted ONCE per batch and stored with the key id (Wechatpay-Serial):
+ * OAEP output differs on every call, and WeChat may compare a re-sent out_order_no with what it first
+ * received ("分账接收方与原请求不一致"), so every re-send carries the identical ciphertext and serial.
+ * Compare-and-set on sensitive_key_id: two workers racing keep the first one's ciphertexts.
+ */
+async function sealNames(d: DriverDeps, batch: BatchWithReceivers): Promise<BatchWithReceivers> {
+  const named = batch.receivers.filter((r) => r.name !== null && r.nameCiphertext === null);
+  if (batch.sensitiveKeyId !== null || named.length === 0) return batch;
+  const sealed = d.channel.sealSensitive(named.map((r) => r.name!));
+  await d.prisma.$transaction(async (db) => {
+    const won = await db.splitBatch.updateMany({ where: { id: batch.id, sensitiveKeyId: null }, data: { sensitiveKeyId: sealed.keyId } });
+    if (won.count !== 1) return;
+    for (const [i, r] of named.entries()) await db.splitReceiver.update({ where: { id: r.id }, data: { nameCiphertext: sealed.ciphertexts[i]! } });
+  });
+  return d.prisma.splitBatch.findUniqueOrThrow({ where: { id: batch.id }, include: { receivers: { orderBy: { position: 'asc' } } } });
+}
+
+/**
+ * Before the last planned batch (the one that unfreezes the rest): what the channel says is still
+ * splittable (its amount − fee − merchant-funded coupons − accepted splits). It bounds later
+ * reservations and gives the true unfreeze amount; our own arithmetic cannot see the fee.
+ */
+async function noteUnsplitBeforeLastBatch(d: DriverDeps, c: PaidCheckout, batch: BatchWithReceivers): Promise<void> {
+  const uf = await d.prisma.splitUnfreeze.findUnique({ where: { checkoutId: c.id } });
+  if (!uf || uf.method !== 'last_batch' || uf.outOrderNo !== batch.outOrderNo || uf.unsplitBeforeFen !== null) return;
+  const left = await d.channel.unsplitAmount(c.transactionId).catch(() => null);
+  if (!left) return; // best effort: the unfreeze amount then falls back to our own arithmetic
+  await d.prisma.$transaction(async (db) => {
+    await db.splitUnfreeze.updateMany({ where: { id: uf.id, unsplitBeforeFen: null }, data: { unsplitBeforeFen: left.unsplitAmountFen } });
+    await capByChannel(db, c.id, left.unsplitAmountFen);
+  });
+}
+
+/**
+ * split_cap_fen = what the channel has accepted (receivers not CLOSED in sent batches) + what it says
+ * is left; the reservation UPDATE keeps split_reserved_fen under it (split.budget.ts). Unsent (pending)
+ * and refused batches are not accepted: their money is part of what is left.
+ */
+async function capByChannel(db: Prisma.TransactionClient, checkoutId: string, leftFen: number): Promise<void> {
+  await db.$executeRaw`
+    UPDATE checkouts
+       SET split_cap_fen = LEAST(COALESCE(split_cap_fen, 2147483647), ${leftFen}::int + COALESCE((
+             SELECT SUM(r.amount_fen) FROM split_receivers r JOIN split_batches b ON b.id = r.batch_id
+              WHERE b.checkout_id = ${checkoutId} AND b.state NOT IN ('pending', 'failed') AND r.state <> 'CLOSED'), 0)::int)
+     WHERE id = ${checkoutId}`;
 }
 
 /** receivers/add for every receiver of the batch not added before (idempotent at WeChat; we still do it once). */
@@ -264,12 +339,17 @@ async function onSendError(d: DriverDeps, c: PaidCheckout, batch: BatchWithRecei
   }
   // Terminal: the channel refused this request; it was never accepted, so its money and its
   // request slot go back to the budget. The reason is kept and shown on the checkout.
+  // NOT_ENOUGH: ask the channel what is left (fees, coupons) before failing, so later splits are
+  // refused by our budget (422) instead of by the channel.
+  const left = err.code === 'NOT_ENOUGH' ? await d.channel.unsplitAmount(c.transactionId).catch(() => null) : null;
+  const failMessage = left ? `${err.message} (the channel says ${left.unsplitAmountFen} fen are left to split)` : err.message;
   await d.prisma.$transaction(async (db) => {
     const moved = await db.splitBatch.updateMany({
       where: { id: batch.id, state: { in: batchSourcesOf('failed') } },
-      data: { state: 'failed', failCode: err.code, failMessage: err.message.slice(0, 500), finishedAt: now },
+      data: { state: 'failed', failCode: err.code, failMessage: failMessage.slice(0, 500), finishedAt: now },
     });
     if (moved.count !== 1) return;
+    if (left) await capByChannel(db, c.id, left.unsplitAmountFen);
     await closeReceivers(db, {
       checkoutId: c.id,
       closed: batch.receivers.map((r) => ({ id: r.id, failReason: err.code })),
@@ -358,13 +438,26 @@ async function applyAnswer(db: Prisma.TransactionClient, d: DriverDeps, c: PaidC
   return true;
 }
 
-/** The last planned batch finished with unfreeze_unsplit: the remainder went back to the merchant. */
+/**
+ * The last planned batch finished with unfreeze_unsplit: the remainder went back to the merchant. That
+ * remainder is what the channel said was left before the batch minus what the batch split; without
+ * that reading, the paid amount less merchant-funded coupons and every split (the fee is then unseen).
+ */
 async function completeLastBatchUnfreeze(db: Prisma.TransactionClient, c: PaidCheckout, now: Date): Promise<void> {
-  const paid = c.paidTotalFen ?? c.amountFen;
-  const agg = await db.splitReceiver.aggregate({ where: { checkoutId: c.id, state: 'SUCCESS' }, _sum: { amountFen: true } });
+  const uf = await db.splitUnfreeze.findUnique({ where: { checkoutId: c.id } });
+  if (!uf) return;
+  let amountFen: number;
+  if (uf.unsplitBeforeFen !== null) {
+    const last = await db.splitReceiver.aggregate({ where: { checkoutId: c.id, state: 'SUCCESS', batch: { outOrderNo: uf.outOrderNo } }, _sum: { amountFen: true } });
+    amountFen = uf.unsplitBeforeFen - (last._sum.amountFen ?? 0);
+  } else {
+    const paid = (c.paidTotalFen ?? c.amountFen) - c.merchantFundedFen;
+    const agg = await db.splitReceiver.aggregate({ where: { checkoutId: c.id, state: 'SUCCESS' }, _sum: { amountFen: true } });
+    amountFen = paid - (agg._sum.amountFen ?? 0);
+  }
   await db.splitUnfreeze.updateMany({
     where: { checkoutId: c.id, method: 'last_batch', state: { in: unfreezeSourcesOf('succeeded') } },
-    data: { state: 'succeeded', amountFen: paid - (agg._sum.amountFen ?? 0), finishedAt: now },
+    data: { state: 'succeeded', amountFen: Math.max(0, amountFen), finishedAt: now },
   });
 }
 
@@ -392,6 +485,7 @@ async function sendUnfreeze(d: DriverDeps, c: PaidCheckout, uf: SplitUnfreeze): 
       d.channel.unfreeze({ transactionId: c.transactionId, outOrderNo: uf.outOrderNo, description: UNFREEZE_DESCRIPTION }),
     );
   } catch (err) {
+    await markRequested(d, c.id);
     if (!(err instanceof ChannelError)) throw err;
     const now = d.now();
     if (isRetryLater(err)) {
@@ -413,6 +507,7 @@ async function sendUnfreeze(d: DriverDeps, c: PaidCheckout, uf: SplitUnfreeze): 
   }
   const now = d.now();
   await d.prisma.$transaction(async (db) => {
+    await db.checkout.update({ where: { id: c.id }, data: { splitLastRequestAt: now } });
     await db.splitUnfreeze.updateMany({ where: { id: uf.id, state: { in: unfreezeSourcesOf('processing') } }, data: { state: 'processing', sentAt: now, lastError: null } });
     await applyUnfreezeAnswer(db, uf.id, answer, now);
   });
@@ -486,6 +581,11 @@ async function forgetReceivers(d: DriverDeps, db: Prisma.TransactionClient | Pri
 function retryDelay(d: DriverDeps, err: ChannelError, attempt: number): number {
   const backoff = backoffMs(attempt, pollBase(d), RETRY_CAP_MS, d.random);
   // "Not ready" means WeChat's own minute after payment: honour the adapter's hint as a floor.
+  // Per-order rate (RATELIMIT_EXCEED): at least the channel's second, and never sooner than our own spacing.
+  if (err.code === 'RATELIMIT_EXCEED' || err.code === 'FREQUENCY_LIMITED') {
+    const hint = (err.opts.detail as { retryAfterMs?: number } | undefined)?.retryAfterMs ?? 1000;
+    return Math.max(backoff, hint, d.config.PROFIT_SHARING_ORDER_INTERVAL_MS);
+  }
   if (err.code === 'NOT_READY') {
     const hint = (err.opts.detail as { retryAfterMs?: number } | undefined)?.retryAfterMs ?? 60_000;
     return Math.max(backoff, Math.min(hint, Math.max(1000, d.config.PROFIT_SHARING_DELAY * 1000)));

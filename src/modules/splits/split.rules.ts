@@ -13,6 +13,12 @@ export function batchCount(receivers: number, limit: number): number {
   return Math.ceil(receivers / limit);
 }
 
+/**
+ * The highest payment fee rate WeChat charges merchants (0.6% standard, up to 1% in some industries):
+ * how much less than our books the channel's unsplit amount may be before reconciliation reports it.
+ */
+export const MAX_FEE_RATE = 0.01;
+
 /** The most that may ever be split from a payment of `paidFen`. */
 export function splitBudget(paidFen: number, limits: SplitLimits): number {
   return fenTimesRatio(paidFen, limits.maxRatio);

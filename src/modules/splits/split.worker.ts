@@ -98,7 +98,7 @@ export async function startSplitWorker(deps: AppDeps, opts: SplitWorkerOptions):
           if (step.kind === 'done') return step.reason;
           if (step.reason === LOCK_LOST) return await later(100 + Math.floor(Math.random() * 200));
           const ms = step.until - deps.now().getTime();
-          if (ms > inlineMax || stopping) return await later(ms);
+          if (ms > inlineMax || stopping || step.yieldSlot) return await later(ms);
           if (ms > 0) await sleep(ms);
           if (!(await lock.renew(checkoutId, owner))) return await later(100 + Math.floor(Math.random() * 200));
           renewedAt = Date.now();

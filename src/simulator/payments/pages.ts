@@ -47,7 +47,8 @@ function hostAllowed(url: string, domains: string[]): boolean {
 function stateRefusal(rt: SimRuntime, tx: SimTransaction): string | undefined {
   if (tx.state === 'SUCCESS' || tx.state === 'REFUND') return '该订单已支付，请勿重复支付';
   if (tx.state === 'CLOSED') return '该订单已关闭';
-  if (tx.timeExpire && rt.now() > Date.parse(tx.timeExpire)) return '订单已过期，请重新下单';
+  const expireAtMs = tx.expireAtMs ?? (tx.timeExpire ? Date.parse(tx.timeExpire) : undefined);
+  if (expireAtMs !== undefined && rt.now() > expireAtMs) return '订单已过期，请重新下单';
   return undefined;
 }
 

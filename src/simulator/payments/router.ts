@@ -3,7 +3,8 @@
  * Error codes and statuses (pay.weixin.qq.com 下单 error table, seen in a stored copy): 400 PARAM_ERROR,
  * 400 APPID_MCHID_NOT_MATCH, 400 MCH_NOT_EXISTS, 403 OUT_TRADE_NO_USED, 401 SIGN_ERROR, 429 FREQUENCY_LIMITED,
  * 500 SYSTEM_ERROR. Older v3 common table: 404 ORDERNOTEXIST (now ORDER_NOT_EXIST), 400 ORDER_CLOSED.
- * UNVERIFIED: 403 for ORDERPAID (v2 name, status chosen like the other business refusals).
+ * Paid order: 400 {"code":"ORDER_PAID","message":"订单已支付"} on close and on re-order (v3 troubleshooting
+ * text "订单已支付" / ORDER_PAID; peers' tests expect exactly 400 ORDER_PAID; ORDERPAID is the v2 name).
  */
 import { Router, type Request, type Response } from 'express';
 import type { SimTradeType, SimTransaction } from '../context';
@@ -14,6 +15,7 @@ import { transactionView } from './transactions';
 
 export const PREPAY_TTL_MS = 2 * 3600_000;
 export const H5_URL_TTL_MS = 5 * 60_000;
+export const MIN_EXPIRE_MS = 60_000;
 
 const TYPES: Record<string, SimTradeType> = { jsapi: 'JSAPI', h5: 'H5', native: 'NATIVE' };
 
@@ -58,7 +60,7 @@ export function createPaymentsRouter(rt: SimRuntime): Router {
     if (!OUT_TRADE_NO_RE.test(no)) return rt.fail(res, 400, 'PARAM_ERROR', '输入源“/path/out_trade_no”格式不正确');
     const tx = rt.transactions.byOutTradeNo.get(no);
     if (!tx) return rt.fail(res, 404, 'ORDER_NOT_EXIST', '订单不存在');
-    if (tx.state === 'SUCCESS' || tx.state === 'REFUND') return rt.fail(res, 403, 'ORDERPAID', '订单已支付，不能关单');
+    if (tx.state === 'SUCCESS' || tx.state === 'REFUND') return rt.fail(res, 400, 'ORDER_PAID', '订单已支付');
     if (tx.state !== 'CLOSED') {
       tx.state = 'CLOSED';
       rt.extraFor(tx).closedAtMs = rt.now();
@@ -89,14 +91,16 @@ function placeOrder(rt: SimRuntime, req: Request, res: Response, type: SimTradeT
     if (issuedFor && issuedFor !== o.appid) return rt.fail(res, 400, 'PARAM_ERROR', 'appid和openid不匹配');
   }
   const now = rt.now();
-  // UNVERIFIED: WeChat's exact refusal of a time_expire already in the past.
-  if (o.timeExpireMs !== undefined && o.timeExpireMs <= now)
-    return rt.fail(res, 400, 'PARAM_ERROR', 'time_expire 已过期，请设置一个未来的时间', { location: 'body', field: 'time_expire' });
+  // A time_expire in the past or too close is not refused: the order is created and stays payable for
+  // the channel's minimum. CHOSEN: 1 minute from the order (APIv2 unifiedorder's rule "time_expire …
+  // 最短失效时间间隔大于1分钟"; a community answer says v3 accepts such orders too). A merchant
+  // must therefore never rely on time_expire alone to stop a payment: close the order.
+  const expireAtMs = o.timeExpireMs === undefined ? undefined : Math.max(o.timeExpireMs, now + MIN_EXPIRE_MS);
 
   const fingerprint = `${type}|${canonicalJson(body)}`;
   let tx = rt.transactions.byOutTradeNo.get(o.outTradeNo);
   if (tx) {
-    if (tx.state === 'SUCCESS' || tx.state === 'REFUND') return rt.fail(res, 403, 'ORDERPAID', '该订单已支付');
+    if (tx.state === 'SUCCESS' || tx.state === 'REFUND') return rt.fail(res, 400, 'ORDER_PAID', '订单已支付');
     if (tx.state === 'CLOSED') return rt.fail(res, 400, 'ORDER_CLOSED', '该订单已关闭');
     if (tx.requestFingerprint !== fingerprint)
       return rt.fail(res, 403, 'OUT_TRADE_NO_USED', '商户订单号重复，同一商户订单号的下单参数（含交易类型）必须一致');
@@ -118,6 +122,7 @@ function placeOrder(rt: SimRuntime, req: Request, res: Response, type: SimTradeT
       state: 'NOTPAY',
       requestFingerprint: fingerprint,
       createdAtMs: now,
+      expireAtMs,
     } satisfies SimTransaction;
     rt.transactions.byOutTradeNo.set(o.outTradeNo, tx);
   }

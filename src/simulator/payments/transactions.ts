@@ -38,7 +38,8 @@ export function transactionView(tx: SimTransaction): Record<string, unknown> {
           coupon_id: '109519',
           name: '模拟器优惠券',
           scope: 'GLOBAL',
-          type: 'CASH',
+          // 免充值券 (NOCASH): funded by the merchant, so it lowers what the merchant settles and can split.
+          type: 'NOCASH',
           amount: discount,
           stock_id: '8' + tx.transactionId!.slice(-7),
           wechatpay_contribute: 0,
@@ -67,7 +68,7 @@ export function payTransaction(rt: SimRuntime, tx: SimTransaction, o: { payerTot
   if (tx.state === 'SUCCESS' || tx.state === 'REFUND') return { ok: false, status: 409, reason: '该订单已支付' };
   if (tx.state === 'CLOSED') return { ok: false, status: 409, reason: '该订单已关闭' };
   const now = rt.now();
-  const expireMs = tx.timeExpire ? Date.parse(tx.timeExpire) : tx.createdAtMs + 7 * 86400_000;
+  const expireMs = tx.expireAtMs ?? (tx.timeExpire ? Date.parse(tx.timeExpire) : tx.createdAtMs + 7 * 86400_000);
   if (now > expireMs) return { ok: false, status: 409, reason: '订单已过期，请重新下单' };
   const payerTotal = o.payerTotal ?? tx.amountTotal;
   if (!Number.isInteger(payerTotal) || payerTotal < 1 || payerTotal > tx.amountTotal)

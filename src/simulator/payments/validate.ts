@@ -16,7 +16,12 @@ type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 const charLen = (s: string) => [...s].length;
 
-function str(o: Obj, key: string, path: string, rule: { required?: boolean; min?: number; max?: number; re?: RegExp; reMsg?: string }): string | undefined {
+/**
+ * `max` counts characters; `maxBytes` counts UTF-8 bytes, which is what WeChat means by string(127) on
+ * description / attach: its validator answers "字节数 144，大于最大值 127" (JeffreySu/WeiXinMPSDK#3217, a
+ * 69-character Chinese description refused by the real v3 JSAPI endpoint).
+ */
+function str(o: Obj, key: string, path: string, rule: { required?: boolean; min?: number; max?: number; maxBytes?: number; re?: RegExp; reMsg?: string }): string | undefined {
   const v = o[key];
   const p = path ? `${path}/${key}` : key;
   if (v === undefined || v === null) {
@@ -27,6 +32,8 @@ function str(o: Obj, key: string, path: string, rule: { required?: boolean; min?
   const n = charLen(v);
   if (rule.min !== undefined && n < rule.min) throw new ParamError(p, `长度 ${n}，小于最小值 ${rule.min}`, v);
   if (rule.max !== undefined && n > rule.max) throw new ParamError(p, `长度 ${n}，大于最大值 ${rule.max}`, v);
+  const bytes = Buffer.byteLength(v, 'utf8');
+  if (rule.maxBytes !== undefined && bytes > rule.maxBytes) throw new ParamError(p, `字节数 ${bytes}，大于最大值 ${rule.maxBytes}`, v);
   if (rule.re && !rule.re.test(v)) throw new ParamError(p, rule.reMsg ?? '格式不正确', v);
   return v;
 }
@@ -135,7 +142,7 @@ export interface ParsedOrder {
 export function parseOrder(body: Obj, type: SimTradeType, policy: NotifyUrlPolicy): ParsedOrder {
   const appid = str(body, 'appid', '', { required: true, min: 1, max: 32 })!;
   const mchid = str(body, 'mchid', '', { required: true, min: 1, max: 32 })!;
-  const description = str(body, 'description', '', { required: true, min: 1, max: 127 })!;
+  const description = str(body, 'description', '', { required: true, min: 1, maxBytes: 127 })!;
   const outTradeNo = str(body, 'out_trade_no', '', {
     required: true,
     min: 6,
@@ -149,7 +156,7 @@ export function parseOrder(body: Obj, type: SimTradeType, policy: NotifyUrlPolic
     timeExpireMs = parseRfc3339(timeExpire);
     if (timeExpireMs === undefined) throw new ParamError('time_expire', '时间格式不符合rfc3339标准，如2018-06-08T10:34:56+08:00', timeExpire);
   }
-  const attach = str(body, 'attach', '', { max: 128 });
+  const attach = str(body, 'attach', '', { maxBytes: 128 });
   const notifyUrl = str(body, 'notify_url', '', { required: true, min: 1, max: 255 })!;
   checkNotifyUrl(notifyUrl, policy);
   str(body, 'goods_tag', '', { max: 32 });

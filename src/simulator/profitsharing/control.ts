@@ -20,7 +20,7 @@ import {
   type SplitRequestRecord,
 } from './store';
 
-export type ProfitSharingOptionsPatch = Partial<SimOptions['profitSharing']> & { perOrderRatePerSecond?: number };
+export type ProfitSharingOptionsPatch = Partial<SimOptions['profitSharing']>;
 
 export interface ProfitSharingControl {
   /** Receivers with this account in FUTURE split requests end CLOSED with this fail_reason (null: stop). */
@@ -32,7 +32,7 @@ export interface ProfitSharingControl {
   /** Future return orders to this merchant answer FAILED with this reason (null: stop). */
   failReturns(returnMchid: string, failReason: ReturnFailReason | null): void;
   /** Changes ctx.opts.profitSharing (and the store's per-order rate) at run time. */
-  setOptions(patch: ProfitSharingOptionsPatch): SimOptions['profitSharing'] & { perOrderRatePerSecond: number };
+  setOptions(patch: ProfitSharingOptionsPatch): SimOptions['profitSharing'];
   /** Every split/unfreeze request received, oldest first. */
   requests(): SplitRequestRecord[];
   /** Orders (current state, as the query API would answer), oldest first. */
@@ -79,11 +79,9 @@ export function profitSharingControl(ctx: SimContext): ProfitSharingControl {
       else store.returnFailures.delete(returnMchid);
     },
     setOptions(patch) {
-      const store = getStore(ctx);
-      const { perOrderRatePerSecond, ...rest } = patch;
-      Object.assign(ctx.opts.profitSharing, rest);
-      if (perOrderRatePerSecond !== undefined) store.perOrderRatePerSecond = perOrderRatePerSecond;
-      return { ...ctx.opts.profitSharing, perOrderRatePerSecond: store.perOrderRatePerSecond };
+      getStore(ctx); // snapshot the starting options for reset
+      Object.assign(ctx.opts.profitSharing, patch);
+      return { ...ctx.opts.profitSharing };
     },
     requests: () => [...getStore(ctx).requests],
     orders: () => [...fresh().orders.values()].map((o) => ({ kind: o.kind, ...orderView(o) })),
@@ -108,6 +106,7 @@ const optionsSchema = z.strictObject({
   ratePerSecond: nonNegInt.optional(),
   windowDays: z.number().min(0).optional(),
   perOrderRatePerSecond: nonNegInt.optional(),
+  feeRate: z.number().min(0).max(0.1).optional(),
 });
 const failReceiverSchema = z.strictObject({ account: z.string().min(1), fail_reason: z.enum(FAIL_REASONS).nullable() });
 const closeReceiverSchema = z.strictObject({

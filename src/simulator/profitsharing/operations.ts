@@ -22,6 +22,7 @@ import {
   findTransaction,
   getStore,
   maxSplittable,
+  feeOf,
   nextId,
   paidAtMs,
   relationKey,
@@ -122,7 +123,7 @@ export function returnView(r: ReturnOrder): Record<string, unknown> {
     result: r.result,
     ...(r.failReason ? { fail_reason: r.failReason } : {}),
     create_time: toCst(r.createdAtMs),
-    finish_time: toCst(r.finishedAtMs),
+    ...(r.finishedAtMs !== undefined ? { finish_time: toCst(r.finishedAtMs) } : {}),
   };
 }
 
@@ -169,8 +170,9 @@ export function createOrder(ctx: SimContext, req: Request): Outcome {
     key = k.key;
   }
   for (const r of b.receivers) {
+    // name is optional on /orders for every receiver type (wechatpay-go services/profitsharing/models.go
+    // CreateOrderReceiver.Name is a pointer "可选"); when given it is checked against the added receiver.
     if (r.name === undefined) {
-      if (r.type === 'MERCHANT_ID') return err(400, 'PARAM_ERROR', '分账接收方类型为MERCHANT_ID时，name必填'); // UNVERIFIED wording
       names.push(undefined);
       continue;
     }
@@ -179,11 +181,16 @@ export function createOrder(ctx: SimContext, req: Request): Outcome {
     names.push(d.plain);
   }
 
+  // The request AS SENT (ciphertexts and the Wechatpay-Serial they were made with): a re-send of the
+  // same out_order_no must carry the same bytes. Whether WeChat compares ciphertexts or decrypted names
+  // is not documented; comparing what was sent is the stricter reading, so a gateway that passes here
+  // passes under both (a re-encrypted name differs: RSA-OAEP is randomised).
   const fingerprint = JSON.stringify({
     appid: b.appid ?? null,
     transaction_id: b.transaction_id,
-    receivers: b.receivers.map((r, i) => [r.type, r.account, names[i] ?? null, r.amount, r.description]),
+    receivers: b.receivers.map((r) => [r.type, r.account, r.name ?? null, r.amount, r.description]),
     unfreeze_unsplit: b.unfreeze_unsplit,
+    serial: b.receivers.some((r) => r.name !== undefined) ? req.get('wechatpay-serial') ?? null : null,
   });
   // out_order_no is the idempotency key: same request -> same order (current state).
   const existing = store.orders.get(b.out_order_no);
@@ -211,8 +218,10 @@ export function createOrder(ctx: SimContext, req: Request): Outcome {
   // Requests that were never accepted do not count towards the per-order maximum (SKILLS).
   if (acceptedSplits(store, b.transaction_id) >= ps.maxRequestsPerOrder) return TOO_MANY_SPLITS();
   const sum = b.receivers.reduce((s, r) => s + r.amount, 0);
+  // 可分金额 = amount − fee − merchant-funded coupons − what was split (unsplitAmount).
   if (sum > unsplitAmount(ctx, store, tx)) return NOT_ENOUGH();
-  if (committedAmount(store, b.transaction_id) + sum > maxSplittable(tx.amountTotal, ps.maxRatio)) return OVER_RATIO();
+  // The ratio applies to (amount − fee), cumulatively (SKILLS 分账接入指南.md).
+  if (committedAmount(store, b.transaction_id) + sum > maxSplittable(tx.amountTotal - feeOf(ctx, tx), ps.maxRatio)) return OVER_RATIO();
 
   const order: ProfitSharingOrder = {
     kind: 'split',
@@ -401,12 +410,15 @@ export function createReturn(ctx: SimContext, req: Request): Outcome {
   if (previous.length >= MAX_RETURNS_PER_ORDER) return err(400, 'INVALID_REQUEST', '分账回退次数超过上限'); // UNVERIFIED
   if (now - order.createdAtMs > RETURN_WINDOW_MS) return err(400, 'INVALID_REQUEST', '超过分账回退期限'); // UNVERIFIED
   const returned = previous
-    .filter((r) => r.returnMchid === b.return_mchid && r.result === 'SUCCESS')
+    .filter((r) => r.returnMchid === b.return_mchid && r.result !== 'FAILED')
     .reduce((s, r) => s + r.amount, 0);
   // Verified wording (e-commerce return, developers.weixin.qq.com): INVALID_REQUEST 剩余可回退的金额不足.
   if (returned + b.amount > receiver.amount) return err(400, 'INVALID_REQUEST', '剩余可回退的金额不足');
 
   const failReason = store.returnFailures.get(b.return_mchid);
+  // result PROCESSING|SUCCESS|FAILED (WXIM return-orders.md; GO ReturnOrder.Result): a return can be
+  // PROCESSING first and settle later (after resultDelayMs here); with no delay it is final at once.
+  const dueAtMs = now + ctx.opts.profitSharing.resultDelayMs;
   const ret: ReturnOrder = {
     outReturnNo: b.out_return_no,
     outOrderNo: order.outOrderNo,
@@ -415,11 +427,13 @@ export function createReturn(ctx: SimContext, req: Request): Outcome {
     returnMchid: b.return_mchid,
     amount: b.amount,
     description: b.description,
-    result: failReason ? 'FAILED' : 'SUCCESS',
-    failReason,
+    result: dueAtMs > now ? 'PROCESSING' : failReason ? 'FAILED' : 'SUCCESS',
+    failReason: dueAtMs > now ? undefined : failReason,
+    plannedFailReason: failReason,
     fingerprint,
     createdAtMs: now,
-    finishedAtMs: now,
+    finishedAtMs: dueAtMs > now ? undefined : now,
+    dueAtMs,
   };
   store.returns.set(ret.outReturnNo, ret);
   return ok(returnView(ret));

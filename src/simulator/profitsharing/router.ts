@@ -57,7 +57,7 @@ function splitEndpoint(ctx: SimContext, kind: 'split' | 'unfreeze', run: (ctx: S
       limited: false,
     };
     const rate = ctx.opts.profitSharing.ratePerSecond;
-    const perOrder = store.perOrderRatePerSecond;
+    const perOrder = ctx.opts.profitSharing.perOrderRatePerSecond;
     const earlier = store.requests;
     let outcome: Outcome;
     if (rate > 0 && countInWindow(earlier, now, (r) => r.mchid === mchid) >= rate) {
@@ -68,7 +68,9 @@ function splitEndpoint(ctx: SimContext, kind: 'split' | 'unfreeze', run: (ctx: S
       record.transactionId &&
       countInWindow(earlier, now, (r) => r.transactionId === record.transactionId) >= perOrder
     ) {
-      outcome = { ok: false, status: 429, code: 'FREQUENCY_LIMITED', message: '对同笔订单分账频率过高' };
+      // wechatpay-go services/profitsharing error table: 429 RATELIMIT_EXCEED "对同笔订单分账频率过高"
+      // (about one request per second per order, FACTS-partner-bills §1.10).
+      outcome = { ok: false, status: 429, code: 'RATELIMIT_EXCEED', message: '对同笔订单分账频率过高' };
     } else {
       outcome = run(ctx, req);
     }

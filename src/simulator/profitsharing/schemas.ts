@@ -28,7 +28,11 @@ const transactionId = z.string().min(1).max(32);
 const appid = z.string().min(1).max(32);
 const account = z.string().min(1).max(64);
 const amount = z.number().int().min(1).max(Number.MAX_SAFE_INTEGER);
-const description = z.string().min(1).max(80);
+/** string(80) counts UTF-8 bytes at WeChat (its validator: "字节数 N，大于最大值 80"), not characters. */
+const description = z
+  .string()
+  .min(1)
+  .refine((v) => Buffer.byteLength(v, 'utf8') <= 80, { error: (i) => `字节数 ${Buffer.byteLength(String(i.input), 'utf8')}，大于最大值 80` });
 
 export const createOrderSchema = z.strictObject({
   appid: appid.optional(),

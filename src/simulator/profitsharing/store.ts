@@ -81,11 +81,14 @@ export interface ReturnOrder {
   returnMchid: string;
   amount: number;
   description: string;
-  result: 'SUCCESS' | 'FAILED';
+  result: 'PROCESSING' | 'SUCCESS' | 'FAILED';
   failReason?: ReturnFailReason;
+  /** Chosen by a control when the return was accepted; applied when it settles. */
+  plannedFailReason?: ReturnFailReason;
   fingerprint: string;
   createdAtMs: number;
-  finishedAtMs: number;
+  finishedAtMs?: number;
+  dueAtMs: number;
 }
 
 export interface SplitRequestRecord {
@@ -109,8 +112,8 @@ export interface ProfitSharingStore {
   /** return_mchid -> fail_reason for future return orders. */
   returnFailures: Map<string, ReturnFailReason>;
   requests: SplitRequestRecord[];
-  /** Extra knob, off by default: WeChat also limits splits of one order ("同笔订单分账频率过高"). */
-  perOrderRatePerSecond: number;
+  /** Raw request bodies (as sent: ciphertexts and Wechatpay-Serial included) per out_order_no. */
+  bodies: Map<string, string>;
   seq: number;
   /** ctx.opts.profitSharing as first seen, restored by reset (controls change the live options). */
   initialOptions: SimContext['opts']['profitSharing'];
@@ -126,7 +129,7 @@ function emptyStore(initialOptions: SimContext['opts']['profitSharing']): Profit
     receiverFailures: new Map(),
     returnFailures: new Map(),
     requests: [],
-    perOrderRatePerSecond: 0,
+    bodies: new Map(),
     seq: 0,
     initialOptions,
   };
@@ -216,9 +219,23 @@ export function windowExpired(ctx: SimContext, tx: SimTransaction): boolean {
   return ctx.now() > paidAtMs(tx) + ctx.opts.profitSharing.windowDays * 86_400_000;
 }
 
+/** Merchant-funded coupons (免充值券): the shopper paid less and the merchant never receives the difference. */
+export function merchantCouponOf(tx: SimTransaction): number {
+  return Math.max(0, tx.amountTotal - (tx.payerTotal ?? tx.amountTotal));
+}
+
 /**
- * 订单剩余待分金额. Fees are not modelled (WeChat computes on amount − fee). A REFUND-state order is
- * treated as fully refunded because SimTransaction carries no refunded amount (strict: no split).
+ * The payment fee (手续费) WeChat keeps: feeRate of what the merchant settles (amount − merchant coupons),
+ * rounded half up to the fen. CHOSEN: WeChat's exact rounding of fees is not in a stored source.
+ */
+export function feeOf(ctx: SimContext, tx: SimTransaction): number {
+  return Math.round((tx.amountTotal - merchantCouponOf(tx)) * ctx.opts.profitSharing.feeRate);
+}
+
+/**
+ * 订单剩余待分金额 = amount − fee − merchant-funded coupons − splits not CLOSED (可分金额 = 订单金额 − 手续费,
+ * SKILLS 分账常见问题.md; 免充值券 lower it further). A REFUND-state order is treated as fully refunded
+ * because SimTransaction carries no refunded amount (strict: no split).
  */
 export function unsplitAmount(ctx: SimContext, store: ProfitSharingStore, tx: SimTransaction): number {
   const txId = tx.transactionId ?? '';
@@ -226,7 +243,7 @@ export function unsplitAmount(ctx: SimContext, store: ProfitSharingStore, tx: Si
   if (tx.state !== 'SUCCESS') return 0;
   // After the freeze window WeChat unfreezes the remainder to the merchant by itself.
   if (windowExpired(ctx, tx)) return 0;
-  return Math.max(0, tx.amountTotal - committedAmount(store, txId));
+  return Math.max(0, tx.amountTotal - feeOf(ctx, tx) - merchantCouponOf(tx) - committedAmount(store, txId));
 }
 
 /** Applies every result that is due at ctx.now(). */
@@ -247,6 +264,12 @@ export function settle(ctx: SimContext, store: ProfitSharingStore): void {
       r.finishedAtMs = o.dueAtMs;
     }
     o.state = 'FINISHED';
+  }
+  for (const r of store.returns.values()) {
+    if (r.result !== 'PROCESSING' || now < r.dueAtMs) continue;
+    r.result = r.plannedFailReason ? 'FAILED' : 'SUCCESS';
+    r.failReason = r.plannedFailReason;
+    r.finishedAtMs = r.dueAtMs;
   }
 }
 
