@@ -48,7 +48,8 @@ export function createApp(deps: AppDeps, modules: AppModule[] = []): express.Exp
   // Raw bytes for the notify signature: mounted before any JSON parser.
   app.use(paymentNotifyRouter(deps));
 
-  app.use('/v1', express.json({ limit: '100kb' }), merchantAuth(deps.prisma));
+  // inflate: false: a compressed body is refused with 415 rather than inflated (no zip bombs, no 500s).
+  app.use('/v1', express.json({ limit: '100kb', inflate: false }), merchantAuth(deps.prisma));
   app.use(checkoutApiRouter(deps, modules.flatMap((m) => (m.checkoutJson ? [m.checkoutJson(deps)] : []))));
   for (const m of modules) if (m.apiRoutes) app.use(m.apiRoutes(deps));
   app.use(checkoutPagesRouter(deps));

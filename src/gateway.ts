@@ -11,6 +11,7 @@ import { createPrisma } from './lib/prisma';
 import { createRedis } from './lib/redis';
 import { PAYMENT_SUCCEEDED } from './modules/payments/payment.apply';
 import { closeSiblingOrders } from './modules/payments/payment.followups';
+import { purgeNotifyLogs } from './modules/payments/payment.notify';
 import { SweepBackoff, sweepExpiredCheckouts } from './modules/payments/payment.sync';
 import { splitsModule } from './modules/splits/split.module';
 
@@ -47,6 +48,10 @@ export async function startBackground(deps: AppDeps, mods: AppModule[] = modules
   const loops = [
     startLoop('outbox', 250, () => dispatchOutboxOnce(deps, handlers), deps.logger),
     startLoop('sweeper', deps.config.SWEEPER_INTERVAL_MS, () => sweepExpiredCheckouts(deps, { backoff: sweepBackoff }), deps.logger),
+    startLoop('notify-retention', deps.config.NOTIFY_PURGE_INTERVAL_MS, async () => {
+      const purged = await purgeNotifyLogs(deps.prisma, { retentionDays: deps.config.NOTIFY_RETENTION_DAYS, rejectedRetentionDays: deps.config.NOTIFY_REJECTED_RETENTION_DAYS }, deps.now());
+      if (purged.rejected + purged.verified > 0) deps.logger.info(purged, 'notify logs purged');
+    }, deps.logger),
   ];
   const workers = await Promise.all(mods.filter((m) => m.startWorkers).map((m) => m.startWorkers!(deps)));
   return {
@@ -56,12 +61,25 @@ export async function startBackground(deps: AppDeps, mods: AppModule[] = modules
   };
 }
 
+/**
+ * Timeouts and a connection cap for a payment page behind a proxy: a slow (slowloris) client gets
+ * 408 after HTTP_HEADERS_TIMEOUT_MS / HTTP_REQUEST_TIMEOUT_MS instead of Node's 300 s; idle
+ * keep-alive outlives the proxy's own idle timeout so the proxy, not us, closes reused connections.
+ */
+export function applyServerLimits(server: Server, config: Pick<Config, 'HTTP_HEADERS_TIMEOUT_MS' | 'HTTP_REQUEST_TIMEOUT_MS' | 'HTTP_KEEP_ALIVE_TIMEOUT_MS' | 'HTTP_MAX_CONNECTIONS'>): void {
+  server.headersTimeout = config.HTTP_HEADERS_TIMEOUT_MS;
+  server.requestTimeout = config.HTTP_REQUEST_TIMEOUT_MS;
+  server.keepAliveTimeout = config.HTTP_KEEP_ALIVE_TIMEOUT_MS;
+  server.maxConnections = config.HTTP_MAX_CONNECTIONS;
+}
+
 export async function startGateway(config: Config, deps: AppDeps = buildDeps(config)): Promise<Gateway> {
   const app = createApp(deps, modules);
   const background = config.RUN_WORKERS ? await startBackground(deps) : { stop: async () => undefined };
   const server = await new Promise<Server>((resolve) => {
     const s = app.listen(config.PORT, () => resolve(s));
   });
+  applyServerLimits(server, config);
   const addr = server.address();
   const url = typeof addr === 'object' && addr ? `http://127.0.0.1:${addr.port}` : config.PUBLIC_BASE_URL;
   deps.logger.info({ url, mode: config.APP_MODE }, 'gateway listening');

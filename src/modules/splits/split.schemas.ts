@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { text } from '../../lib/validation';
 import { checkoutIdSchema, receiverListSchema } from '../checkout/checkout.schemas';
 
 /** POST /v1/checkouts/{id}/splits */
@@ -9,7 +10,7 @@ export type CreateSplitInput = z.infer<typeof createSplitSchema>;
 export const splitPlanSchema = z.object({ receivers: receiverListSchema }).strict();
 
 /** POST /v1/checkouts/{id}/splits/finish (body optional) */
-export const finishSplitSchema = z.object({ description: z.string().min(1).max(80).optional() }).strict();
+export const finishSplitSchema = z.object({ description: text().min(1).max(80).optional() }).strict();
 
 /** Job payload of the split queue, re-checked in the worker. */
 export const driveJobSchema = z.object({ checkoutId: checkoutIdSchema }).strict();
