@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import type { Server } from 'node:http';
+import { createServer, type RequestListener, type Server } from 'node:http';
 import { createApp, type AppDeps, type AppModule } from './app';
 import type { PaymentChannel } from './channels/channel';
 import { createChannelRegistry, defaultChannelFactories } from './channels/registry';
@@ -66,20 +66,27 @@ export async function startBackground(deps: AppDeps, mods: AppModule[] = modules
  * 408 after HTTP_HEADERS_TIMEOUT_MS / HTTP_REQUEST_TIMEOUT_MS instead of Node's 300 s; idle
  * keep-alive outlives the proxy's own idle timeout so the proxy, not us, closes reused connections.
  */
-export function applyServerLimits(server: Server, config: Pick<Config, 'HTTP_HEADERS_TIMEOUT_MS' | 'HTTP_REQUEST_TIMEOUT_MS' | 'HTTP_KEEP_ALIVE_TIMEOUT_MS' | 'HTTP_MAX_CONNECTIONS'>): void {
-  server.headersTimeout = config.HTTP_HEADERS_TIMEOUT_MS;
-  server.requestTimeout = config.HTTP_REQUEST_TIMEOUT_MS;
-  server.keepAliveTimeout = config.HTTP_KEEP_ALIVE_TIMEOUT_MS;
+export function createHttpServer(
+  app: RequestListener,
+  config: Pick<Config, 'HTTP_HEADERS_TIMEOUT_MS' | 'HTTP_REQUEST_TIMEOUT_MS' | 'HTTP_KEEP_ALIVE_TIMEOUT_MS' | 'HTTP_MAX_CONNECTIONS'>,
+): Server {
+  const server = createServer({
+    headersTimeout: config.HTTP_HEADERS_TIMEOUT_MS,
+    requestTimeout: config.HTTP_REQUEST_TIMEOUT_MS,
+    keepAliveTimeout: config.HTTP_KEEP_ALIVE_TIMEOUT_MS,
+    // Node checks the two timeouts above only this often (default 30 s): check every second.
+    connectionsCheckingInterval: 1000,
+  }, app);
   server.maxConnections = config.HTTP_MAX_CONNECTIONS;
+  return server;
 }
 
 export async function startGateway(config: Config, deps: AppDeps = buildDeps(config)): Promise<Gateway> {
   const app = createApp(deps, modules);
   const background = config.RUN_WORKERS ? await startBackground(deps) : { stop: async () => undefined };
   const server = await new Promise<Server>((resolve) => {
-    const s = app.listen(config.PORT, () => resolve(s));
+    const s = createHttpServer(app, config).listen(config.PORT, () => resolve(s));
   });
-  applyServerLimits(server, config);
   const addr = server.address();
   const url = typeof addr === 'object' && addr ? `http://127.0.0.1:${addr.port}` : config.PUBLIC_BASE_URL;
   deps.logger.info({ url, mode: config.APP_MODE }, 'gateway listening');
