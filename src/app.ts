@@ -5,6 +5,7 @@ import { errorHandler, notFoundHandler } from './http/error-handler';
 import { merchantAuth } from './http/merchant-auth';
 import { buildOpenApi } from './http/openapi';
 import { requestId } from './http/request-id';
+import { securityHeaders } from './http/security-headers';
 import { checkoutApiRouter } from './modules/checkout/checkout.api';
 import { checkoutPagesRouter } from './modules/checkout/checkout.pages';
 import { demoRouter } from './modules/demo/demo.routes';
@@ -29,6 +30,7 @@ export function createApp(deps: AppDeps, modules: AppModule[] = []): express.Exp
   app.set('views', path.resolve(__dirname, '../views'));
 
   app.use(requestId);
+  app.use(securityHeaders(deps.config));
   app.use(pinoHttp({ logger: deps.logger, genReqId: (_req, res) => String(res.locals?.requestId ?? ''), autoLogging: { ignore: (req) => req.url === '/healthz' } }));
 
   app.get('/healthz', async (_req, res) => {

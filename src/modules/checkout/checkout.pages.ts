@@ -99,6 +99,8 @@ export function checkoutPagesRouter(deps: AppDeps): Router {
           bridgeShimUrl: simBase ? new URL('/_sim/jsbridge.js', simBase).toString() : undefined,
         });
       case 'h5':
+        // WeChat refuses h5_url without a Referer from our H5 domain: this page alone sends its origin.
+        res.setHeader('Referrer-Policy', 'origin');
         return res.render('checkout/h5-hop', { base: base('前往微信支付'), checkout, h5Url: d.h5Url, resultUrl: resultUrl(deps.config, id) });
       case 'native':
         return res.render('checkout/native', {
