@@ -3,6 +3,7 @@ import { ZodError } from 'zod';
 import { AppError, ChannelError } from '../lib/errors';
 import type { Logger } from '../lib/logger';
 import { isDatabaseUnavailable } from '../lib/prisma';
+import { replaceControlChars } from '../lib/validation';
 
 /** Seconds a client should wait before retrying a 503 (PostgreSQL down): long enough for a failover. */
 export const RETRY_AFTER_SECONDS = 5;
@@ -57,7 +58,8 @@ export const notFoundHandler: RequestHandler = (_req, _res, next) => {
 /** zod reports unknown keys on the parent object: name the first unknown key as the field. */
 function issueField(i: ZodError['issues'][number]): string {
   const path = i.code === 'unrecognized_keys' && i.keys.length ? [...i.path, i.keys[0]] : i.path;
-  return path.map(String).join('.');
+  // A key the client sent can hold anything: keep control characters out of our answers and of stored (jsonb) replays.
+  return path.map((p) => replaceControlChars(String(p))).join('.');
 }
 
 function fromZod(err: ZodError): AppError {

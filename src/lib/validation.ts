@@ -28,6 +28,12 @@ export function hasControlChars(s: string): boolean {
   return CONTROL.test(s);
 }
 
+const CONTROL_ALL = new RegExp(CONTROL.source, 'g');
+/** Replaces them with U+FFFD: for echoing client-chosen text (e.g. an unknown key's name) in answers. */
+export function replaceControlChars(s: string): string {
+  return s.replace(CONTROL_ALL, '\ufffd');
+}
+
 /** For `.refine(...)` on string schemas that are not plain `z.string()` (URLs, enums of strings). */
 export const noControlChars = [(s: string) => !hasControlChars(s), { message: 'must not contain control characters' }] as const;
 

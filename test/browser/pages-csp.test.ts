@@ -107,12 +107,13 @@ suite('shopper pages in headless Chromium under the CSP', () => {
     const { ctx, page, errors } = await open(UA.chromeMac);
     try {
       await page.goto(`${h.gatewayUrl}/checkout/${id}`);
-      const ran = await page.evaluate(() => {
+      // A string, so this Node-side file needs no DOM types.
+      const ran = await page.evaluate(`(() => {
         const s = document.createElement('script');
         s.textContent = 'window.__injected = true';
         document.body.appendChild(s);
-        return (window as unknown as { __injected?: boolean }).__injected === true;
-      });
+        return window.__injected === true;
+      })()`);
       expect(ran).toBe(false);
       await page.waitForTimeout(200);
       expect(errors.some((e) => /Content Security Policy/i.test(e))).toBe(true);

@@ -182,3 +182,15 @@ describe('PUT /v1/checkouts/{id}/split-plan', () => {
     expect((await h.db.prisma.checkout.findUniqueOrThrow({ where: { id: c.body.id } })).profitSharing).toBe('planned');
   });
 });
+
+describe('When a path id holds anything (found by the property test), then 404, not 500', () => {
+  it.each(['%00', 'co_%00', '%ED%A0%80'])('GET /v1/checkouts/%s', async (seg) => {
+    const res = await h.api('get', `/v1/checkouts/${seg}`);
+    expect(res.status).toBe(404);
+    expect(res.body.error.code).toBe('NOT_FOUND');
+  });
+  it('POST /v1/checkouts/%00/close', async () => {
+    const res = await h.api('post', '/v1/checkouts/%00/close');
+    expect(res.status).toBe(404);
+  });
+});
