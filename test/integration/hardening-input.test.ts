@@ -184,7 +184,7 @@ describe('PUT /v1/checkouts/{id}/split-plan', () => {
 });
 
 describe('When a path id holds anything (found by the property test), then 404, not 500', () => {
-  it.each(['%00', 'co_%00', '%ED%A0%80'])('GET /v1/checkouts/%s', async (seg) => {
+  it.each(['%00', 'co_%00', 'co_%01%7F'])('GET /v1/checkouts/%s', async (seg) => {
     const res = await h.api('get', `/v1/checkouts/${seg}`);
     expect(res.status).toBe(404);
     expect(res.body.error.code).toBe('NOT_FOUND');
