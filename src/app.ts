@@ -6,6 +6,7 @@ import { merchantAuth } from './http/merchant-auth';
 import { buildOpenApi } from './http/openapi';
 import { requestId } from './http/request-id';
 import { redactUrl } from './lib/logger';
+import { securityHeaders } from './http/security-headers';
 import { checkoutApiRouter } from './modules/checkout/checkout.api';
 import { checkoutPagesRouter } from './modules/checkout/checkout.pages';
 import { demoRouter } from './modules/demo/demo.routes';
@@ -30,6 +31,7 @@ export function createApp(deps: AppDeps, modules: AppModule[] = []): express.Exp
   app.set('views', path.resolve(__dirname, '../views'));
 
   app.use(requestId);
+  app.use(securityHeaders(deps.config));
   app.use(
     pinoHttp({
       logger: deps.logger,
@@ -62,7 +64,8 @@ export function createApp(deps: AppDeps, modules: AppModule[] = []): express.Exp
   // Raw bytes for the notify signature: mounted before any JSON parser.
   app.use(paymentNotifyRouter(deps));
 
-  app.use('/v1', express.json({ limit: '100kb' }), merchantAuth(deps.prisma));
+  // inflate: false: a compressed body is refused with 415 rather than inflated (no zip bombs, no 500s).
+  app.use('/v1', express.json({ limit: '100kb', inflate: false }), merchantAuth(deps.prisma));
   app.use(checkoutApiRouter(deps, modules.flatMap((m) => (m.checkoutJson ? [m.checkoutJson(deps)] : []))));
   for (const m of modules) if (m.apiRoutes) app.use(m.apiRoutes(deps));
   app.use(checkoutPagesRouter(deps));

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import type { Server } from 'node:http';
+import { createServer, type RequestListener, type Server } from 'node:http';
 import { createApp, type AppDeps, type AppModule } from './app';
 import type { PaymentChannel } from './channels/channel';
 import { createChannelRegistry, defaultChannelFactories } from './channels/registry';
@@ -11,6 +11,7 @@ import { createPrisma } from './lib/prisma';
 import { createRedis } from './lib/redis';
 import { PAYMENT_SUCCEEDED } from './modules/payments/payment.apply';
 import { closeSiblingOrders } from './modules/payments/payment.followups';
+import { purgeNotifyLogs } from './modules/payments/payment.notify';
 import { SweepBackoff, sweepExpiredCheckouts } from './modules/payments/payment.sync';
 import { splitsModule } from './modules/splits/split.module';
 
@@ -47,6 +48,10 @@ export async function startBackground(deps: AppDeps, mods: AppModule[] = modules
   const loops = [
     startLoop('outbox', 250, () => dispatchOutboxOnce(deps, handlers), deps.logger),
     startLoop('sweeper', deps.config.SWEEPER_INTERVAL_MS, () => sweepExpiredCheckouts(deps, { backoff: sweepBackoff }), deps.logger),
+    startLoop('notify-retention', deps.config.NOTIFY_PURGE_INTERVAL_MS, async () => {
+      const purged = await purgeNotifyLogs(deps.prisma, { retentionDays: deps.config.NOTIFY_RETENTION_DAYS, rejectedRetentionDays: deps.config.NOTIFY_REJECTED_RETENTION_DAYS }, deps.now());
+      if (purged.rejected + purged.verified > 0) deps.logger.info(purged, 'notify logs purged');
+    }, deps.logger),
   ];
   const workers = await Promise.all(mods.filter((m) => m.startWorkers).map((m) => m.startWorkers!(deps)));
   return {
@@ -56,12 +61,33 @@ export async function startBackground(deps: AppDeps, mods: AppModule[] = modules
   };
 }
 
+/**
+ * Timeouts and a connection cap for a payment page behind a proxy: a slow (slowloris) client gets
+ * 408 after HTTP_HEADERS_TIMEOUT_MS / HTTP_REQUEST_TIMEOUT_MS instead of Node's 300 s; idle
+ * keep-alive outlives the proxy's own idle timeout so the proxy, not us, closes reused connections.
+ */
+export function createHttpServer(
+  app: RequestListener,
+  config: Pick<Config, 'HTTP_HEADERS_TIMEOUT_MS' | 'HTTP_REQUEST_TIMEOUT_MS' | 'HTTP_KEEP_ALIVE_TIMEOUT_MS' | 'HTTP_MAX_CONNECTIONS'>,
+): Server {
+  const server = createServer({
+    headersTimeout: config.HTTP_HEADERS_TIMEOUT_MS,
+    requestTimeout: config.HTTP_REQUEST_TIMEOUT_MS,
+    keepAliveTimeout: config.HTTP_KEEP_ALIVE_TIMEOUT_MS,
+    // Node checks the two timeouts above only this often (default 30 s): check every second.
+    connectionsCheckingInterval: 1000,
+  }, app);
+  server.maxConnections = config.HTTP_MAX_CONNECTIONS;
+  return server;
+}
+
 /** `host` narrows where it listens (the sandbox: 127.0.0.1 only); default every interface. */
 export async function startGateway(config: Config, deps: AppDeps = buildDeps(config), opts: { host?: string } = {}): Promise<Gateway> {
   const app = createApp(deps, modules);
   const background = config.RUN_WORKERS ? await startBackground(deps) : { stop: async () => undefined };
   const server = await new Promise<Server>((resolve, reject) => {
-    const s = opts.host ? app.listen(config.PORT, opts.host, () => resolve(s)) : app.listen(config.PORT, () => resolve(s));
+    const http = createHttpServer(app, config);
+    const s = opts.host ? http.listen(config.PORT, opts.host, () => resolve(s)) : http.listen(config.PORT, () => resolve(s));
     s.once('error', reject);
   });
   const addr = server.address();

@@ -73,6 +73,21 @@ export const envSchema = z.object({
   PROFIT_SHARING_ALERT_BEFORE_DAYS: int(3, 0),
   RECONCILE_INTERVAL_MS: int(60_000, 100),
 
+  /** Verified notifies (the audit trail of payments) are kept this long. */
+  NOTIFY_RETENTION_DAYS: int(180, 1),
+  /** Notifies refused before verification (forged, probes, junk) are kept this long, cut short. */
+  NOTIFY_REJECTED_RETENTION_DAYS: int(7, 0),
+  /** Rejected notifies stored per source IP per minute; more are only counted (verified ones are never limited). */
+  NOTIFY_REJECTED_PER_MINUTE: int(60, 0),
+  NOTIFY_PURGE_INTERVAL_MS: int(3_600_000, 1000),
+
+  /** HTTP server: slow clients must not hold connections (Node's defaults allow 300 s per request). */
+  HTTP_HEADERS_TIMEOUT_MS: int(15_000, 1000),
+  HTTP_REQUEST_TIMEOUT_MS: int(30_000, 1000),
+  /** Longer than the proxy's idle timeout (nginx 60 s, ALB 60 s), so the proxy closes idle connections first. */
+  HTTP_KEEP_ALIVE_TIMEOUT_MS: int(65_000, 0),
+  HTTP_MAX_CONNECTIONS: int(2_000, 1),
+
   RUN_WORKERS: bool.default(true),
   /** Prefix of every BullMQ key in Redis (separates environments sharing one Redis). */
   QUEUE_PREFIX: z.string().regex(/^[\w-]{1,32}$/).default('gw'),
@@ -102,6 +117,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     );
   }
   const c = parsed.data;
+  if (c.HTTP_HEADERS_TIMEOUT_MS > c.HTTP_REQUEST_TIMEOUT_MS)
+    throw new ConfigError(['HTTP_HEADERS_TIMEOUT_MS: must not exceed HTTP_REQUEST_TIMEOUT_MS (Node refuses it)']);
   return {
     ...c,
     sandbox: c.APP_MODE === 'sandbox',

@@ -7,3 +7,21 @@ export { Prisma, PrismaClient };
 export function createPrisma(databaseUrl: string): PrismaClient {
   return new PrismaClient({ adapter: new PrismaPg({ connectionString: databaseUrl }) });
 }
+
+/** Driver-adapter error kinds and Prisma codes that mean "the database cannot be reached now", not "bad query". */
+const UNAVAILABLE_KINDS = new Set(['DatabaseNotReachable', 'ConnectionClosed', 'SocketTimeout', 'TooManyConnections', 'TlsConnectionError']);
+const UNAVAILABLE_CODES = new Set(['P1001', 'P1002', 'P1008', 'P1017', 'P2024']);
+/** PostgreSQL SQLSTATEs of a server shutting down or not accepting connections (class 08, 57P0x). */
+const UNAVAILABLE_SQLSTATE = /^(08|57P0[1-3])/;
+
+/** True when an error says PostgreSQL is down or unreachable: answered 503 + Retry-After, not 500. */
+export function isDatabaseUnavailable(err: unknown): boolean {
+  if (err instanceof Prisma.PrismaClientInitializationError) return true;
+  if (err instanceof Prisma.PrismaClientKnownRequestError) {
+    if (UNAVAILABLE_CODES.has(err.code)) return true;
+    const cause = (err.meta?.driverAdapterError as { cause?: { kind?: string; code?: string } } | undefined)?.cause;
+    if (cause?.kind && UNAVAILABLE_KINDS.has(cause.kind)) return true;
+    if (cause?.kind === 'postgres' && typeof cause.code === 'string' && UNAVAILABLE_SQLSTATE.test(cause.code)) return true;
+  }
+  return false;
+}

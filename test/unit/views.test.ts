@@ -137,7 +137,7 @@ function runPage(html: string, opts: { globals?: Record<string, unknown>; sessio
     setTimeout: (fn: () => void) => timers.push(fn),
     ...opts.globals,
   });
-  for (const m of html.matchAll(/<script>([\s\S]*?)<\/script>/g)) vm.runInContext(m[1]!, context);
+  for (const m of html.matchAll(/<script nonce="[^"]*">([\s\S]*?)<\/script>/g)) vm.runInContext(m[1]!, context);
 
   return {
     el: (id: string) => elements.get(id)!,
@@ -160,7 +160,7 @@ describe('partials', () => {
     expect(html).toMatch(/^\s*<!doctype html>\s*<html lang="zh-CN">/);
     expect(html).toContain('<title>支付 &lt;测试&gt;</title>');
     expect(html).toContain('<meta name="viewport" content="width=device-width, initial-scale=1">');
-    expect(html).toContain('<style>');
+    expect(html).toContain('<style nonce=');
     expect(html).not.toMatch(/<link\b|src="https?:|@import|url\(/);
     expect(html).not.toContain('沙箱环境');
     expect(html.trim().endsWith('</html>')).toBe(true);
@@ -195,9 +195,9 @@ describe('checkout/jsapi', () => {
 
   it('When bridgeShimUrl is set, then the shim script is loaded before the page script', async () => {
     const html = await render('checkout/jsapi', { ...locals, bridgeShimUrl: '/sandbox/bridge.js?x=1&y=2' });
-    const shim = html.indexOf('<script src="/sandbox/bridge.js?x=1&amp;y=2"></script>');
+    const shim = html.indexOf('<script src="/sandbox/bridge.js?x=1&amp;y=2" nonce="');
     expect(shim).toBeGreaterThan(-1);
-    expect(shim).toBeLessThan(html.indexOf('<script>'));
+    expect(shim).toBeLessThan(html.indexOf('<script nonce='));
   });
 
   function bridge() {

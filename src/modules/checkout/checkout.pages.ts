@@ -1,4 +1,5 @@
-import { Router, type Request, type Response } from 'express';
+import { Router, type ErrorRequestHandler, type Request, type Response } from 'express';
+import { setErrorHeaders, toAppError } from '../../http/error-handler';
 import QRCode from 'qrcode';
 import type { AppDeps } from '../../app.types';
 import { AppError, ChannelError } from '../../lib/errors';
@@ -98,6 +99,8 @@ export function checkoutPagesRouter(deps: AppDeps): Router {
           bridgeShimUrl: simBase ? new URL('/_sim/jsbridge.js', simBase).toString() : undefined,
         });
       case 'h5':
+        // WeChat refuses h5_url without a Referer from our H5 domain: this page alone sends its origin.
+        res.setHeader('Referrer-Policy', 'origin');
         return res.render('checkout/h5-hop', { base: base('前往微信支付'), checkout, h5Url: d.h5Url, resultUrl: resultUrl(deps.config, id) });
       case 'native':
         return res.render('checkout/native', {
@@ -179,6 +182,24 @@ export function checkoutPagesRouter(deps: AppDeps): Router {
     }
     return { id: c.id, status: effectiveStatus(c, now), paid_at: c.paidAt?.toISOString() ?? null, return_url: c.returnUrl };
   }
+
+  /**
+   * A browser on a shopper page never gets a JSON error body: whatever failed (PostgreSQL down → 503
+   * with Retry-After), it sees the error page with the mapped status. JSON clients fall through to the
+   * one error mapper. Mounted on /checkout only, so API errors never reach it.
+   */
+  r.use('/checkout', ((err, req, res, next) => {
+    if (res.headersSent || wantsJson(req)) return next(err);
+    const appErr = toAppError(err);
+    if (appErr.status >= 500) deps.logger.error({ err, requestId: res.locals.requestId, path: req.path }, appErr.opts.internal ?? appErr.message);
+    setErrorHeaders(res, appErr);
+    res.setHeader('Cache-Control', 'no-store');
+    res.status(appErr.status).render('checkout/error', {
+      base: base('支付暂不可用'),
+      message: appErr.status >= 500 ? '服务暂时不可用，请稍后重试。' : '请求无效，请重新打开支付链接。',
+      retryUrl: appErr.status >= 500 ? req.originalUrl : undefined,
+    });
+  }) as ErrorRequestHandler);
 
   return r;
 }

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { maxUtf8Bytes, WECHAT_BYTE_LIMITS } from '../../lib/utf8';
+import { amountFen, noControlChars, text } from '../../lib/validation';
 
 /** relation_type values of /v3/profitsharing/receivers/add (FACTS §5). */
 export const RELATION_TYPES = ['SERVICE_PROVIDER', 'STORE', 'STAFF', 'STORE_OWNER', 'PARTNER', 'HEADQUARTER', 'BRAND', 'DISTRIBUTOR', 'USER', 'SUPPLIER', 'CUSTOM'] as const;
@@ -8,13 +9,13 @@ export const RELATION_TYPES = ['SERVICE_PROVIDER', 'STORE', 'STAFF', 'STORE_OWNE
 export const receiverSchema = z
   .object({
     type: z.enum(['MERCHANT_ID', 'PERSONAL_OPENID']),
-    account: z.string().min(1).max(64),
-    name: z.string().min(1).max(1024).optional(),
-    amount: z.number().int('must be an integer number of fen').min(1, 'must be at least 1 fen'),
-    description: maxUtf8Bytes(z.string().min(1).max(80), WECHAT_BYTE_LIMITS.receiverDescription),
+    account: text().min(1).max(64),
+    name: text().min(1).max(1024).optional(),
+    amount: amountFen(),
+    description: maxUtf8Bytes(text().min(1).max(80), WECHAT_BYTE_LIMITS.receiverDescription),
     /** WeChat's relation of the receiver to the merchant, declared when it is added (receivers/add). */
     relation_type: z.enum(RELATION_TYPES).default('PARTNER'),
-    custom_relation: z.string().min(1).max(10).optional(),
+    custom_relation: text().min(1).max(10).optional(),
   })
   .strict()
   .superRefine((r, ctx) => {
@@ -41,14 +42,14 @@ export const receiverListSchema = z
 
 export const createCheckoutSchema = z
   .object({
-    out_trade_no: z.string().min(1).max(64).regex(/^[0-9A-Za-z_\-|*@.]+$/, 'letters, digits and _-|*@. only'),
-    amount: z.number().int('must be an integer number of fen').min(1, 'must be at least 1 fen').max(10_000_000_000),
+    out_trade_no: text().min(1).max(64).regex(/^[0-9A-Za-z_\-|*@.]+$/, 'letters, digits and _-|*@. only'),
+    amount: amountFen(),
     currency: z.literal('CNY').default('CNY'),
-    description: maxUtf8Bytes(z.string().trim().min(1).max(127), WECHAT_BYTE_LIMITS.description),
-    return_url: z.url({ protocol: /^https?$/ }).max(1024).optional(),
+    description: maxUtf8Bytes(text().trim().min(1).max(127), WECHAT_BYTE_LIMITS.description),
+    return_url: z.url({ protocol: /^https?$/ }).max(1024).refine(...noControlChars).optional(),
     expires_in: z.number().int().min(60).max(7 * 24 * 3600).optional(),
-    payer: z.object({ openid: z.string().min(1).max(128) }).strict().optional(),
-    attach: maxUtf8Bytes(z.string().max(128), WECHAT_BYTE_LIMITS.attach).optional(),
+    payer: z.object({ openid: text().min(1).max(128) }).strict().optional(),
+    attach: maxUtf8Bytes(text().max(128), WECHAT_BYTE_LIMITS.attach).optional(),
     profit_sharing: z
       .object({
         mode: z.enum(['planned', 'on_demand']).optional(),
@@ -64,7 +65,7 @@ export type CreateCheckoutInput = z.infer<typeof createCheckoutSchema>;
 /** GET /v1/checkouts: newest first, cursor-paged; find one by the merchant's own order number. */
 export const listCheckoutsSchema = z
   .object({
-    out_trade_no: z.string().min(1).max(64).optional(),
+    out_trade_no: text().min(1).max(64).optional(),
     status: z.enum(['open', 'paid', 'expired', 'closed']).optional(),
     limit: z.coerce.number().int().min(1).max(100).default(20),
     starting_after: z.string().regex(/^co_[0-9a-z]{20}$/, 'not a checkout id').optional(),

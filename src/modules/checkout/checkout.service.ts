@@ -5,7 +5,7 @@ import type { PrismaClient } from '../../lib/prisma';
 import type { Checkout, ChannelOrder } from '../../generated/prisma/client';
 import { isUniqueViolation } from '../../http/idempotency';
 import { checkSplit, type SplitLimits } from '../splits/split.rules';
-import type { CreateCheckoutInput } from './checkout.schemas';
+import { checkoutIdSchema, type CreateCheckoutInput } from './checkout.schemas';
 
 export type CheckoutWithOrders = Checkout & { channelOrders: ChannelOrder[] };
 
@@ -77,6 +77,8 @@ export async function createCheckout(
 }
 
 export async function getCheckout(prisma: PrismaClient, id: string, merchantId?: string): Promise<CheckoutWithOrders> {
+  // Not an id of ours (it may hold anything, NUL included, which PostgreSQL refuses): not found, without a query.
+  if (!checkoutIdSchema.safeParse(id).success) throw new AppError('NOT_FOUND', 'No such checkout');
   const c = await prisma.checkout.findUnique({ where: { id }, include: { channelOrders: { orderBy: { createdAt: 'asc' } } } });
   if (!c || (merchantId !== undefined && c.merchantId !== merchantId)) throw new AppError('NOT_FOUND', `No checkout ${id}`);
   return c;

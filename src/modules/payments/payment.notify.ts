@@ -1,8 +1,9 @@
-import type { PaymentChannel } from '../../channels/channel';
+import type { PaymentChannel, PaymentNotifyEvent } from '../../channels/channel';
 import { ChannelError } from '../../lib/errors';
 import { newId } from '../../lib/ids';
 import type { Logger } from '../../lib/logger';
 import type { PrismaClient } from '../../lib/prisma';
+import type { SourceLimiter } from '../../lib/source-limiter';
 import { applyPaidTransaction, PaymentMismatch } from './payment.apply';
 
 /** What WeChat gets back: 2xx means "stored, stop retrying"; anything else makes it retry. */
@@ -11,44 +12,70 @@ export interface NotifyAnswer {
   body?: { code: 'FAIL'; message: string };
 }
 
+/** How much of a rejected (unauthenticated) notify we keep: enough to see what it was. */
+export const REJECTED_BODY_BYTES = 2048;
+const REJECTED_HEADER_CHARS = 256;
+
+/** Failures after the signature passed: WeChat sent it, so it is kept whole and never rate-limited. */
+const AUTHENTIC_FAILURES = new Set(['DECRYPT_FAILED', 'BAD_NOTIFY']);
+
 const fail = (status: number, message: string): NotifyAnswer => ({ status, body: { code: 'FAIL', message } });
 
+export interface NotifyDeps {
+  prisma: PrismaClient;
+  channel: PaymentChannel;
+  logger: Logger;
+  now: () => Date;
+  /** Per-source allowance for storing rejected notifies. */
+  rejectedLimiter: SourceLimiter;
+}
+
 /**
- * Payment notify, in named steps: keep the raw bytes → verify + decrypt (channel) → check against our
- * order and apply once (with its outbox row) → acknowledge. We answer 2xx only after the commit.
+ * Payment notify, in named steps: verify + decrypt (channel; tens of microseconds, before any write)
+ * → keep the raw bytes → check against our order and apply once (with its outbox row) → acknowledge.
+ * A verified notify is stored before we answer 2xx, and answered 5xx when it cannot be; a rejected
+ * one is stored cut short, rate-limited per source, and purged after a short retention.
  * https://pay.weixin.qq.com/doc/v3/merchant/4012791861 (支付成功回调通知)
  */
 export async function ingestPaymentNotify(
-  deps: { prisma: PrismaClient; channel: PaymentChannel; logger: Logger; now: () => Date },
+  deps: NotifyDeps,
   headers: Record<string, string | string[] | undefined>,
   rawBody: Buffer,
+  sourceIp: string,
 ): Promise<NotifyAnswer> {
   const { prisma, channel, logger } = deps;
   const logId = newId('ntf');
-
-  // 1. Audit first: if we cannot even store the raw notify, WeChat must retry.
-  try {
-    await prisma.notifyLog.create({
-      data: { id: logId, channel: channel.name, kind: 'payment', headers: pickHeaders(headers), body: rawBody.toString('utf8'), outcome: 'received' },
+  const store = (outcome: string, body: string, hdrs: Record<string, string>, extra: { error?: string } = {}) =>
+    prisma.notifyLog.create({
+      data: { id: logId, channel: channel.name, kind: 'payment', headers: hdrs, body, outcome, sourceIp, bodyBytes: rawBody.length, ...extra },
     });
+
+  // 1. Verify the signature over the raw bytes, then decrypt. Probes (WECHATPAY/SIGNTEST/) fail here.
+  let event: PaymentNotifyEvent;
+  try {
+    event = channel.parsePaymentNotify(headers, rawBody);
   } catch (err) {
-    logger.error({ err }, 'notify: cannot store raw notify');
+    const code = err instanceof ChannelError ? err.code : 'BAD_NOTIFY';
+    if (AUTHENTIC_FAILURES.has(code)) {
+      // Signed by WeChat but unusable (e.g. a wrong APIv3 key): keep it whole, WeChat will retry.
+      logger.error({ code, logId }, 'notify: signed by WeChat but not decryptable or not understood');
+      await store('invalid', keepText(rawBody), pickHeaders(headers), { error: code }).catch((e: unknown) => logger.warn({ err: e, logId }, 'notify: not recorded'));
+      return fail(400, code);
+    }
+    return rejectUnauthenticated(deps, { logId, code, headers, rawBody, sourceIp, store });
+  }
+
+  // 2. Audit: a verified notify is stored before anything else; if we cannot, WeChat must retry.
+  const tx = event.transaction;
+  try {
+    await store('received', keepText(rawBody), pickHeaders(headers));
+  } catch (err) {
+    logger.error({ err }, 'notify: cannot store a verified notify');
     return fail(500, 'storage unavailable');
   }
   const setOutcome = (outcome: string, extra: { error?: string; eventId?: string; outTradeNo?: string } = {}) =>
     prisma.notifyLog.update({ where: { id: logId }, data: { outcome, ...extra } }).catch((err: unknown) => logger.warn({ err, logId }, 'notify: outcome not recorded'));
 
-  // 2. Verify the signature over the raw bytes, then decrypt. Probes (WECHATPAY/SIGNTEST/) fail here.
-  let event;
-  try {
-    event = channel.parsePaymentNotify(headers, rawBody);
-  } catch (err) {
-    const code = err instanceof ChannelError ? err.code : 'BAD_NOTIFY';
-    logger.warn({ code, logId }, 'notify: rejected before decryption');
-    await setOutcome('rejected', { error: code });
-    return fail(code === 'DECRYPT_FAILED' || code === 'BAD_NOTIFY' ? 400 : 401, code);
-  }
-  const tx = event.transaction;
   if (event.eventType !== 'TRANSACTION.SUCCESS') {
     await setOutcome('ignored', { eventId: event.eventId, outTradeNo: tx.outTradeNo, error: event.eventType });
     return { status: 204 };
@@ -73,8 +100,59 @@ export async function ingestPaymentNotify(
   }
 }
 
-function pickHeaders(h: Record<string, string | string[] | undefined>): Record<string, string> {
+/**
+ * A notify that failed verification: anyone can send these, so they never cost more than a small
+ * row, and past the per-source allowance not even that (counted and answered 429). Whatever
+ * happens to the row, the answer is 4xx: an unauthenticated request never earns a 5xx.
+ */
+async function rejectUnauthenticated(
+  deps: NotifyDeps,
+  a: { logId: string; code: string; headers: Record<string, string | string[] | undefined>; rawBody: Buffer; sourceIp: string; store: (outcome: string, body: string, hdrs: Record<string, string>, extra: { error?: string }) => Promise<unknown> },
+): Promise<NotifyAnswer> {
+  const { logger } = deps;
+  if (!deps.rejectedLimiter.take(a.sourceIp)) {
+    logger.debug({ code: a.code, sourceIp: a.sourceIp, limited: deps.rejectedLimiter.totals.limited }, 'notify: rejected, over the per-source allowance, not stored');
+    return fail(429, 'too many rejected notifies');
+  }
+  logger.warn({ code: a.code, logId: a.logId, sourceIp: a.sourceIp, bytes: a.rawBody.length }, 'notify: rejected before decryption');
+  await a.store('rejected', keepText(a.rawBody.subarray(0, REJECTED_BODY_BYTES)), pickHeaders(a.headers, REJECTED_HEADER_CHARS), { error: a.code })
+    .catch((err: unknown) => logger.warn({ err, logId: a.logId }, 'notify: rejected notify not recorded'));
+  return fail(401, a.code);
+}
+
+/** PostgreSQL text cannot hold NUL: keep it visible as the JSON escape it would be. */
+function keepText(b: Buffer): string {
+  return b.toString('utf8').replace(/\u0000/g, '\\u0000');
+}
+
+function pickHeaders(h: Record<string, string | string[] | undefined>, maxChars = 4096): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(h)) if (/^(wechatpay-|content-type|user-agent|request-id)/i.test(k) && v !== undefined) out[k.toLowerCase()] = Array.isArray(v) ? v.join(',') : v;
+  for (const [k, v] of Object.entries(h))
+    if (/^(wechatpay-|content-type|user-agent|request-id)/i.test(k) && v !== undefined)
+      out[k.toLowerCase()] = (Array.isArray(v) ? v.join(',') : v).slice(0, maxChars).replace(/\u0000/g, '');
   return out;
+}
+
+/** Retention: verified notifies for NOTIFY_RETENTION_DAYS, rejected ones for NOTIFY_REJECTED_RETENTION_DAYS. */
+export async function purgeNotifyLogs(
+  prisma: PrismaClient,
+  policy: { retentionDays: number; rejectedRetentionDays: number },
+  now: Date,
+  batch = 5000,
+): Promise<{ rejected: number; verified: number }> {
+  const day = 86_400_000;
+  const rejectedBefore = new Date(now.getTime() - policy.rejectedRetentionDays * day);
+  const verifiedBefore = new Date(now.getTime() - policy.retentionDays * day);
+  // Small batches: a purge after a flood must not hold a long lock or a huge transaction.
+  const purge = async (where: 'rejected' | 'verified', before: Date) => {
+    let total = 0;
+    for (;;) {
+      const n = where === 'rejected'
+        ? await prisma.$executeRaw`DELETE FROM notify_logs WHERE id IN (SELECT id FROM notify_logs WHERE outcome = 'rejected' AND received_at < ${before} LIMIT ${batch})`
+        : await prisma.$executeRaw`DELETE FROM notify_logs WHERE id IN (SELECT id FROM notify_logs WHERE outcome <> 'rejected' AND received_at < ${before} LIMIT ${batch})`;
+      total += n;
+      if (n < batch) return total;
+    }
+  };
+  return { rejected: await purge('rejected', rejectedBefore), verified: await purge('verified', verifiedBefore) };
 }

@@ -110,21 +110,34 @@ export async function replaceSplitPlan(deps: Deps, queue: SplitQueue, merchantId
   if (c.profitSharing === 'none')
     throw new AppError('SPLIT_NOT_ALLOWED', 'Profit sharing is not enabled for this checkout: its channel order cannot be split');
   if (c.status === 'expired' || c.status === 'closed') throw new AppError('SPLIT_NOT_ALLOWED', `Checkout is ${c.status}`);
+  if (c.profitSharing === 'on_demand' && c.status === 'paid') throw onDemandPaid();
   checkSplit(receivers, { paidFen: c.paidTotalFen ?? c.amountFen, alreadyReservedFen: 0, requestsUsed: 0 }, splitLimitsOf(deps.config));
   const moved = await deps.prisma.$transaction(async (db) => {
     const m = await db.checkout.updateMany({
-      where: { id: checkoutId, merchantId, profitSharing: { not: 'none' }, splitSeq: 0, splitFinishedAt: null, status: { in: ['open', 'paid'] } },
+      // A paid on-demand checkout keeps its mode: the merchant splits it with POST .../splits (the OR
+      // also stops a payment that lands between the check above and this update).
+      where: {
+        id: checkoutId, merchantId, profitSharing: { not: 'none' }, splitSeq: 0, splitFinishedAt: null, status: { in: ['open', 'paid'] },
+        OR: [{ profitSharing: 'planned' }, { status: 'open' }],
+      },
       data: { splitPlan: receivers as object[], profitSharing: 'planned' },
     });
     // The refusal of the previous plan is resolved by this one (and kickStalled stops skipping the payment).
     if (m.count === 1) await db.splitAlert.deleteMany({ where: { checkoutId, kind: 'PLAN_REJECTED' } });
     return m;
   });
-  if (moved.count !== 1) throw new AppError('SPLIT_NOT_ALLOWED', 'Splitting has already started for this payment; the plan can no longer be replaced');
+  if (moved.count !== 1) {
+    const now = await getCheckout(deps.prisma, checkoutId, merchantId);
+    if (now.profitSharing === 'on_demand' && now.status === 'paid') throw onDemandPaid();
+    throw new AppError('SPLIT_NOT_ALLOWED', 'Splitting has already started for this payment; the plan can no longer be replaced');
+  }
   const fresh = await getCheckout(deps.prisma, checkoutId, merchantId);
   if (fresh.status === 'paid') await kick(deps, queue, `plan_${checkoutId}_${Date.now()}`, checkoutId, fresh.paidAt);
   return splitJson(deps.prisma, deps.config, fresh);
 }
+
+const onDemandPaid = () =>
+  new AppError('SPLIT_MODE_CONFLICT', 'This checkout was paid in on_demand mode: split it with POST /v1/checkouts/{id}/splits; a plan can only be set before payment');
 
 // ---- JSON ---------------------------------------------------------------------------------------
 
