@@ -114,8 +114,10 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
 
 export interface RedisOptions {
   port: number;
-  /** Working directory of redis-server (nothing is persisted there). */
+  /** Working directory of redis-server: its append-only file lives there. */
   dir: string;
+  /** Append-only file, fsync every second (default true). Split work never depends on it (split.due.ts). */
+  persist?: boolean;
   log?: Log;
 }
 
@@ -140,15 +142,18 @@ export function ensureRedisServer(log: Log = stderrLog): void {
   if (!hasRedisServer()) throw new Error('redis-server still missing after apt-get install');
 }
 
-/** A private redis-server on 127.0.0.1: no persistence, noeviction (BullMQ needs it). */
+/**
+ * A private redis-server on 127.0.0.1, noeviction (BullMQ needs it), with an append-only file so a
+ * restart keeps the queues. Correctness does not rest on it: PostgreSQL holds every split's due time.
+ */
 export async function startRedis(opts: RedisOptions): Promise<RunningService> {
   const { port, dir, log = stderrLog } = opts;
   ensureRedisServer(log);
   await mkdir(dir, { recursive: true });
   const child = spawn(
     'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
-      '--maxmemory-policy', 'noeviction', '--dir', dir, '--daemonize', 'no'],
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', opts.persist === false ? 'no' : 'yes',
+      '--appendfsync', 'everysec', '--maxmemory-policy', 'noeviction', '--dir', dir, '--daemonize', 'no'],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   const output: string[] = [];
