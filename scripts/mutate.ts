@@ -85,6 +85,23 @@ export const MUTANTS: Mutant[] = [
     replace: '  for (const r of rows.slice(0, 0)) {\n    await queue.enqueue(',
     tests: ['test/integration/split-redis-loss.test.ts'],
   },
+  // ---- idempotency takeover ----
+  {
+    id: 'idem-takeover-any-age',
+    why: 'a key in progress taken over at once, without waiting for the lease',
+    file: 'src/http/idempotency.ts',
+    find: 'responseCode: null, createdAt: { lt: new Date(Date.now() - IN_PROGRESS_LEASE_MS) } },',
+    replace: 'responseCode: null },',
+    tests: ['test/integration/idempotency-takeover.test.ts'],
+  },
+  {
+    id: 'idem-effect-key-ignored',
+    why: "a retry after a crash does not find the checkout its key created (DUPLICATE instead of the answer)",
+    file: 'src/modules/checkout/checkout.service.ts',
+    find: 'if (mine && mine.outTradeNo === input.out_trade_no && mine.amountFen === input.amount && mine.description === input.description) return mine;',
+    replace: '',
+    tests: ['test/integration/idempotency-takeover.test.ts'],
+  },
   // ---- the split budget ----
   {
     id: 'budget-no-ratio',

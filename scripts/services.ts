@@ -9,6 +9,8 @@ import { Client } from 'pg';
 
 export interface RunningService {
   url: string;
+  /** The server's process id where we started it ourselves (the chaos run kills it). */
+  pid?: number;
   stop(): Promise<void>;
 }
 
@@ -184,6 +186,7 @@ export async function startRedis(opts: RedisOptions): Promise<RunningService> {
 
   return {
     url: `redis://127.0.0.1:${port}`,
+    pid: child.pid,
     stop: async () => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
       await exited;
