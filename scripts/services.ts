@@ -24,6 +24,8 @@ import { assertPortFree, fsStartupError, recoverPidLock, StartupError } from './
 
 export interface RunningService {
   url: string;
+  /** The server's process id where we started it ourselves (the chaos run kills it). */
+  pid?: number;
   stop(): Promise<void>;
 }
 
@@ -302,10 +304,12 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
 
 export interface RedisOptions {
   port: number;
-  /** Working directory of redis-server (nothing is persisted there but its pid file). */
+  /** Working directory of redis-server: its pid file and append-only file live there. */
   dir: string;
   /** Name of the variable that sets `port`, for the "port taken" line. */
   portEnv?: string;
+  /** Append-only file, fsync every second (default true). Split work never depends on it (split.due.ts). */
+  persist?: boolean;
   log?: Log;
 }
 
@@ -330,7 +334,10 @@ export function ensureRedisServer(log: Log = stderrLog): void {
   if (!hasRedisServer()) throw new Error('redis-server still missing after apt-get install');
 }
 
-/** A private redis-server on 127.0.0.1: no persistence, noeviction (BullMQ needs it). */
+/**
+ * A private redis-server on 127.0.0.1, noeviction (BullMQ needs it), with an append-only file so a
+ * restart keeps the queues. Correctness does not rest on it: PostgreSQL holds every split's due time.
+ */
 export async function startRedis(opts: RedisOptions): Promise<RunningService> {
   const { port, dir, log = stderrLog } = opts;
   ensureRedisServer(log);
@@ -342,8 +349,8 @@ export async function startRedis(opts: RedisOptions): Promise<RunningService> {
   await assertPortFree(port, 'redis-server', opts.portEnv);
   const child = spawn(
     'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
-      '--maxmemory-policy', 'noeviction', '--dir', dir, '--daemonize', 'no', '--pidfile', pidFile],
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', opts.persist === false ? 'no' : 'yes',
+      '--appendfsync', 'everysec', '--maxmemory-policy', 'noeviction', '--dir', dir, '--daemonize', 'no', '--pidfile', pidFile],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   const output: string[] = [];
@@ -374,6 +381,7 @@ export async function startRedis(opts: RedisOptions): Promise<RunningService> {
 
   return {
     url: `redis://127.0.0.1:${port}`,
+    pid: child.pid,
     stop: async () => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
       await exited;

@@ -1,5 +1,6 @@
 import { verify } from 'node:crypto';
 import request from 'supertest';
+import { makeOAuthState } from '../../src/lib/signed';
 import { checkoutBody, startHarness, UA, type Harness } from '../support/harness';
 
 let h: Harness;
@@ -231,6 +232,44 @@ describe('JSAPI inside WeChat', () => {
     expect(res.headers['set-cookie']).toBeUndefined();
     // The browser that started it completes normally.
     await starter.get(back.pathname + back.search).set('User-Agent', UA.wechatIos).redirects(0).expect(302);
+  });
+
+  it("When a victim's browser holding its OWN nonce cookie opens an attacker's callback link, then it is refused and no openid is set", async () => {
+    const id = await create();
+    // The attacker starts OAuth in their browser and gets a callback link for their own WeChat user.
+    const attacker = request.agent(h.app);
+    const first = await pageJson(id, UA.wechatIos, attacker).expect(200);
+    const authorize = new URL(first.body.redirect);
+    const wx = await request(h.sim.url).get(authorize.pathname + authorize.search).set('User-Agent', UA.wechatIos).redirects(0).expect(302);
+    const back = new URL(wx.headers.location!);
+    // The victim visited the checkout too: their browser holds a nonce cookie of its own.
+    const victim = request.agent(h.app);
+    await pageJson(id, UA.wechatIos, victim).expect(200);
+    const res = await victim.get(back.pathname + back.search).set('User-Agent', UA.wechatIos).redirects(0).expect(400);
+    expect(String(res.headers['set-cookie'] ?? '')).not.toContain('wxoid=');
+    // Still no openid in the victim's browser: the page sends it to OAuth again, no order exists.
+    const again = await pageJson(id, UA.wechatIos, victim).expect(200);
+    expect(again.body.redirect).toBeDefined();
+    expect(await ordersOf(id)).toHaveLength(0);
+  });
+
+  it('When the OAuth state has expired (same browser, valid signature), then the callback refuses it', async () => {
+    const id = await create();
+    const agent = request.agent(h.app);
+    const first = await pageJson(id, UA.wechatIos, agent).expect(200);
+    const authorize = new URL(first.body.redirect);
+    const state = authorize.searchParams.get('state')!;
+    // Same checkout, same browser nonce, correctly signed, but its expiry is one second in the past.
+    const browserNonce = state.slice(28, 44);
+    const expired = makeOAuthState(h.config.STATE_SECRET, id, Date.now() - 1000, browserNonce);
+    const wx = await request(h.sim.url).get(authorize.pathname + authorize.search).set('User-Agent', UA.wechatIos).redirects(0).expect(302);
+    const back = new URL(wx.headers.location!);
+    back.searchParams.set('state', expired);
+    const res = await agent.get(back.pathname + back.search).set('User-Agent', UA.wechatIos).redirects(0).expect(400);
+    expect(res.text).toContain('授权失败');
+    // The unexpired state of the same browser still works (the refusal was the expiry, not the test's plumbing).
+    back.searchParams.set('state', state);
+    await agent.get(back.pathname + back.search).set('User-Agent', UA.wechatIos).redirects(0).expect(302);
   });
 
   it('When the merchant gave payer.openid, then WeChat skips OAuth and gets jsapi_params for that openid', async () => {

@@ -191,7 +191,6 @@ it('When the checkout is unpaid, has no profit sharing, or splits by plan, then 
   expect((await split(none.id, 'u2', { receivers: receivers(1, 5) }).expect(409)).body.error.message).toMatch(/not enabled/);
   const planned = await h.api('post', '/v1/checkouts').send(checkoutBody({ profit_sharing: { receivers: receivers(1, 5) } })).expect(201);
   expect((await split(planned.body.id, 'u3', { receivers: receivers(1, 5) }).expect(409)).body.error.code).toBe('SPLIT_NOT_ALLOWED');
-  expect(await h.db.prisma.split.count()).toBeGreaterThanOrEqual(0);
   for (const cid of [open.body.id, none.id, planned.body.id]) expect(await h.db.prisma.split.count({ where: { checkoutId: cid } })).toBe(0);
   // Another merchant's checkout does not exist for this one.
   await h.api('post', `/v1/checkouts/${none.id}/splits`, 'sk_test_merchant_key_000000002').set('Idempotency-Key', 'x').send({ receivers: receivers(1, 5) }).expect(404);

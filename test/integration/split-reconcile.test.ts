@@ -15,10 +15,14 @@ beforeAll(async () => {
 });
 afterAll(async () => h?.close());
 
-it('When the channel agrees with our records, then reconciliation finds nothing', async () => {
-  const { id } = await paidCheckout(h, { amount: 1000, profit_sharing: { receivers: receivers(3, 10, 'ok-') } });
+it('When the channel agrees with our records, then a reconciliation cycle that checked this payment finds nothing', async () => {
+  const { id, transactionId } = await paidCheckout(h, { amount: 1000, profit_sharing: { receivers: receivers(3, 10, 'ok-') } });
   await waitForSplitStatus(h, id, ['succeeded']);
-  await new Promise((r) => setTimeout(r, INTERVAL * 3));
+  const settledAt = Date.now();
+  // The unsplit-amount query is made for this payment by reconciliation only, last in its check; a
+  // second one means the loop came back for it, so the first check (and its storing) is complete.
+  const amountQueries = () => h.sim.control.calls.filter((c) => c.at >= settledAt && c.path.includes(`/transactions/${transactionId}/amounts`)).length;
+  await waitFor(async () => amountQueries() >= 2, 20_000, 'two reconciliation cycles on this payment');
   expect((await splitOf(h, id)).mismatches).toEqual([]);
 });
 

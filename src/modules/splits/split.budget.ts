@@ -11,6 +11,7 @@ import {
   splitBudget,
   type SplitLimits,
 } from './split.rules';
+import { markSplitDue } from './split.due';
 
 type Tx = Prisma.TransactionClient;
 
@@ -151,6 +152,8 @@ async function reserveSplitTx(
       })),
     });
     await db.splitReceiver.createMany({ data: receiverRows });
+    // On-demand work is due now (split.due.ts); a planned split is reserved by a running driver, which settles its own due time.
+    if (kind === 'on_demand') await markSplitDue(db, checkoutId, now);
     if (finish) {
       await db.splitUnfreeze.create({
         data: { id: newId('su'), checkoutId, method: 'last_batch', outOrderNo: batches[batches.length - 1]!.outOrderNo, createdAt: now },

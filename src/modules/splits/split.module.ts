@@ -1,6 +1,7 @@
 import type { AppDeps, AppModule } from '../../app.types';
 import { startLoop } from '../../jobs/loop';
 import { PAYMENT_SUCCEEDED } from '../payments/payment.apply';
+import { markSplitDue, scanSplitDue } from './split.due';
 import { alertFrozenFunds, kickStalled, reconcileOnce } from './split.reconcile';
 import { createSplitQueue, type SplitQueue } from './split.queue';
 import { splitApiRouter } from './split.routes';
@@ -10,8 +11,12 @@ import { startSplitWorker, type SplitWorkerOptions } from './split.worker';
 export interface SplitsModuleOptions extends Partial<SplitWorkerOptions> {
   /** Run the periodic reconciliation / alert / re-kick loop with the workers (default true). */
   reconcile?: boolean;
-  /** Re-enqueue payments without progress for this long (default 15 min). */
+  /** Last resort only (the due scan does the work): re-enqueue payments without progress for this long (default 15 min). */
   staleMs?: number;
+  /** The due scan (split.due.ts): how often (default 2 s), grace after the due time (2 s), rescan after (5 s). */
+  dueScanMs?: number;
+  dueGraceMs?: number;
+  dueRescanMs?: number;
 }
 
 /**
@@ -19,7 +24,7 @@ export interface SplitsModuleOptions extends Partial<SplitWorkerOptions> {
  *   apiRoutes      POST /v1/checkouts/{id}/splits, POST .../splits/finish, PUT .../split-plan
  *   checkoutJson   the `split` section of GET /v1/checkouts/{id}
  *   outboxHandlers payment.succeeded -> enqueue the payment's split job (delayed to paid_at + delay)
- *   startWorkers   the BullMQ split worker + the reconciliation loop (RECONCILE_INTERVAL_MS)
+ *   startWorkers   the BullMQ split worker, the due scan (split.due.ts) and the reconciliation loop (RECONCILE_INTERVAL_MS)
  */
 export function createSplitsModule(opts: SplitsModuleOptions = {}): AppModule {
   // One producer per app instance, on the app's own Redis connection (closed with it).
@@ -41,7 +46,10 @@ export function createSplitsModule(opts: SplitsModuleOptions = {}): AppModule {
         async (event) => {
           const c = await deps.prisma.checkout.findUnique({ where: { id: event.aggregateId }, select: { id: true, profitSharing: true, paidAt: true } });
           if (!c || c.profitSharing === 'none') return;
-          const delay = c.paidAt ? c.paidAt.getTime() + deps.config.PROFIT_SHARING_DELAY * 1000 - deps.now().getTime() : 0;
+          const readyAt = (c.paidAt ?? deps.now()).getTime() + deps.config.PROFIT_SHARING_DELAY * 1000;
+          const delay = readyAt - deps.now().getTime();
+          // PostgreSQL first: if the job below is lost (or Redis is down), the due scan has the time.
+          await markSplitDue(deps.prisma, c.id, new Date(readyAt));
           // Throws if Redis is down: the outbox keeps the event and retries.
           await queueOf(deps).enqueue(`pay_${c.id}`, { checkoutId: c.id }, Math.max(0, delay));
         },
@@ -58,8 +66,12 @@ export function createSplitsModule(opts: SplitsModuleOptions = {}): AppModule {
               await alertFrozenFunds(deps);
               await kickStalled(deps, queueOf(deps), opts.staleMs);
             }, deps.logger);
+      // Hands overdue split work back to BullMQ within seconds, e.g. after Redis lost its data.
+      const dueLoop = startLoop('split-due', opts.dueScanMs ?? 2_000, () =>
+        scanSplitDue(deps, queueOf(deps), { graceMs: opts.dueGraceMs ?? 2_000, rescanMs: opts.dueRescanMs ?? 5_000 }), deps.logger);
       return {
         async stop() {
+          await dueLoop.stop();
           await loop?.stop();
           await worker.stop();
         },

@@ -6,6 +6,7 @@ import type { PrismaClient } from '../../lib/prisma';
 import type { ReceiverInput } from '../checkout/checkout.schemas';
 import { getCheckout, splitLimitsOf, type CheckoutWithOrders } from '../checkout/checkout.service';
 import { reserveSplit } from './split.budget';
+import { markSplitDue } from './split.due';
 import { mismatchResolution } from './split.reconcile';
 import { checkSplit, splitBudget, splitStatus, unfreezeOutOrderNo } from './split.rules';
 import type { SplitQueue } from './split.queue';
@@ -92,8 +93,10 @@ export async function finishSplits(deps: Deps, queue: SplitQueue, merchantId: st
       where: { id: checkoutId, status: 'paid', profitSharing: 'on_demand', splitFinishedAt: null },
       data: { splitFinishedAt: now },
     });
-    if (moved.count === 1)
+    if (moved.count === 1) {
       await db.splitUnfreeze.create({ data: { id: newId('su'), checkoutId, method: 'explicit', outOrderNo: unfreezeOutOrderNo(checkoutId), createdAt: now } });
+      await markSplitDue(db, checkoutId, now);
+    }
   });
   await kick(deps, queue, `finish_${checkoutId}`, checkoutId, c.paidAt);
   return splitJson(deps.prisma, deps.config, await getCheckout(deps.prisma, checkoutId, merchantId));
@@ -123,7 +126,10 @@ export async function replaceSplitPlan(deps: Deps, queue: SplitQueue, merchantId
       data: { splitPlan: receivers as object[], profitSharing: 'planned' },
     });
     // The refusal of the previous plan is resolved by this one (and kickStalled stops skipping the payment).
-    if (m.count === 1) await db.splitAlert.deleteMany({ where: { checkoutId, kind: 'PLAN_REJECTED' } });
+    if (m.count === 1) {
+      await db.splitAlert.deleteMany({ where: { checkoutId, kind: 'PLAN_REJECTED' } });
+      await markSplitDue(db, checkoutId, deps.now());
+    }
     return m;
   });
   if (moved.count !== 1) {

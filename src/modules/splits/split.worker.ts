@@ -2,6 +2,7 @@ import { DelayedError, UnrecoverableError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { AppDeps } from '../../app.types';
 import { driveCheckout, LOCK_LOST, type DriverDeps } from './split.driver';
+import { claimSplitRun, settleSplitRun } from './split.due';
 import { createRedisRateLimiter, type RateLimiter } from './split.limiter';
 import { SPLIT_QUEUE } from './split.queue';
 import { driveJobSchema } from './split.schemas';
@@ -16,6 +17,8 @@ export interface SplitWorkerOptions {
   lockDurationMs?: number;
   stalledIntervalMs?: number;
   pollBaseMs?: number;
+  /** A run's claim on `split_due_at` (split.due.ts): the due scan leaves the payment alone this long. */
+  dueLeaseMs?: number;
 }
 
 export interface SplitWorker {
@@ -68,6 +71,7 @@ export async function startSplitWorker(deps: AppDeps, opts: SplitWorkerOptions):
   const lockTtlMs = Math.max(lockDurationMs, 5_000);
   const lock = paymentLock(deps.redis, opts.queuePrefix, lockTtlMs);
   const inlineMax = opts.inlineWaitMaxMs ?? 1_000;
+  const dueLeaseMs = opts.dueLeaseMs ?? 15_000;
   let stopping = false;
 
   const worker = new Worker(
@@ -82,28 +86,59 @@ export async function startSplitWorker(deps: AppDeps, opts: SplitWorkerOptions):
         throw new DelayedError();
       };
       if (!(await lock.acquire(checkoutId, owner))) return later(100 + Math.floor(Math.random() * 200));
+      // The run's due-time bookkeeping in PostgreSQL (split.due.ts): a lease first, before any state
+      // is read, then the next due time (or NULL) when the run ends, by compare-and-set on the lease.
+      let lease: Date | null = null;
+      let settled = false;
+      const settle = async (next: Date | null) => {
+        settled = true;
+        if (lease) await settleSplitRun(deps.prisma, checkoutId, lease, next);
+      };
       // Renewed before every driver step (a run can take hundreds of steps), at most every TTL/3.
       // One step is bounded by the channel timeouts, well under the TTL; if the lock was lost
       // anyway, the run stops at the next step and the job comes back later.
       let renewedAt = Date.now();
+      let leasedAt = Date.now();
+      const extendLease = async () => {
+        if (Date.now() - leasedAt < dueLeaseMs / 3) return;
+        const next = new Date(deps.now().getTime() + dueLeaseMs);
+        // false: an event lowered the due time meanwhile; keep it (the scan re-runs the payment after us).
+        if (lease && (await settleSplitRun(deps.prisma, checkoutId, lease, next))) lease = next;
+        leasedAt = Date.now();
+      };
       const beforeStep = async (): Promise<boolean> => {
+        await extendLease();
         if (Date.now() - renewedAt < lockTtlMs / 3) return true;
         const ok = await lock.renew(checkoutId, owner);
         if (ok) renewedAt = Date.now();
         return ok;
       };
       try {
+        lease = await claimSplitRun(deps.prisma, checkoutId, new Date(deps.now().getTime() + dueLeaseMs));
         for (;;) {
           const step = await driveCheckout(driverDeps, checkoutId, undefined, { beforeStep });
-          if (step.kind === 'done') return step.reason;
-          if (step.reason === LOCK_LOST) return await later(100 + Math.floor(Math.random() * 200));
+          if (step.kind === 'done') {
+            await settle(null);
+            return step.reason;
+          }
+          if (step.reason === LOCK_LOST) break;
           const ms = step.until - deps.now().getTime();
-          if (ms > inlineMax || stopping || step.yieldSlot) return await later(ms);
+          if (ms > inlineMax || stopping || step.yieldSlot) {
+            // Stored before the job is delayed: if Redis loses the delayed job, the due scan has the time.
+            await settle(new Date(step.until));
+            return await later(ms);
+          }
           if (ms > 0) await sleep(ms);
-          if (!(await lock.renew(checkoutId, owner))) return await later(100 + Math.floor(Math.random() * 200));
+          if (!(await lock.renew(checkoutId, owner))) break;
           renewedAt = Date.now();
         }
+        // The Redis lock is gone (taken over, or Redis lost its data): due now, so that if the job
+        // cannot come back through Redis the due scan brings it back within its grace.
+        await settle(deps.now());
+        return await later(100 + Math.floor(Math.random() * 200));
       } finally {
+        // An unexpected error (database down, bug): BullMQ retries, and the due scan too once the lease ends.
+        if (!settled && lease) await settleSplitRun(deps.prisma, checkoutId, lease, deps.now()).catch(() => undefined);
         await lock.release(checkoutId, owner).catch(() => undefined);
       }
     },

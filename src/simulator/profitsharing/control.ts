@@ -27,6 +27,8 @@ export interface ProfitSharingControl {
   failReceiver(account: string, failReason: FailReason | null): void;
   /** Closes a receiver of an existing order after the fact (the channel now disagrees); false if unknown. */
   closeReceiver(outOrderNo: string, account: string, failReason: FailReason): boolean;
+  /** Changes a receiver's amount in an existing order (the channel now disagrees about money); false if unknown. */
+  setReceiverAmount(outOrderNo: string, account: string, amount: number): boolean;
   /** Forgets an order entirely, as if WeChat never received it; false if unknown. */
   forgetOrder(outOrderNo: string): boolean;
   /** Future return orders to this merchant answer FAILED with this reason (null: stop). */
@@ -65,6 +67,12 @@ export function profitSharingControl(ctx: SimContext): ProfitSharingControl {
       receiver.failReason = failReason;
       receiver.finishedAtMs ??= ctx.now();
       if (order.receivers.every((r) => r.result !== 'PENDING')) order.state = 'FINISHED';
+      return true;
+    },
+    setReceiverAmount(outOrderNo, account, amount) {
+      const receiver = fresh().orders.get(outOrderNo)?.receivers.find((r) => r.account === account);
+      if (!receiver) return false;
+      receiver.amount = amount;
       return true;
     },
     forgetOrder(outOrderNo) {
@@ -114,6 +122,7 @@ const closeReceiverSchema = z.strictObject({
   account: z.string().min(1),
   fail_reason: z.enum(FAIL_REASONS),
 });
+const receiverAmountSchema = z.strictObject({ out_order_no: z.string().min(1), account: z.string().min(1), amount: z.number().int().min(1) });
 const forgetSchema = z.strictObject({ out_order_no: z.string().min(1) });
 const failReturnsSchema = z.strictObject({
   return_mchid: z.string().min(1),
@@ -124,6 +133,7 @@ const failReturnsSchema = z.strictObject({
  * HTTP controls, JSON in and out:
  *   POST /receiver-failures {account, fail_reason|null}     POST /close-receiver {out_order_no, account, fail_reason}
  *   POST /forget-order {out_order_no}                       POST /return-failures {return_mchid, fail_reason|null}
+ *   POST /receiver-amount {out_order_no, account, amount}
  *   POST /options {resultDelayMs?, maxRatio?, ...}          GET /requests   GET /orders   GET /returns   GET /receivers
  *   GET /amounts/:transaction_id                             POST /reset (also restores the starting options)
  */
@@ -144,6 +154,14 @@ export function createProfitSharingControl(ctx: SimContext): express.Router & { 
     const p = closeReceiverSchema.safeParse(req.body);
     if (!p.success) return bad(res, p.error);
     if (!control.closeReceiver(p.data.out_order_no, p.data.account, p.data.fail_reason)) {
+      return ctx.fail(res, 404, 'RESOURCE_NOT_EXISTS', 'no such order/receiver');
+    }
+    ctx.reply(res, 200, { ok: true });
+  });
+  router.post('/receiver-amount', (req, res) => {
+    const p = receiverAmountSchema.safeParse(req.body);
+    if (!p.success) return bad(res, p.error);
+    if (!control.setReceiverAmount(p.data.out_order_no, p.data.account, p.data.amount)) {
       return ctx.fail(res, 404, 'RESOURCE_NOT_EXISTS', 'no such order/receiver');
     }
     ctx.reply(res, 200, { ok: true });
