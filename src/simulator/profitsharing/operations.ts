@@ -16,6 +16,7 @@ import {
   returnOrderSchema,
   unfreezeSchema,
 } from './schemas';
+import { refundedTotal } from '../refunds/ledger';
 import { decryptField, keyForRequest, type SensitiveError } from './sensitive';
 import {
   committedAmount,
@@ -24,6 +25,7 @@ import {
   maxSplittable,
   nextId,
   paidAtMs,
+  receiverBalance,
   relationKey,
   splittingEnded,
   settle,
@@ -212,7 +214,8 @@ export function createOrder(ctx: SimContext, req: Request): Outcome {
   if (acceptedSplits(store, b.transaction_id) >= ps.maxRequestsPerOrder) return TOO_MANY_SPLITS();
   const sum = b.receivers.reduce((s, r) => s + r.amount, 0);
   if (sum > unsplitAmount(ctx, store, tx)) return NOT_ENOUGH();
-  if (committedAmount(store, b.transaction_id) + sum > maxSplittable(tx.amountTotal, ps.maxRatio)) return OVER_RATIO();
+  // The ratio applies to what is left after refunds (UNVERIFIED: WeChat computes it on amount − fee).
+  if (committedAmount(store, b.transaction_id) + sum > maxSplittable(tx.amountTotal - refundedTotal(ctx, b.transaction_id), ps.maxRatio)) return OVER_RATIO();
 
   const order: ProfitSharingOrder = {
     kind: 'split',
@@ -406,7 +409,11 @@ export function createReturn(ctx: SimContext, req: Request): Outcome {
   // Verified wording (e-commerce return, developers.weixin.qq.com): INVALID_REQUEST 剩余可回退的金额不足.
   if (returned + b.amount > receiver.amount) return err(400, 'INVALID_REQUEST', '剩余可回退的金额不足');
 
-  const failReason = store.returnFailures.get(b.return_mchid);
+  // PITFALLS §3.14 wording; code UNVERIFIED.
+  if (store.returnsDisabled.has(b.return_mchid)) return err(400, 'INVALID_REQUEST', '回退方没有开通分账回退功能');
+
+  const failReason =
+    store.returnFailures.get(b.return_mchid) ?? (receiverBalance(store, b.return_mchid) < b.amount ? ('BALANCE_NOT_ENOUGH' as const) : undefined);
   const ret: ReturnOrder = {
     outReturnNo: b.out_return_no,
     outOrderNo: order.outOrderNo,

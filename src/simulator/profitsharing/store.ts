@@ -6,6 +6,7 @@
  * turns SUCCESS/CLOSED on the first read at or after its due time (resultDelayMs 0 = the next read).
  */
 import type { SimContext, SimTransaction } from '../context';
+import { refundedFromFrozen } from '../refunds/ledger';
 
 export type ReceiverType = 'MERCHANT_ID' | 'PERSONAL_OPENID';
 export type DetailResult = 'PENDING' | 'SUCCESS' | 'CLOSED';
@@ -108,6 +109,10 @@ export interface ProfitSharingStore {
   receiverFailures: Map<string, FailReason>;
   /** return_mchid -> fail_reason for future return orders. */
   returnFailures: Map<string, ReturnFailReason>;
+  /** Merchant receivers that have not enabled returns (回退方没有开通分账回退功能). */
+  returnsDisabled: Set<string>;
+  /** account -> fen added to its computed balance (control: the receiver spent or received money elsewhere). */
+  receiverBalanceAdjustments: Map<string, number>;
   requests: SplitRequestRecord[];
   /** Extra knob, off by default: WeChat also limits splits of one order ("同笔订单分账频率过高"). */
   perOrderRatePerSecond: number;
@@ -125,6 +130,8 @@ function emptyStore(initialOptions: SimContext['opts']['profitSharing']): Profit
     returns: new Map(),
     receiverFailures: new Map(),
     returnFailures: new Map(),
+    returnsDisabled: new Set(),
+    receiverBalanceAdjustments: new Map(),
     requests: [],
     perOrderRatePerSecond: 0,
     seq: 0,
@@ -217,8 +224,8 @@ export function windowExpired(ctx: SimContext, tx: SimTransaction): boolean {
 }
 
 /**
- * 订单剩余待分金额. Fees are not modelled (WeChat computes on amount − fee). A REFUND-state order is
- * treated as fully refunded because SimTransaction carries no refunded amount (strict: no split).
+ * 订单剩余待分金额. Fees are not modelled (WeChat computes on amount − fee). Refunds are taken from the
+ * frozen funds first (SKILLS 分账接入指南.md), so what they took is no longer splittable.
  */
 export function unsplitAmount(ctx: SimContext, store: ProfitSharingStore, tx: SimTransaction): number {
   const txId = tx.transactionId ?? '';
@@ -226,7 +233,24 @@ export function unsplitAmount(ctx: SimContext, store: ProfitSharingStore, tx: Si
   if (tx.state !== 'SUCCESS') return 0;
   // After the freeze window WeChat unfreezes the remainder to the merchant by itself.
   if (windowExpired(ctx, tx)) return 0;
-  return Math.max(0, tx.amountTotal - committedAmount(store, txId));
+  return Math.max(0, tx.amountTotal - committedAmount(store, txId) - refundedFromFrozen(ctx, txId));
+}
+
+/** Whether the payment's unsplit remainder has gone to the merchant's available balance. */
+export function remainderReleased(ctx: SimContext, store: ProfitSharingStore, tx: SimTransaction): boolean {
+  return remainderUnfrozen(store, tx.transactionId ?? '') || windowExpired(ctx, tx);
+}
+
+/**
+ * A merchant receiver's balance: what its split receipts brought in, minus what it returned, plus the
+ * control's adjustment. A return larger than it ends FAILED with BALANCE_NOT_ENOUGH.
+ */
+export function receiverBalance(store: ProfitSharingStore, account: string): number {
+  let sum = store.receiverBalanceAdjustments.get(account) ?? 0;
+  for (const o of store.orders.values())
+    if (o.kind === 'split') for (const r of o.receivers) if (r.type === 'MERCHANT_ID' && r.account === account && r.result === 'SUCCESS') sum += r.amount;
+  for (const r of store.returns.values()) if (r.returnMchid === account && r.result === 'SUCCESS') sum -= r.amount;
+  return sum;
 }
 
 /** Applies every result that is due at ctx.now(). */
