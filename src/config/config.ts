@@ -70,6 +70,11 @@ export const envSchema = z.object({
   PROFIT_SHARING_ALERT_BEFORE_DAYS: int(3, 0),
   RECONCILE_INTERVAL_MS: int(60_000, 100),
 
+  /** No refund notify this long after WeChat accepted a refund: query it (then with backoff). */
+  REFUND_QUERY_AFTER_MS: int(60_000, 10),
+  /** How often refunds due for a step (retry, query, crashed driver) are picked up. */
+  REFUND_SYNC_INTERVAL_MS: int(1_000, 50),
+
   RUN_WORKERS: bool.default(true),
   /** Prefix of every BullMQ key in Redis (separates environments sharing one Redis). */
   QUEUE_PREFIX: z.string().regex(/^[\w-]{1,32}$/).default('gw'),

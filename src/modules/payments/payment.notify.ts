@@ -73,7 +73,7 @@ export async function ingestPaymentNotify(
   }
 }
 
-function pickHeaders(h: Record<string, string | string[] | undefined>): Record<string, string> {
+export function pickHeaders(h: Record<string, string | string[] | undefined>): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(h)) if (/^(wechatpay-|content-type|user-agent|request-id)/i.test(k) && v !== undefined) out[k.toLowerCase()] = Array.isArray(v) ? v.join(',') : v;
   return out;

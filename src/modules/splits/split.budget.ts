@@ -26,7 +26,8 @@ export interface ReservedSplit {
  * THE money invariant (issue 3 §4), enforced by PostgreSQL: one conditional UPDATE reserves the
  * split's amount and channel requests only if, on the locked row,
  *   status = paid, profit sharing in the expected mode, splitting not finished,
- *   reserved + total ≤ floor(paid_total × ratio)   and   requests + batches ≤ cap.
+ *   reserved − returned + total ≤ floor((paid_total − refunded) × ratio)   and   requests + batches ≤ cap
+ * (refunded / returned: the refund budget, src/modules/refunds/refund.budget.ts, kept by the same row lock).
  * Concurrent callers serialise on the row lock and PostgreSQL re-checks the WHERE clause on the
  * row version the winner committed, so twenty concurrent splits can never together exceed the
  * budget. The split, its batches and receivers are written in the same transaction: a refused
@@ -98,7 +99,7 @@ async function reserveSplitTx(
          AND split_finished_at IS NULL
          AND paid_total_fen IS NOT NULL
          AND (${kind} <> 'planned' OR split_seq = 0)
-         AND split_reserved_fen + ${totalFen} <= (paid_total_fen::bigint * ${bp}) / 10000
+         AND split_reserved_fen - split_returned_fen + ${totalFen} <= ((paid_total_fen - refunded_fen)::bigint * ${bp}) / 10000
          AND split_requests + ${chunks.length} <= ${limits.maxRequests}
          ${args.expectedPlan === undefined ? Prisma.empty : Prisma.sql`AND split_plan = ${JSON.stringify(args.expectedPlan)}::jsonb`}
       RETURNING split_seq`;
@@ -201,9 +202,10 @@ async function explainRefusal(
     return new AppError('SPLIT_NOT_ALLOWED', `Checkout is ${c.status}; only a paid checkout can be split`);
   if (c.splitFinishedAt || (kind === 'planned' && c.splitSeq > 0))
     return new AppError('SPLIT_NOT_ALLOWED', 'Splitting has finished for this payment (the remainder is being or was unfrozen)');
-  const budget = splitBudget(c.paidTotalFen, limits);
-  if (c.splitReservedFen + totalFen > budget)
-    return budgetExceeded(totalFen, Math.max(0, budget - c.splitReservedFen), limits.maxRatio, c.paidTotalFen);
+  const budget = splitBudget(c.paidTotalFen - c.refundedFen, limits);
+  const kept = c.splitReservedFen - c.splitReturnedFen;
+  if (kept + totalFen > budget)
+    return budgetExceeded(totalFen, Math.max(0, budget - kept), limits.maxRatio, c.paidTotalFen - c.refundedFen);
   if (c.splitRequests + batches > limits.maxRequests)
     return requestLimit(batches, Math.max(0, limits.maxRequests - c.splitRequests), limits.maxRequests);
   return new AppError('CONFLICT', 'The checkout changed while the split was being reserved; retry');

@@ -52,7 +52,7 @@ export async function createOnDemandSplit(
   }
   const limits = splitLimitsOf(deps.config);
   if (c.status === 'paid' && c.paidTotalFen !== null && c.profitSharing === 'on_demand' && !c.splitFinishedAt)
-    checkSplit(receivers, { paidFen: c.paidTotalFen, alreadyReservedFen: c.splitReservedFen, requestsUsed: c.splitRequests }, limits);
+    checkSplit(receivers, { paidFen: c.paidTotalFen - c.refundedFen, alreadyReservedFen: c.splitReservedFen - c.splitReturnedFen, requestsUsed: c.splitRequests }, limits);
   const r = await reserveSplit(deps.prisma, { checkoutId, kind: 'on_demand', receivers, limits, now: deps.now(), unfreezeWithLastBatch: false, idempotencyKey });
   if (r.existing) return replaySplit(deps, queue, r.splitId, c.paidAt, receivers);
   await kick(deps, queue, `split_${r.splitId}`, checkoutId, c.paidAt);
@@ -175,8 +175,9 @@ export async function splitJson(prisma: PrismaClient, config: Config, c: Checkou
     mode: c.profitSharing,
     plan: c.profitSharing === 'planned' ? c.splitPlan : null,
     budget: {
-      max_amount: splitBudget(paid ?? c.amountFen, limits),
-      reserved_amount: c.splitReservedFen,
+      // After refunds: (paid − refunded) × ratio, against what receivers keep (reserved − returned).
+      max_amount: splitBudget((paid ?? c.amountFen) - c.refundedFen, limits),
+      reserved_amount: c.splitReservedFen - c.splitReturnedFen,
       requests_used: c.splitRequests,
       max_requests: limits.maxRequests,
     },
