@@ -1,5 +1,5 @@
 import request from 'supertest';
-import { startHarness, type Harness } from '../support/harness';
+import { OTHER_API_KEY, startHarness, type Harness } from '../support/harness';
 import { paidCheckout, waitFor } from './split-support';
 import { buildRefundNotify, ENV, getRefund, newKey, postRefund, refundCalls, waitForRefund } from './refund-support';
 
@@ -223,7 +223,6 @@ describe('bad input writes nothing', () => {
     const c = await paidCheckout(h, { amount: 300 });
     const r = await postRefund(h, c.id, { amount: 100 }).expect(201);
     await waitFor(async () => (await getRefund(h, r.body.id)).status === 'succeeded', 10_000);
-    const { OTHER_API_KEY } = await import('../support/harness');
     await h.api('get', `/v1/refunds/${r.body.id}`, OTHER_API_KEY).expect(404);
     await h.api('post', `/v1/checkouts/${c.id}/refunds`, OTHER_API_KEY).set('Idempotency-Key', newKey()).send({ amount: 1 }).expect(404);
   });
