@@ -44,7 +44,8 @@ export async function reserveRefund(
   },
 ): Promise<ReservedRefund> {
   try {
-    return await prisma.$transaction((db) => reserveTx(db, args));
+    // Concurrent refunds queue on the row lock: give them time to get a connection and the lock.
+    return await prisma.$transaction((db) => reserveTx(db, args), { maxWait: 10_000, timeout: 20_000 });
   } catch (err) {
     if (!isUniqueViolation(err)) throw err;
     // Lost the race on (checkout_id, idempotency_key): the winner's refund is the answer.
