@@ -74,6 +74,8 @@ export const envSchema = z.object({
   REFUND_QUERY_AFTER_MS: int(60_000, 10),
   /** How often refunds due for a step (retry, query, crashed driver) are picked up. */
   REFUND_SYNC_INTERVAL_MS: int(1_000, 50),
+  /** Return orders of one refund sent at once (1 = one by one: a failure then stops before more money moves). */
+  REFUND_RETURN_CONCURRENCY: int(5, 1).pipe(z.number().max(50)),
 
   RUN_WORKERS: bool.default(true),
   /** Prefix of every BullMQ key in Redis (separates environments sharing one Redis). */

@@ -82,15 +82,16 @@ describe('a receiver that cannot return', () => {
     expect(await h.db.prisma.refund.count({ where: { checkoutId: p.id } })).toBe(0);
   });
 
-  test('When the first receiver has not enabled returns, then the refund fails with that reason and no money moves', async () => {
+  test('When no receiver of the first group can return, then the refund fails with the reasons and no money moves', async () => {
     const p = await splitPayment('noret', [100, 100]);
     h.sim.control.profitSharing.setReturnsEnabled(p.accounts[0]!, false);
+    h.sim.control.profitSharing.setReceiverBalance(p.accounts[1]!, 0);
     const r = await postRefund(h, p.id, { amount: 500, split_return: 'proportional' }).expect(201);
     const failed = await waitForRefund(h, r.body.id, ['failed']);
     expect(failed.failure_code).toBe('RETURN_FAILED');
     expect(failed.failure_reason).toContain('回退方没有开通分账回退功能');
-    expect(failed.split_returns.map((x) => x.state)).toEqual(['failed', 'cancelled']);
-    expect(simReturns(p.accounts)).toEqual([]);
+    expect(failed.split_returns.map((x) => [x.state, x.reason])).toEqual([['failed', expect.stringContaining('回退方没有开通分账回退功能')], ['failed', 'BALANCE_NOT_ENOUGH']]);
+    expect(simReturns(p.accounts).filter((x) => x.result === 'SUCCESS')).toEqual([]);
     expect(refundCalls(h).some((c) => (c.body as { out_refund_no: string }).out_refund_no === r.body.id)).toBe(false);
     const row = await h.db.prisma.checkout.findUniqueOrThrow({ where: { id: p.id } });
     expect([row.refundedFen, row.splitReturnedFen]).toEqual([0, 0]);
@@ -120,6 +121,17 @@ describe('a receiver that cannot return', () => {
     expect(h.sim.control.refunds.refunds().filter((x) => x.out_refund_no === r.body.id)).toHaveLength(1);
     await h.api('post', `/v1/refunds/${r.body.id}/retry`).send({}).expect(409);
   });
+});
+
+test('When returns go one by one (REFUND_RETURN_CONCURRENCY=1) and the first cannot return, then the others are cancelled unsent', async () => {
+  const p = await splitPayment('seq', [100, 100]);
+  h.sim.control.profitSharing.setReturnsEnabled(p.accounts[0]!, false);
+  const seq = { ...h.deps, config: { ...h.deps.config, REFUND_RETURN_CONCURRENCY: 1 } };
+  const created = await createRefund(seq, 'mch_test', p.id, { amount: 500, split_return: 'proportional' }, newKey());
+  const failed = await waitForRefund(h, created.id, ['failed']);
+  expect(failed.split_returns.map((x) => x.state)).toEqual(['failed', 'cancelled']);
+  expect(returnCalls(h).filter((c) => (c.body as { out_return_no: string }).out_return_no.startsWith(created.id))).toHaveLength(1);
+  expect(simReturns(p.accounts)).toEqual([]);
 });
 
 describe('crashes', () => {

@@ -12,8 +12,8 @@ import { OPEN_REFUND_STATUSES, refundSourcesOf, returnSourcesOf } from './refund
  * Drives one refund forward a step at a time from what the database says, so a run can stop anywhere
  * (crash, redeploy) and the next one resumes, like split.driver.ts does for a split:
  *
- *   1. return orders, one at a time, in position order (same out_return_no on every re-send, so a
- *      return whose answer was lost is never made twice); a FAILED one stops here:
+ *   1. return orders, REFUND_RETURN_CONCURRENCY at a time, in position order (same out_return_no on every
+ *      re-send, so a return whose answer was lost is never made twice); a FAILED one stops here:
  *        no return succeeded yet  -> the refund fails with the reason, nothing moved
  *        some already succeeded   -> the refund stays `returning` with failure_reason; a retry
  *                                    (POST /v1/refunds/{id}/retry) sends the failed ones again under a new number
@@ -66,51 +66,75 @@ async function stepOnce(d: RefundDriverDeps, refundId: string): Promise<Next> {
   if (r.nextAttemptAt && r.nextAttemptAt.getTime() > now) return { kind: 'wait', until: r.nextAttemptAt.getTime(), reason: 'not due' };
   if (r.status === 'processing') return queryRefund(d, r);
   if (r.returns.some((x) => x.state === 'failed')) return { kind: 'done', reason: 'a return failed: waiting for a retry' };
-  const ret = r.returns.find((x) => x.state === 'pending');
-  if (ret) return sendReturn(d, r, ret);
+  const pending = r.returns.filter((x) => x.state === 'pending');
+  if (pending.length > 0) return sendReturns(d, r, pending.slice(0, d.config.REFUND_RETURN_CONCURRENCY));
   return sendRefund(d, r);
 }
 
 // ---- return orders ------------------------------------------------------------------------------
 
-async function sendReturn(d: RefundDriverDeps, r: Loaded, ret: RefundReturn): Promise<Next> {
+type ReturnOutcome = { ret: RefundReturn; kind: 'succeeded'; returnId: string | null } | { ret: RefundReturn; kind: 'failed'; reason: string } | { ret: RefundReturn; kind: 'retry'; error: string };
+
+/**
+ * Sends up to REFUND_RETURN_CONCURRENCY pending returns at once (position order), then applies what
+ * came back. At 1 they go strictly one by one: a receiver that cannot return then fails the refund
+ * before any other money moved, unless an earlier one had already succeeded.
+ */
+async function sendReturns(d: RefundDriverDeps, r: Loaded, group: RefundReturn[]): Promise<Next> {
   if (r.status === 'pending') await d.prisma.refund.updateMany({ where: { id: r.id, status: { in: refundSourcesOf('returning') } }, data: { status: 'returning' } });
-  let ans;
+  const outcomes = await Promise.all(group.map((ret) => sendReturn(d, r, ret)));
+  const now = d.now();
+  for (const o of outcomes) {
+    if (o.kind !== 'succeeded') continue;
+    await d.prisma.refundReturn.updateMany({
+      where: { id: o.ret.id, state: { in: returnSourcesOf('succeeded') } },
+      data: { state: 'succeeded', returnId: o.returnId, finishedAt: now, lastError: null },
+    });
+  }
+  const failed = outcomes.filter((o): o is Extract<ReturnOutcome, { kind: 'failed' }> => o.kind === 'failed');
+  if (failed.length > 0) return failReturns(d, r, failed);
+  const retry = outcomes.find((o): o is Extract<ReturnOutcome, { kind: 'retry' }> => o.kind === 'retry');
+  if (retry) return retryLater(d, r, retry.error);
+  d.logger.info({ refundId: r.id, returns: group.length }, 'split returns succeeded');
+  return CONTINUE;
+}
+
+async function sendReturn(d: RefundDriverDeps, r: Loaded, ret: RefundReturn): Promise<ReturnOutcome> {
   try {
-    ans = await d.channel.createReturnOrder({
+    const ans = await d.channel.createReturnOrder({
       outOrderNo: ret.outOrderNo,
       outReturnNo: ret.outReturnNo,
       returnMchid: ret.account,
       amountFen: ret.amountFen,
       description: `退款回退 ${r.outRefundNo}`.slice(0, 80),
     });
+    if (ans.result === 'FAILED') return { ret, kind: 'failed', reason: ans.failReason ?? 'FAILED' };
+    // PROCESSING: re-sending the same out_return_no later reads its result.
+    if (ans.result === 'PROCESSING') return { ret, kind: 'retry', error: `return ${ret.outReturnNo} PROCESSING` };
+    return { ret, kind: 'succeeded', returnId: ans.returnId ?? null };
   } catch (err) {
     if (!(err instanceof ChannelError)) throw err;
-    if (outcomeUnknown(err)) return retryLater(d, r, `return ${ret.outReturnNo}: ${err.code}: ${err.message}`);
-    return failReturn(d, r, ret, `${err.code}: ${err.message}`);
+    if (outcomeUnknown(err)) return { ret, kind: 'retry', error: `return ${ret.outReturnNo}: ${err.code}: ${err.message}` };
+    return { ret, kind: 'failed', reason: `${err.code}: ${err.message}` };
   }
-  if (ans.result === 'FAILED') return failReturn(d, r, ret, ans.failReason ?? 'FAILED');
-  // PROCESSING: re-sending the same out_return_no later reads its result.
-  if (ans.result === 'PROCESSING') return retryLater(d, r, `return ${ret.outReturnNo} PROCESSING`);
-  await d.prisma.refundReturn.updateMany({
-    where: { id: ret.id, state: { in: returnSourcesOf('succeeded') } },
-    data: { state: 'succeeded', returnId: ans.returnId ?? null, finishedAt: d.now(), lastError: null },
-  });
-  d.logger.info({ refundId: r.id, outReturnNo: ret.outReturnNo, account: ret.account, amount: ret.amountFen }, 'split return succeeded');
-  return CONTINUE;
 }
 
-async function failReturn(d: RefundDriverDeps, r: Loaded, ret: RefundReturn, reason: string): Promise<Next> {
+async function failReturns(d: RefundDriverDeps, r: Loaded, failed: Array<{ ret: RefundReturn; reason: string }>): Promise<Next> {
   const now = d.now();
   const outcome = await d.prisma.$transaction(async (db) => {
-    const moved = await db.refundReturn.updateMany({
-      where: { id: ret.id, state: { in: returnSourcesOf('failed') } },
-      data: { state: 'failed', failReason: reason.slice(0, 500), finishedAt: now },
-    });
-    if (moved.count !== 1) return 'raced' as const;
-    await releaseReturns(db, r.checkoutId, ret.amountFen, now);
+    const messages: string[] = [];
+    for (const { ret, reason } of failed) {
+      const moved = await db.refundReturn.updateMany({
+        where: { id: ret.id, state: { in: returnSourcesOf('failed') } },
+        data: { state: 'failed', failReason: reason.slice(0, 500), finishedAt: now },
+      });
+      if (moved.count !== 1) continue;
+      await releaseReturns(db, r.checkoutId, ret.amountFen, now);
+      messages.push(`the return of ${ret.amountFen} fen from ${ret.account} failed: ${reason}`);
+    }
+    if (messages.length === 0) return 'raced' as const;
+    const message = messages.join('; ');
     const succeeded = await db.refundReturn.count({ where: { refundId: r.id, state: 'succeeded' } });
-    const message = `the return of ${ret.amountFen} fen from ${ret.account} failed: ${reason}`;
     if (succeeded > 0) {
       // Money already came back from other receivers: not a clean failure. Visible, finished by a retry.
       await db.refund.updateMany({
@@ -125,17 +149,17 @@ async function failReturn(d: RefundDriverDeps, r: Loaded, ret: RefundReturn, rea
       const c = await db.refundReturn.updateMany({ where: { id: x.id, state: { in: returnSourcesOf('cancelled') } }, data: { state: 'cancelled', finishedAt: now } });
       if (c.count === 1) await releaseReturns(db, r.checkoutId, x.amountFen, now);
     }
-    const failed = await db.refund.updateMany({
+    const moved = await db.refund.updateMany({
       where: { id: r.id, status: { in: refundSourcesOf('failed') } },
       data: { status: 'failed', failureCode: 'RETURN_FAILED', failureReason: message.slice(0, 1000), finishedAt: now, nextAttemptAt: null },
     });
-    if (failed.count === 1) {
+    if (moved.count === 1) {
       await releaseRefund(db, r.checkoutId, r.amountFen, now);
       await emit(db, { ...r, status: 'failed' });
     }
     return 'failed' as const;
   });
-  d.logger.warn({ refundId: r.id, outReturnNo: ret.outReturnNo, account: ret.account, reason, outcome }, 'split return failed');
+  d.logger.warn({ refundId: r.id, failed: failed.map((f) => [f.ret.outReturnNo, f.reason]), outcome }, 'split return failed');
   return outcome === 'raced' ? CONTINUE : { kind: 'done', reason: `return failed (${outcome})` };
 }
 
