@@ -7,7 +7,7 @@
  */
 import type { Server } from 'node:http';
 import { mkdtemp, rm, chmod } from 'node:fs/promises';
-import { cpus, tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { readFileSync } from 'node:fs';
 import request from 'supertest';
@@ -84,6 +84,8 @@ async function main(): Promise<void> {
 
   const totals: number[] = [];
   const returnsPhase: number[] = [];
+  /** CPU of this process (gateway + simulator) per refund: the work, independent of the machine's load. */
+  const cpuMs: number[] = [];
   try {
     for (let run = 0; run < RUNS; run++) {
       // A paid payment of ¥1000 split to 30 merchant receivers (¥10 each = 30 %), all SUCCESS.
@@ -99,6 +101,7 @@ async function main(): Promise<void> {
       await api('post', `/v1/checkouts/${id}/splits`).set('Idempotency-Key', `split-${id}`).send({ receivers }).expect(201);
       while ((await prisma.splitReceiver.count({ where: { checkoutId: id, state: 'SUCCESS' } })) < RECEIVERS) await sleep(10);
 
+      const cpu0 = process.cpuUsage();
       const t0 = performance.now();
       const r = await api('post', `/v1/checkouts/${id}/refunds`).set('Idempotency-Key', `refund-${id}`).send({ amount: 100_000, split_return: 'proportional' }).expect(201);
       let tReturns = 0;
@@ -110,11 +113,13 @@ async function main(): Promise<void> {
         await sleep(2);
       }
       const ms = performance.now() - t0;
+      const cpu = process.cpuUsage(cpu0);
+      cpuMs.push((cpu.user + cpu.system) / 1000);
       const returned = (await prisma.refundReturn.findMany({ where: { refundId: r.body.id, state: 'succeeded' } })).length;
       if (returned !== RECEIVERS) throw new Error(`${returned} returns`);
       totals.push(ms);
       returnsPhase.push((tReturns || performance.now()) - t0);
-      log(`run ${run + 1}/${RUNS}: ${ms.toFixed(0)} ms (30 returns done after ${returnsPhase[run]!.toFixed(0)} ms)`);
+      log(`run ${run + 1}/${RUNS}: ${ms.toFixed(0)} ms (30 returns done after ${returnsPhase[run]!.toFixed(0)} ms), CPU ${cpuMs[run]!.toFixed(0)} ms`);
     }
   } finally {
     await bg.stop();
@@ -134,6 +139,8 @@ async function main(): Promise<void> {
   console.log(`Refund of a ${RECEIVERS}-receiver split payment, proportional returns, POST -> succeeded (notify), ${RUNS} runs:`);
   console.log(`  median ${median.toFixed(0)} ms, min ${sorted[0]!.toFixed(0)} ms, max ${sorted[sorted.length - 1]!.toFixed(0)} ms (target < 2000 ms)`);
   console.log(`  of which the 30 return orders: median ${rsorted[Math.floor(rsorted.length / 2)]!.toFixed(0)} ms`);
+  const csorted = [...cpuMs].sort((a, b) => a - b);
+  console.log(`  CPU of the gateway + simulator process per refund: median ${csorted[Math.floor(csorted.length / 2)]!.toFixed(0)} ms; load average ${loadavg()[0]!.toFixed(1)}`);
   console.log(`  machine: ${cpus().length} × ${cpu}, Node ${process.version}, PostgreSQL and Redis on the same machine, simulator in process`);
 }
 
