@@ -13,10 +13,11 @@ import { PAYMENT_SUCCEEDED } from './modules/payments/payment.apply';
 import { closeSiblingOrders } from './modules/payments/payment.followups';
 import { purgeNotifyLogs } from './modules/payments/payment.notify';
 import { SweepBackoff, sweepExpiredCheckouts } from './modules/payments/payment.sync';
+import { refundsModule } from './modules/refunds/refund.module';
 import { splitsModule } from './modules/splits/split.module';
 
 /** The feature modules plugged into the core. */
-export const modules: AppModule[] = [splitsModule];
+export const modules: AppModule[] = [splitsModule, refundsModule];
 
 export interface Gateway {
   deps: AppDeps;

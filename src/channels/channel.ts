@@ -102,6 +102,42 @@ export interface SplitOrderResult {
   }>;
 }
 
+// ---- refunds and profit-sharing returns --------------------------------------------------------
+
+export type ChannelRefundStatus = 'PROCESSING' | 'SUCCESS' | 'CLOSED' | 'ABNORMAL';
+
+export interface ChannelRefund {
+  outRefundNo: string;
+  refundId: string;
+  transactionId?: string;
+  outTradeNo?: string;
+  status: ChannelRefundStatus;
+  refundFen?: number;
+  totalFen?: number;
+  successTime?: Date;
+  userReceivedAccount?: string;
+}
+
+/** A verified, decrypted refund notify (REFUND.SUCCESS | REFUND.ABNORMAL | REFUND.CLOSED). */
+export interface RefundNotifyEvent {
+  eventId: string;
+  eventType: string;
+  mchid?: string;
+  refund: ChannelRefund;
+}
+
+export type ReturnOrderResult = 'PROCESSING' | 'SUCCESS' | 'FAILED';
+
+export interface ChannelReturnOrder {
+  outOrderNo: string;
+  outReturnNo: string;
+  returnId?: string;
+  returnMchid: string;
+  amountFen: number;
+  result: ReturnOrderResult;
+  failReason?: string;
+}
+
 export interface PaymentChannel {
   readonly name: string; // 'wechatpay'
   readonly appid: string;
@@ -150,4 +186,15 @@ export interface PaymentChannel {
   querySplitOrder(transactionId: string, outOrderNo: string): Promise<SplitOrderResult | null>;
   unfreeze(input: { transactionId: string; outOrderNo: string; description: string }): Promise<SplitOrderResult>;
   unsplitAmount(transactionId: string): Promise<{ unsplitAmountFen: number }>;
+
+  // refunds
+  /** Idempotent on outRefundNo: the same number re-sent is the same refund. */
+  createRefund(input: { transactionId: string; outRefundNo: string; reason?: string; refundFen: number; totalFen: number; notifyUrl: string }): Promise<ChannelRefund>;
+  /** null when the channel does not know this out_refund_no. */
+  queryRefund(outRefundNo: string): Promise<ChannelRefund | null>;
+  /** Verifies and decrypts a refund notify; same refusals as parsePaymentNotify. */
+  parseRefundNotify(headers: Record<string, string | string[] | undefined>, rawBody: Buffer): RefundNotifyEvent;
+  /** Profit-sharing return (回退), synchronous at WeChat; idempotent on outReturnNo. */
+  createReturnOrder(input: { outOrderNo: string; outReturnNo: string; returnMchid: string; amountFen: number; description: string }): Promise<ChannelReturnOrder>;
+  queryReturnOrder(outOrderNo: string, outReturnNo: string): Promise<ChannelReturnOrder | null>;
 }

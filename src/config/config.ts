@@ -88,6 +88,13 @@ export const envSchema = z.object({
   HTTP_KEEP_ALIVE_TIMEOUT_MS: int(65_000, 0),
   HTTP_MAX_CONNECTIONS: int(2_000, 1),
 
+  /** No refund notify this long after WeChat accepted a refund: query it (then with backoff). */
+  REFUND_QUERY_AFTER_MS: int(60_000, 10),
+  /** How often refunds due for a step (retry, query, crashed driver) are picked up. */
+  REFUND_SYNC_INTERVAL_MS: int(1_000, 50),
+  /** Return orders of one refund sent at once (1 = one by one: a failure then stops before more money moves). */
+  REFUND_RETURN_CONCURRENCY: int(5, 1).pipe(z.number().max(50)),
+
   RUN_WORKERS: bool.default(true),
   /** Prefix of every BullMQ key in Redis (separates environments sharing one Redis). */
   QUEUE_PREFIX: z.string().regex(/^[\w-]{1,32}$/).default('gw'),

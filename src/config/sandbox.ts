@@ -44,5 +44,6 @@ export function sandboxEnv(args: {
     ].join(','),
     PROFIT_SHARING_DELAY: '0',
     PAYMENT_QUERY_AFTER_SECONDS: '3',
+    REFUND_QUERY_AFTER_MS: '5000',
   };
 }

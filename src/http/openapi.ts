@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { createCheckoutSchema, listCheckoutsSchema } from '../modules/checkout/checkout.schemas';
 import { createSplitSchema, finishSplitSchema, splitPlanSchema } from '../modules/splits/split.schemas';
+import { createRefundSchema, retryRefundSchema } from '../modules/refunds/refund.schemas';
 
 /**
  * The OpenAPI document of the merchant API, generated from the same zod schemas the routes
@@ -18,6 +19,8 @@ export function buildOpenApi(serverUrl: string): Record<string, unknown> {
   };
   const idParam = [{ name: 'id', in: 'path', required: true, schema: { type: 'string', pattern: '^co_[0-9a-z]{20}$' } }];
   const idem = { name: 'Idempotency-Key', in: 'header', required: false, schema: { type: 'string', maxLength: 255 } };
+  const refundIdParam = [{ name: 'id', in: 'path', required: true, schema: { type: 'string', pattern: '^re_[0-9a-z]{20}$' } }];
+  const refund = { description: 'The refund', content: { 'application/json': { schema: { $ref: '#/components/schemas/Refund' } } } };
   const checkout = { description: 'The checkout', content: { 'application/json': { schema: { $ref: '#/components/schemas/Checkout' } } } };
   return {
     openapi: '3.1.0',
@@ -35,6 +38,11 @@ export function buildOpenApi(serverUrl: string): Record<string, unknown> {
       '/v1/checkouts/{id}/splits': {
         post: { summary: 'Split now (on-demand)', parameters: [...idParam, { ...idem, required: true }], requestBody: body(createSplitSchema), responses: { 201: { description: 'The split' }, 409: error, 422: error } },
       },
+      '/v1/checkouts/{id}/refunds': {
+        post: { summary: 'Refund a paid checkout (partly or fully; several times)', parameters: [...idParam, { ...idem, required: true }], requestBody: body(createRefundSchema), responses: { 201: refund, 400: error, 404: error, 409: error, 422: error } },
+      },
+      '/v1/refunds/{id}': { get: { summary: 'Get a refund', parameters: refundIdParam, responses: { 200: refund, 404: error } } },
+      '/v1/refunds/{id}/retry': { post: { summary: 'Finish a refund left returning after a failed split return', parameters: refundIdParam, requestBody: { ...body(retryRefundSchema), required: false }, responses: { 200: refund, 404: error, 409: error } } },
       '/v1/checkouts/{id}/splits/finish': { post: { summary: 'Unfreeze the remainder', parameters: idParam, requestBody: { ...body(finishSplitSchema), required: false }, responses: { 202: { description: 'The split section' }, 409: error } } },
     },
     components: {
@@ -54,6 +62,26 @@ export function buildOpenApi(serverUrl: string): Record<string, unknown> {
             paid_at: { type: ['string', 'null'], format: 'date-time' },
             channel_orders: { type: 'array', items: { type: 'object', properties: { trade_type: { enum: ['JSAPI', 'H5', 'NATIVE'] }, out_trade_no: { type: 'string' }, appid: { type: 'string' }, mchid: { type: 'string' }, status: { enum: ['created', 'paid', 'closed'] } } } },
             split: { type: 'object', description: 'status none|pending|processing|succeeded|partially_failed|failed, batches, unfrozen amount, mismatches' },
+            refunded_amount: { type: 'integer', description: 'fen refunded (succeeded refunds)' },
+            refundable_amount: { type: 'integer', description: 'fen that can still be refunded' },
+            refunds: { type: 'array', items: { $ref: '#/components/schemas/Refund' } },
+          },
+        },
+        Refund: {
+          type: 'object',
+          required: ['id', 'checkout_id', 'amount', 'out_refund_no', 'status', 'split_returns', 'created_at'],
+          properties: {
+            id: { type: 'string', pattern: '^re_' },
+            checkout_id: { type: 'string' },
+            amount: { type: 'integer', description: 'fen' },
+            reason: { type: ['string', 'null'] },
+            out_refund_no: { type: 'string' },
+            status: { enum: ['pending', 'returning', 'processing', 'succeeded', 'failed', 'abnormal', 'closed'] },
+            split_returns: { type: 'array', items: { type: 'object', properties: { account: { type: 'string' }, amount: { type: 'integer' }, out_return_no: { type: 'string' }, state: { enum: ['pending', 'succeeded', 'failed', 'cancelled'] }, reason: { type: 'string' } } } },
+            failure_code: { type: 'string' },
+            failure_reason: { type: 'string' },
+            created_at: { type: 'string', format: 'date-time' },
+            succeeded_at: { type: 'string', format: 'date-time' },
           },
         },
       },

@@ -20,6 +20,7 @@ import { createControlRouter } from './control/router';
 import { attachStateFile } from './persist';
 import { encryptResource, rfc3339Beijing } from './sim-crypto';
 import type { NotifyUrlPolicy, SigningMode, SimRuntime } from './runtime';
+import { createRefundControlRouter, createRefundsRouter, refundControl, type RefundControl } from './refunds/router';
 import { createProfitSharingControl, createProfitSharingRouter, profitSharingControl, type ProfitSharingControl } from './profitsharing/router';
 
 export type SimulatorOptions = { keys: SimKeys & { merchantCertSerial?: string }; publicBaseUrl?: string } & Partial<
@@ -71,6 +72,8 @@ export interface SimControl {
   stop(): void;
   /** Programmatic controls of the profit-sharing stand-in. */
   profitSharing: ProfitSharingControl;
+  /** Refund outcomes and the merchant's balances. */
+  refunds: RefundControl;
 }
 
 export interface Simulator {
@@ -87,6 +90,7 @@ const DEFAULTS: SimOptions = {
   notifyRetryScheduleMs: WECHAT_NOTIFY_RETRY_SCHEDULE_MS,
   maxClockSkewSeconds: 300,
   h5Domains: [],
+  refundResultDelayMs: 1_000,
   profitSharing: {
     receiverLimit: 50,
     maxRatio: 0.3,
@@ -229,12 +233,15 @@ export function createSimulator(options: SimulatorOptions): Simulator {
       for (const res of rt.hung) res.socket?.destroy();
       rt.hung.clear();
       control.profitSharing.reset();
+      control.refunds.reset();
     },
     profitSharing: profitSharingControl(rt),
+    refunds: refundControl(rt),
     stop: () => {
       state?.flush();
       state?.stop();
       rt.notifier.stop();
+      control.refunds.reset();
       for (const res of rt.hung) res.socket?.destroy();
       rt.hung.clear();
     },
@@ -278,6 +285,8 @@ export function createSimulator(options: SimulatorOptions): Simulator {
   // Profit sharing (its own module), behind the same auth + faults; its controls get a JSON body parser.
   app.use('/v3/profitsharing', createProfitSharingRouter(rt));
   app.use('/_sim/profitsharing', express.json(), createProfitSharingControl(rt));
+  app.use('/v3/refund/domestic', createRefundsRouter(rt));
+  app.use('/_sim/refunds', createRefundControlRouter(rt));
 
   app.use('/v3', (req, res) => rt.fail(res, 404, 'NOT_FOUND', `无此接口：${req.method} ${req.originalUrl.split('?')[0]}`));
 

@@ -46,6 +46,8 @@ export interface SimOptions {
   maxClockSkewSeconds: number;
   /** Domains the merchant registered for H5 payment; the Referer of an h5_url visit must match one. */
   h5Domains: string[];
+  /** PROCESSING -> the planned result (and its REFUND.* notify) after this. */
+  refundResultDelayMs?: number;
   profitSharing: {
     receiverLimit: number; // 50 receivers per request
     maxRatio: number; // 0.3 cumulative

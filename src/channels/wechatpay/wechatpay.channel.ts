@@ -2,6 +2,8 @@ import type pino from 'pino';
 import { ConfigError, type Config } from '../../config/config';
 import { ChannelError } from '../../lib/errors';
 import type {
+  ChannelRefund,
+  ChannelReturnOrder,
   ChannelTransaction,
   CreateOrderInput,
   CreateOrderResult,
@@ -22,18 +24,22 @@ import {
   signSha256Rsa,
 } from './wechatpay.crypto';
 import { utf8Bytes } from '../../lib/utf8';
-import { invalidInput, isNotFound } from './wechatpay.errors';
-import { parsePaymentNotify, type NotifyDeps } from './wechatpay.notify';
+import { badResponse, invalidInput, isNotFound } from './wechatpay.errors';
+import type { z } from 'zod';
+import { parsePaymentNotify, parseRefundNotify, type NotifyDeps } from './wechatpay.notify';
 import { buildOauthAuthorizeUrl, exchangeOauthCode } from './wechatpay.oauth';
-import { toChannelTransaction, toSplitOrderResult, toWireOrderRequest } from './wechatpay.transform';
+import { toChannelRefund, toChannelReturnOrder, toChannelTransaction, toSplitOrderResult, toWireOrderRequest } from './wechatpay.transform';
 import {
   h5PrepaySchema,
   jsapiPrepaySchema,
   nativePrepaySchema,
+  refundSchema,
+  returnOrderSchema,
   splitOrderSchema,
   transactionSchema,
   unsplitAmountSchema,
   type WireReceiverAddRequest,
+  type WireRefundRequest,
   type WireSplitOrderRequest,
 } from './wechatpay.wire';
 
@@ -88,6 +94,7 @@ export function wechatPayConfigFromAppConfig(config: Config, readFile: ReadFile)
 const TRANSACTION_ID = /^[0-9A-Za-z_-]{1,64}$/;
 const OUT_ORDER_NO = /^[0-9A-Za-z_\-|*@]{1,64}$/;
 const OUT_TRADE_NO = /^[0-9A-Za-z_\-|*]{6,32}$/;
+const OUT_REFUND_NO = /^[0-9A-Za-z_\-|*@]{1,64}$/;
 const MAX_RECEIVERS = 50; // per split request (PITFALLS §0)
 
 function checkId(value: string, pattern: RegExp, name: string): void {
@@ -270,6 +277,63 @@ export function createWechatPayChannel(cfg: WechatPayConfig, logger?: pino.Logge
     return { unsplitAmountFen: a.unsplit_amount };
   }
 
+  // ---- refunds (https://pay.weixin.qq.com/doc/v3/merchant/4012791862) and returns (回退) ----------------
+
+  function refundAnswer(what: string, a: z.infer<typeof refundSchema>): ChannelRefund {
+    if (!a.status && !a.refund_status) throw badResponse(`${what}: answer has no status`, { httpStatus: 200 });
+    return toChannelRefund(a);
+  }
+
+  async function createRefund(input: { transactionId: string; outRefundNo: string; reason?: string; refundFen: number; totalFen: number; notifyUrl: string }): Promise<ChannelRefund> {
+    checkId(input.transactionId, TRANSACTION_ID, 'transaction_id');
+    checkId(input.outRefundNo, OUT_REFUND_NO, 'out_refund_no');
+    if (!Number.isSafeInteger(input.refundFen) || input.refundFen < 1 || input.refundFen > input.totalFen) throw invalidInput('refundFen must be an integer in 1..totalFen');
+    const body: WireRefundRequest = {
+      transaction_id: input.transactionId,
+      out_refund_no: input.outRefundNo,
+      notify_url: input.notifyUrl,
+      amount: { refund: input.refundFen, total: input.totalFen, currency: 'CNY' },
+    };
+    if (input.reason !== undefined) body.reason = input.reason;
+    const a = await client.call('POST /v3/refund/domestic/refunds', (s) => s.refunds(body), refundSchema);
+    return refundAnswer('POST /v3/refund/domestic/refunds', a);
+  }
+
+  async function queryRefund(outRefundNo: string): Promise<ChannelRefund | null> {
+    checkId(outRefundNo, OUT_REFUND_NO, 'out_refund_no');
+    try {
+      const a = await client.call('GET /v3/refund/domestic/refunds/{out_refund_no}', (s) => s.find_refunds(outRefundNo), refundSchema);
+      return refundAnswer('GET /v3/refund/domestic/refunds/{out_refund_no}', a);
+    } catch (err) {
+      if (isNotFound(err)) return null;
+      throw err;
+    }
+  }
+
+  async function createReturnOrder(input: { outOrderNo: string; outReturnNo: string; returnMchid: string; amountFen: number; description: string }): Promise<ChannelReturnOrder> {
+    checkId(input.outOrderNo, OUT_ORDER_NO, 'out_order_no');
+    checkId(input.outReturnNo, OUT_ORDER_NO, 'out_return_no');
+    if (!Number.isSafeInteger(input.amountFen) || input.amountFen < 1) throw invalidInput('amountFen must be an integer ≥ 1');
+    const a = await client.call(
+      'POST /v3/profitsharing/return-orders',
+      (s) => s.profitsharing_return_orders({ out_order_no: input.outOrderNo, out_return_no: input.outReturnNo, return_mchid: input.returnMchid, amount: input.amountFen, description: input.description }),
+      returnOrderSchema,
+    );
+    return toChannelReturnOrder(a);
+  }
+
+  async function queryReturnOrder(outOrderNo: string, outReturnNo: string): Promise<ChannelReturnOrder | null> {
+    checkId(outOrderNo, OUT_ORDER_NO, 'out_order_no');
+    checkId(outReturnNo, OUT_ORDER_NO, 'out_return_no');
+    try {
+      const a = await client.call('GET /v3/profitsharing/return-orders/{out_return_no}', (s) => s.query_profitsharing_return_orders(outReturnNo, outOrderNo), returnOrderSchema);
+      return toChannelReturnOrder(a);
+    } catch (err) {
+      if (isNotFound(err)) return null;
+      throw err;
+    }
+  }
+
   return {
     name: 'wechatpay',
     appid: cfg.appid,
@@ -288,5 +352,10 @@ export function createWechatPayChannel(cfg: WechatPayConfig, logger?: pino.Logge
     querySplitOrder,
     unfreeze,
     unsplitAmount,
+    createRefund,
+    queryRefund,
+    parseRefundNotify: (headers, rawBody) => parseRefundNotify(notifyDeps, headers, rawBody),
+    createReturnOrder,
+    queryReturnOrder,
   };
 }

@@ -1,6 +1,6 @@
 import type { KeyObject } from 'node:crypto';
 import { ChannelError } from '../../lib/errors';
-import type { PaymentNotifyEvent } from '../channel';
+import type { PaymentNotifyEvent, RefundNotifyEvent } from '../channel';
 import {
   DecryptError,
   PlatformKeyRing,
@@ -9,8 +9,8 @@ import {
   readSignatureHeaders,
   verifyWechatpaySignature,
 } from './wechatpay.crypto';
-import { toChannelTransaction } from './wechatpay.transform';
-import { notifyEnvelopeSchema, transactionSchema } from './wechatpay.wire';
+import { toChannelRefund, toChannelTransaction } from './wechatpay.transform';
+import { notifyEnvelopeSchema, refundSchema, transactionSchema, type WireNotifyEnvelope } from './wechatpay.wire';
 
 /**
  * Payment notify ingestion in named steps (FACTS §3–§4): verify the signature over the raw bytes
@@ -50,7 +50,8 @@ export function verifyNotifySource(deps: NotifyDeps, headers: HeaderBag, rawBody
   }
 }
 
-export function parsePaymentNotify(deps: NotifyDeps, headers: HeaderBag, rawBody: Buffer): PaymentNotifyEvent {
+/** Steps 1–3 shared by every notify kind: verify, parse the envelope, decrypt to JSON. */
+function openNotify(deps: NotifyDeps, headers: HeaderBag, rawBody: Buffer, originalType: string): { envelope: WireNotifyEnvelope; json: unknown } {
   if (!Buffer.isBuffer(rawBody)) throw refuse('BAD_NOTIFY', 'the notify body must be the raw bytes (Buffer)');
   verifyNotifySource(deps, headers, rawBody);
 
@@ -63,8 +64,8 @@ export function parsePaymentNotify(deps: NotifyDeps, headers: HeaderBag, rawBody
   const envelope = notifyEnvelopeSchema.safeParse(envelopeJson);
   if (!envelope.success) throw refuse('BAD_NOTIFY', 'notify envelope has an unexpected shape', envelope.error);
   const { resource } = envelope.data;
-  if (resource.original_type !== undefined && resource.original_type !== 'transaction') {
-    throw refuse('BAD_NOTIFY', `not a payment notify (original_type ${resource.original_type})`);
+  if (resource.original_type !== undefined && resource.original_type !== originalType) {
+    throw refuse('BAD_NOTIFY', `not a ${originalType} notify (original_type ${resource.original_type})`);
   }
 
   let plain: Buffer;
@@ -75,20 +76,31 @@ export function parsePaymentNotify(deps: NotifyDeps, headers: HeaderBag, rawBody
     throw err;
   }
 
-  let txJson: unknown;
   try {
-    txJson = JSON.parse(plain.toString('utf8'));
+    return { envelope: envelope.data, json: JSON.parse(plain.toString('utf8')) };
   } catch (err) {
     throw refuse('BAD_NOTIFY', 'decrypted resource is not JSON', err);
   }
-  const tx = transactionSchema.safeParse(txJson);
+}
+
+export function parsePaymentNotify(deps: NotifyDeps, headers: HeaderBag, rawBody: Buffer): PaymentNotifyEvent {
+  const { envelope, json } = openNotify(deps, headers, rawBody, 'transaction');
+  const tx = transactionSchema.safeParse(json);
   if (!tx.success) throw refuse('BAD_NOTIFY', 'decrypted transaction has an unexpected shape', tx.error);
 
   const event: PaymentNotifyEvent = {
-    eventId: envelope.data.id,
-    eventType: envelope.data.event_type,
+    eventId: envelope.id,
+    eventType: envelope.event_type,
     transaction: toChannelTransaction(tx.data),
   };
-  if (envelope.data.create_time !== undefined) event.createTime = envelope.data.create_time;
+  if (envelope.create_time !== undefined) event.createTime = envelope.create_time;
   return event;
+}
+
+/** Refund notify (退款结果通知, original_type "refund"): https://pay.weixin.qq.com/doc/v3/merchant/4012791865 */
+export function parseRefundNotify(deps: NotifyDeps, headers: HeaderBag, rawBody: Buffer): RefundNotifyEvent {
+  const { envelope, json } = openNotify(deps, headers, rawBody, 'refund');
+  const r = refundSchema.safeParse(json);
+  if (!r.success || !(r.data.refund_status ?? r.data.status)) throw refuse('BAD_NOTIFY', 'decrypted refund has an unexpected shape', r.error);
+  return { eventId: envelope.id, eventType: envelope.event_type, mchid: r.data.mchid, refund: toChannelRefund(r.data) };
 }

@@ -1,11 +1,15 @@
 import type {
+  ChannelRefund,
+  ChannelReturnOrder,
   ChannelTransaction,
   CreateOrderInput,
   SplitOrderResult,
 } from '../channel';
 import { utf8Bytes } from '../../lib/utf8';
 import { invalidInput } from './wechatpay.errors';
-import type { WireOrderRequest, WireSplitOrder, WireTransaction } from './wechatpay.wire';
+import type { WireOrderRequest, WireRefund, WireSplitOrder, WireTransaction } from './wechatpay.wire';
+import type { z } from 'zod';
+import type { returnOrderSchema } from './wechatpay.wire';
 
 /** Normalised types (channel.ts) ⇄ WeChat wire types. Pure functions. */
 
@@ -115,4 +119,24 @@ export function toSplitOrderResult(w: WireSplitOrder): SplitOrderResult {
       return out;
     }),
   };
+}
+
+/** The answer's `status` or the notify's `refund_status` (the schema callers require one of them). */
+export function toChannelRefund(w: WireRefund): ChannelRefund {
+  const r: ChannelRefund = { outRefundNo: w.out_refund_no, refundId: w.refund_id, status: (w.refund_status ?? w.status)! };
+  if (w.transaction_id !== undefined) r.transactionId = w.transaction_id;
+  if (w.out_trade_no !== undefined) r.outTradeNo = w.out_trade_no;
+  if (w.amount?.refund !== undefined) r.refundFen = w.amount.refund;
+  if (w.amount?.total !== undefined) r.totalFen = w.amount.total;
+  const t = parseTime(w.success_time);
+  if (t) r.successTime = t;
+  if (w.user_received_account !== undefined) r.userReceivedAccount = w.user_received_account;
+  return r;
+}
+
+export function toChannelReturnOrder(w: z.infer<typeof returnOrderSchema>): ChannelReturnOrder {
+  const r: ChannelReturnOrder = { outOrderNo: w.out_order_no, outReturnNo: w.out_return_no, returnMchid: w.return_mchid, amountFen: w.amount, result: w.result };
+  if (w.return_id !== undefined) r.returnId = w.return_id;
+  if (w.fail_reason !== undefined) r.failReason = w.fail_reason;
+  return r;
 }

@@ -154,6 +154,41 @@ export const unsplitAmountSchema = z.object({
   unsplit_amount: fen,
 });
 
+/** Answer of POST /v3/refund/domestic/refunds and GET .../refunds/{out_refund_no}; also the REFUND.* notify resource. */
+export const refundSchema = z.object({
+  out_refund_no: z.string().min(1),
+  refund_id: z.string().min(1),
+  transaction_id: z.string().optional(),
+  out_trade_no: z.string().optional(),
+  mchid: z.string().optional(),
+  // The answer says `status`, the notify resource says `refund_status`.
+  status: z.enum(['PROCESSING', 'SUCCESS', 'CLOSED', 'ABNORMAL']).optional(),
+  refund_status: z.enum(['PROCESSING', 'SUCCESS', 'CLOSED', 'ABNORMAL']).optional(),
+  success_time: z.string().optional(),
+  user_received_account: z.string().optional(),
+  amount: z.object({ total: fen.optional(), refund: fen.optional(), currency: z.string().optional() }).optional(),
+});
+export type WireRefund = z.infer<typeof refundSchema>;
+
+export interface WireRefundRequest {
+  transaction_id: string;
+  out_refund_no: string;
+  reason?: string;
+  notify_url: string;
+  amount: { refund: number; total: number; currency: 'CNY' };
+}
+
+/** Answer of POST /v3/profitsharing/return-orders and its query. */
+export const returnOrderSchema = z.object({
+  out_order_no: z.string().min(1),
+  out_return_no: z.string().min(1),
+  return_id: z.string().optional(),
+  return_mchid: z.string().min(1),
+  amount: fen,
+  result: z.enum(['PROCESSING', 'SUCCESS', 'FAILED']),
+  fail_reason: z.string().optional(),
+});
+
 /** GET /sns/oauth2/access_token (api.weixin.qq.com, not signed). */
 export const oauthTokenSchema = z.object({
   openid: z.string().min(1),

@@ -6,6 +6,8 @@ import { fenToYuan } from '../../lib/money';
 import { SANDBOX_MERCHANT_ID } from '../merchants/merchant.service';
 import { createCheckoutSchema } from '../checkout/checkout.schemas';
 import { checkoutUrl, createCheckout, effectiveStatus, splitLimitsOf } from '../checkout/checkout.service';
+import { createRefundSchema } from '../refunds/refund.schemas';
+import { createRefund } from '../refunds/refund.service';
 import { splitBudget } from '../splits/split.rules';
 
 /** The demo receiver's share of a planned split: 10%, at least 1 fen. */
@@ -25,13 +27,22 @@ export function demoRouter(deps: AppDeps): Router {
   const budget = (amount: number) => splitBudget(amount, splitLimitsOf(deps.config));
 
   const list = async () =>
-    (await deps.prisma.checkout.findMany({ where: { merchantId: SANDBOX_MERCHANT_ID }, orderBy: { createdAt: 'desc' }, take: 10 })).map((c) => ({
+    (
+      await deps.prisma.checkout.findMany({
+        where: { merchantId: SANDBOX_MERCHANT_ID },
+        orderBy: { createdAt: 'desc' },
+        take: 10,
+        include: { refunds: { orderBy: { seq: 'desc' }, take: 1 } },
+      })
+    ).map((c) => ({
       id: c.id,
       description: c.description,
       amountYuan: fenToYuan(c.amountFen),
       status: effectiveStatus(c, deps.now()),
       checkoutUrl: checkoutUrl(deps.config, c.id),
       createdAt: c.createdAt.toISOString(),
+      refundableYuan: c.status === 'paid' && c.paidTotalFen !== null ? fenToYuan(c.paidTotalFen - c.refundedFen) : null,
+      lastRefund: c.refunds[0] ? { status: c.refunds[0].status, amountYuan: fenToYuan(c.refunds[0].amountFen), reason: c.refunds[0].failureReason } : null,
     }));
 
   r.get('/', async (_req, res) => res.render('demo/shop', { base, checkouts: await list() }));
@@ -44,8 +55,7 @@ export function demoRouter(deps: AppDeps): Router {
     };
     try {
       if (!/^\d{1,7}(\.\d{1,2})?$/.test(form.amount)) throw new AppError('VALIDATION_FAILED', '金额格式不正确，例如 1.00（最多两位小数）');
-      const [whole, frac = ''] = form.amount.split('.');
-      const amount = Number(whole) * 100 + Number(frac.padEnd(2, '0'));
+      const amount = yuanToFen(form.amount);
       if (amount < 1) throw new AppError('VALIDATION_FAILED', '金额至少为 0.01 元');
       const split = form.profitSharing === 'planned';
       if (split && demoShare(amount) > budget(amount)) {
@@ -70,5 +80,23 @@ export function demoRouter(deps: AppDeps): Router {
       res.status(400).render('demo/shop', { base, checkouts: await list(), error: pageMessage(err), form });
     }
   });
+  /** The refund button of a paid checkout: the same use case as POST /v1/checkouts/{id}/refunds. */
+  r.post('/demo/checkouts/:id/refunds', express.urlencoded({ extended: false, limit: '8kb' }), async (req, res) => {
+    try {
+      const input = createRefundSchema.parse({ amount: yuanToFen(String(req.body?.amount ?? '')), reason: '演示退款', split_return: 'proportional' });
+      await createRefund(deps, SANDBOX_MERCHANT_ID, String(req.params.id), input, newId('demo_refund'));
+      res.redirect(303, '/');
+    } catch (err) {
+      if (!(err instanceof AppError) && !(err instanceof Error && err.name === 'ZodError')) throw err;
+      res.status(err instanceof AppError ? err.status : 400).render('demo/shop', { base, checkouts: await list(), error: err instanceof AppError ? `退款失败：${err.message}` : '退款金额不正确' });
+    }
+  });
   return r;
+}
+
+function yuanToFen(yuan: string): number {
+  const v = yuan.trim();
+  if (!/^\d{1,7}(\.\d{1,2})?$/.test(v)) throw new AppError('VALIDATION_FAILED', '金额格式不正确 (e.g. 0.01)');
+  const [whole, frac = ''] = v.split('.');
+  return Number(whole) * 100 + Number(frac.padEnd(2, '0'));
 }

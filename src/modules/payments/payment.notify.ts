@@ -125,7 +125,7 @@ function keepText(b: Buffer): string {
   return b.toString('utf8').replace(/\u0000/g, '\\u0000');
 }
 
-function pickHeaders(h: Record<string, string | string[] | undefined>, maxChars = 4096): Record<string, string> {
+export function pickHeaders(h: Record<string, string | string[] | undefined>, maxChars = 4096): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(h))
     if (/^(wechatpay-|content-type|user-agent|request-id)/i.test(k) && v !== undefined)

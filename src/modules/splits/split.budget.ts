@@ -27,9 +27,10 @@ export interface ReservedSplit {
  * THE money invariant (issue 3 §4), enforced by PostgreSQL: one conditional UPDATE reserves the
  * split's amount and channel requests only if, on the locked row,
  *   status = paid, profit sharing in the expected mode, splitting not finished,
- *   reserved + total ≤ floor((paid_total − merchant-funded coupons) × ratio),
+ *   reserved − returned + total ≤ floor((paid_total − merchant-funded coupons − refunded) × ratio),
  *   reserved + total ≤ split_cap_fen (what the channel said it will still take, once known),
- *   and requests + batches ≤ cap.
+ *   and requests + batches ≤ cap
+ * (refunded / returned: the refund budget, src/modules/refunds/refund.budget.ts, kept by the same row lock).
  * Concurrent callers serialise on the row lock and PostgreSQL re-checks the WHERE clause on the
  * row version the winner committed, so twenty concurrent splits can never together exceed the
  * budget. The split, its batches and receivers are written in the same transaction: a refused
@@ -101,7 +102,7 @@ async function reserveSplitTx(
          AND split_finished_at IS NULL
          AND paid_total_fen IS NOT NULL
          AND (${kind} <> 'planned' OR split_seq = 0)
-         AND split_reserved_fen + ${totalFen} <= ((paid_total_fen - merchant_funded_fen)::bigint * ${bp}) / 10000
+         AND split_reserved_fen - split_returned_fen + ${totalFen} <= ((paid_total_fen - merchant_funded_fen - refunded_fen)::bigint * ${bp}) / 10000
          AND (split_cap_fen IS NULL OR split_reserved_fen + ${totalFen} <= split_cap_fen)
          AND split_requests + ${chunks.length} <= ${limits.maxRequests}
          ${args.expectedPlan === undefined ? Prisma.empty : Prisma.sql`AND split_plan = ${JSON.stringify(args.expectedPlan)}::jsonb`}
@@ -207,10 +208,10 @@ async function explainRefusal(
     return new AppError('SPLIT_NOT_ALLOWED', `Checkout is ${c.status}; only a paid checkout can be split`);
   if (c.splitFinishedAt || (kind === 'planned' && c.splitSeq > 0))
     return new AppError('SPLIT_NOT_ALLOWED', 'Splitting has finished for this payment (the remainder is being or was unfrozen)');
-  const base = c.paidTotalFen - c.merchantFundedFen;
-  const budget = Math.min(splitBudget(base, limits), c.splitCapFen ?? Number.MAX_SAFE_INTEGER);
-  if (c.splitReservedFen + totalFen > budget)
-    return budgetExceeded(totalFen, Math.max(0, budget - c.splitReservedFen), limits.maxRatio, base);
+  const base = c.paidTotalFen - c.merchantFundedFen - c.refundedFen;
+  const kept = c.splitReservedFen - c.splitReturnedFen;
+  const room = Math.min(splitBudget(base, limits) - kept, c.splitCapFen === null ? Number.MAX_SAFE_INTEGER : c.splitCapFen - c.splitReservedFen);
+  if (totalFen > room) return budgetExceeded(totalFen, Math.max(0, room), limits.maxRatio, base);
   if (c.splitRequests + batches > limits.maxRequests)
     return requestLimit(batches, Math.max(0, limits.maxRequests - c.splitRequests), limits.maxRequests);
   return new AppError('CONFLICT', 'The checkout changed while the split was being reserved; retry');

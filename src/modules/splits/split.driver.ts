@@ -206,6 +206,12 @@ async function raisePlanAlert(d: DriverDeps, checkoutId: string, plan: unknown, 
 // ---- batches -------------------------------------------------------------------------------------
 
 async function sendBatch(d: DriverDeps, c: PaidCheckout, first: BatchWithReceivers): Promise<Next> {
+  // Mark "sent" BEFORE the first request: a refund cancels only batches never sent (refund.budget.ts),
+  // by compare-and-set on this same column, so a batch is either cancelled or sent, never both.
+  if (!first.sentAt) {
+    const claimed = await d.prisma.splitBatch.updateMany({ where: { id: first.id, state: 'pending', sentAt: null }, data: { sentAt: d.now() } });
+    if (claimed.count !== 1) return CONTINUE;
+  }
   const added = await ensureReceivers(d, first);
   if (added) return onSendError(d, c, first, added);
   const batch = await sealNames(d, first);

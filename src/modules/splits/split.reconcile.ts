@@ -142,7 +142,8 @@ export async function reconcileCheckout(d: Deps, checkoutId: string): Promise<Fi
   const settled = batches.every((b) => b.state !== 'pending' && b.state !== 'processing') &&
     (!c.splitUnfreeze || c.splitUnfreeze.state === 'succeeded' || c.splitUnfreeze.state === 'failed');
   let unsplitChecked = false;
-  if (settled && channelComplete && c.profitSharing !== 'none') {
+  // After a refund WeChat alone knows how much of it came out of the frozen funds: not comparable.
+  if (settled && channelComplete && c.profitSharing !== 'none' && c.refundedFen === 0) {
     // The channel keeps its fee out of the splittable amount and we are never told it: the channel
     // may hold up to MAX_FEE_RATE less than our books, never more.
     const expected = c.splitUnfreeze?.state === 'succeeded' ? 0 : base - reserved;

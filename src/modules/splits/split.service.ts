@@ -53,7 +53,7 @@ export async function createOnDemandSplit(
   }
   const limits = splitLimitsOf(deps.config);
   if (c.status === 'paid' && c.paidTotalFen !== null && c.profitSharing === 'on_demand' && !c.splitFinishedAt)
-    checkSplit(receivers, { paidFen: c.paidTotalFen - c.merchantFundedFen, alreadyReservedFen: c.splitReservedFen, requestsUsed: c.splitRequests }, limits);
+    checkSplit(receivers, { paidFen: c.paidTotalFen - c.merchantFundedFen - c.refundedFen, alreadyReservedFen: c.splitReservedFen - c.splitReturnedFen, requestsUsed: c.splitRequests }, limits);
   const r = await reserveSplit(deps.prisma, { checkoutId, kind: 'on_demand', receivers, limits, now: deps.now(), unfreezeWithLastBatch: false, idempotencyKey });
   if (r.existing) return replaySplit(deps, queue, r.splitId, c.paidAt, receivers);
   await kick(deps, queue, `split_${r.splitId}`, checkoutId, c.paidAt);
@@ -194,9 +194,10 @@ export async function splitJson(prisma: PrismaClient, config: Config, c: Checkou
     mode: c.profitSharing,
     plan: c.profitSharing === 'planned' ? c.splitPlan : null,
     budget: {
-      // Net of merchant-funded coupons, and never above what the channel said it will still take.
-      max_amount: Math.min(splitBudget((paid ?? c.amountFen) - c.merchantFundedFen, limits), c.splitCapFen ?? Number.MAX_SAFE_INTEGER),
-      reserved_amount: c.splitReservedFen,
+      // Net of merchant-funded coupons and refunds, never above what the channel said it will still take;
+      // against what receivers keep (reserved − returned).
+      max_amount: Math.min(splitBudget((paid ?? c.amountFen) - c.merchantFundedFen - c.refundedFen, limits), c.splitCapFen ?? Number.MAX_SAFE_INTEGER),
+      reserved_amount: c.splitReservedFen - c.splitReturnedFen,
       requests_used: c.splitRequests,
       max_requests: limits.maxRequests,
     },

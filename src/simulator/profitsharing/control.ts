@@ -11,6 +11,7 @@ import {
   RETURN_FAIL_REASONS,
   findTransaction,
   getStore,
+  receiverBalance,
   resetStore,
   settle,
   unsplitAmount,
@@ -33,6 +34,11 @@ export interface ProfitSharingControl {
   forgetOrder(outOrderNo: string): boolean;
   /** Future return orders to this merchant answer FAILED with this reason (null: stop). */
   failReturns(returnMchid: string, failReason: ReturnFailReason | null): void;
+  /** A merchant receiver that has (not) enabled returns. */
+  setReturnsEnabled(returnMchid: string, enabled: boolean): void;
+  /** Sets a merchant receiver's balance (what a return can take back) to exactly `fen`. */
+  setReceiverBalance(account: string, fen: number): void;
+  receiverBalance(account: string): number;
   /** Changes ctx.opts.profitSharing (and the store's per-order rate) at run time. */
   setOptions(patch: ProfitSharingOptionsPatch): SimOptions['profitSharing'];
   /** Every split/unfreeze request received, oldest first. */
@@ -86,6 +92,17 @@ export function profitSharingControl(ctx: SimContext): ProfitSharingControl {
       if (failReason) store.returnFailures.set(returnMchid, failReason);
       else store.returnFailures.delete(returnMchid);
     },
+    setReturnsEnabled(returnMchid, enabled) {
+      const store = getStore(ctx);
+      if (enabled) store.returnsDisabled.delete(returnMchid);
+      else store.returnsDisabled.add(returnMchid);
+    },
+    setReceiverBalance(account, fen) {
+      const store = fresh();
+      const adj = store.receiverBalanceAdjustments.get(account) ?? 0;
+      store.receiverBalanceAdjustments.set(account, adj + fen - receiverBalance(store, account));
+    },
+    receiverBalance: (account) => receiverBalance(fresh(), account),
     setOptions(patch) {
       getStore(ctx); // snapshot the starting options for reset
       Object.assign(ctx.opts.profitSharing, patch);
@@ -176,6 +193,18 @@ export function createProfitSharingControl(ctx: SimContext): express.Router & { 
     if (!p.success) return bad(res, p.error);
     control.failReturns(p.data.return_mchid, p.data.fail_reason);
     ctx.reply(res, 200, { ok: true });
+  });
+  router.post('/returns-enabled', (req, res) => {
+    const p = z.strictObject({ return_mchid: z.string().min(1), enabled: z.boolean() }).safeParse(req.body);
+    if (!p.success) return bad(res, p.error);
+    control.setReturnsEnabled(p.data.return_mchid, p.data.enabled);
+    ctx.reply(res, 200, { ok: true });
+  });
+  router.post('/receiver-balance', (req, res) => {
+    const p = z.strictObject({ account: z.string().min(1), balance: z.number().int() }).safeParse(req.body);
+    if (!p.success) return bad(res, p.error);
+    control.setReceiverBalance(p.data.account, p.data.balance);
+    ctx.reply(res, 200, { account: p.data.account, balance: control.receiverBalance(p.data.account) });
   });
   router.post('/options', (req, res) => {
     const p = optionsSchema.safeParse(req.body);

@@ -16,6 +16,7 @@ import {
   returnOrderSchema,
   unfreezeSchema,
 } from './schemas';
+import { refundedTotal } from '../refunds/ledger';
 import { decryptField, keyForRequest, type SensitiveError } from './sensitive';
 import {
   committedAmount,
@@ -25,6 +26,7 @@ import {
   feeOf,
   nextId,
   paidAtMs,
+  receiverBalance,
   relationKey,
   splittingEnded,
   settle,
@@ -220,8 +222,8 @@ export function createOrder(ctx: SimContext, req: Request): Outcome {
   const sum = b.receivers.reduce((s, r) => s + r.amount, 0);
   // 可分金额 = amount − fee − merchant-funded coupons − what was split (unsplitAmount).
   if (sum > unsplitAmount(ctx, store, tx)) return NOT_ENOUGH();
-  // The ratio applies to (amount − fee), cumulatively (SKILLS 分账接入指南.md).
-  if (committedAmount(store, b.transaction_id) + sum > maxSplittable(tx.amountTotal - feeOf(ctx, tx), ps.maxRatio)) return OVER_RATIO();
+  // The ratio applies to (amount − fee), cumulatively (SKILLS 分账接入指南.md), and to what is left after refunds.
+  if (committedAmount(store, b.transaction_id) + sum > maxSplittable(tx.amountTotal - feeOf(ctx, tx) - refundedTotal(ctx, b.transaction_id), ps.maxRatio)) return OVER_RATIO();
 
   const order: ProfitSharingOrder = {
     kind: 'split',
@@ -415,7 +417,11 @@ export function createReturn(ctx: SimContext, req: Request): Outcome {
   // Verified wording (e-commerce return, developers.weixin.qq.com): INVALID_REQUEST 剩余可回退的金额不足.
   if (returned + b.amount > receiver.amount) return err(400, 'INVALID_REQUEST', '剩余可回退的金额不足');
 
-  const failReason = store.returnFailures.get(b.return_mchid);
+  // PITFALLS §3.14 wording; code UNVERIFIED.
+  if (store.returnsDisabled.has(b.return_mchid)) return err(400, 'INVALID_REQUEST', '回退方没有开通分账回退功能');
+
+  const failReason =
+    store.returnFailures.get(b.return_mchid) ?? (receiverBalance(store, b.return_mchid) < b.amount ? ('BALANCE_NOT_ENOUGH' as const) : undefined);
   // result PROCESSING|SUCCESS|FAILED (WXIM return-orders.md; GO ReturnOrder.Result): a return can be
   // PROCESSING first and settle later (after resultDelayMs here); with no delay it is final at once.
   const dueAtMs = now + ctx.opts.profitSharing.resultDelayMs;

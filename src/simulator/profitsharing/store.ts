@@ -6,6 +6,7 @@
  * turns SUCCESS/CLOSED on the first read at or after its due time (resultDelayMs 0 = the next read).
  */
 import type { SimContext, SimTransaction } from '../context';
+import { refundedFromFrozen } from '../refunds/ledger';
 
 export type ReceiverType = 'MERCHANT_ID' | 'PERSONAL_OPENID';
 export type DetailResult = 'PENDING' | 'SUCCESS' | 'CLOSED';
@@ -111,6 +112,10 @@ export interface ProfitSharingStore {
   receiverFailures: Map<string, FailReason>;
   /** return_mchid -> fail_reason for future return orders. */
   returnFailures: Map<string, ReturnFailReason>;
+  /** Merchant receivers that have not enabled returns (回退方没有开通分账回退功能). */
+  returnsDisabled: Set<string>;
+  /** account -> fen added to its computed balance (control: the receiver spent or received money elsewhere). */
+  receiverBalanceAdjustments: Map<string, number>;
   requests: SplitRequestRecord[];
   /** Raw request bodies (as sent: ciphertexts and Wechatpay-Serial included) per out_order_no. */
   bodies: Map<string, string>;
@@ -128,6 +133,8 @@ function emptyStore(initialOptions: SimContext['opts']['profitSharing']): Profit
     returns: new Map(),
     receiverFailures: new Map(),
     returnFailures: new Map(),
+    returnsDisabled: new Set(),
+    receiverBalanceAdjustments: new Map(),
     requests: [],
     bodies: new Map(),
     seq: 0,
@@ -234,8 +241,8 @@ export function feeOf(ctx: SimContext, tx: SimTransaction): number {
 
 /**
  * 订单剩余待分金额 = amount − fee − merchant-funded coupons − splits not CLOSED (可分金额 = 订单金额 − 手续费,
- * SKILLS 分账常见问题.md; 免充值券 lower it further). A REFUND-state order is treated as fully refunded
- * because SimTransaction carries no refunded amount (strict: no split).
+ * SKILLS 分账常见问题.md; 免充值券 lower it further). Refunds are taken from the frozen funds first
+ * (SKILLS 分账接入指南.md), so what they took is no longer splittable.
  */
 export function unsplitAmount(ctx: SimContext, store: ProfitSharingStore, tx: SimTransaction): number {
   const txId = tx.transactionId ?? '';
@@ -243,7 +250,24 @@ export function unsplitAmount(ctx: SimContext, store: ProfitSharingStore, tx: Si
   if (tx.state !== 'SUCCESS') return 0;
   // After the freeze window WeChat unfreezes the remainder to the merchant by itself.
   if (windowExpired(ctx, tx)) return 0;
-  return Math.max(0, tx.amountTotal - feeOf(ctx, tx) - merchantCouponOf(tx) - committedAmount(store, txId));
+  return Math.max(0, tx.amountTotal - feeOf(ctx, tx) - merchantCouponOf(tx) - committedAmount(store, txId) - refundedFromFrozen(ctx, txId));
+}
+
+/** Whether the payment's unsplit remainder has gone to the merchant's available balance. */
+export function remainderReleased(ctx: SimContext, store: ProfitSharingStore, tx: SimTransaction): boolean {
+  return remainderUnfrozen(store, tx.transactionId ?? '') || windowExpired(ctx, tx);
+}
+
+/**
+ * A merchant receiver's balance: what its split receipts brought in, minus what it returned, plus the
+ * control's adjustment. A return larger than it ends FAILED with BALANCE_NOT_ENOUGH.
+ */
+export function receiverBalance(store: ProfitSharingStore, account: string): number {
+  let sum = store.receiverBalanceAdjustments.get(account) ?? 0;
+  for (const o of store.orders.values())
+    if (o.kind === 'split') for (const r of o.receivers) if (r.type === 'MERCHANT_ID' && r.account === account && r.result === 'SUCCESS') sum += r.amount;
+  for (const r of store.returns.values()) if (r.returnMchid === account && r.result === 'SUCCESS') sum -= r.amount;
+  return sum;
 }
 
 /** Applies every result that is due at ctx.now(). */
