@@ -44,5 +44,8 @@ export function sandboxEnv(args: {
     ].join(','),
     PROFIT_SHARING_DELAY: '0',
     PAYMENT_QUERY_AFTER_SECONDS: '3',
+    // The demo shop's built-in receiver is on loopback; a short schedule shows retries in minutes, not days.
+    WEBHOOK_ALLOW_LOOPBACK: 'true',
+    WEBHOOK_RETRY_SCHEDULE: '1,5,15,60',
   };
 }
