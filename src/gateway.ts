@@ -13,9 +13,11 @@ import { PAYMENT_SUCCEEDED } from './modules/payments/payment.apply';
 import { closeSiblingOrders } from './modules/payments/payment.followups';
 import { SweepBackoff, sweepExpiredCheckouts } from './modules/payments/payment.sync';
 import { splitsModule } from './modules/splits/split.module';
+import { createWebhooksModule } from './modules/webhooks/webhook.module';
 
-/** The feature modules plugged into the core. */
+/** The feature modules plugged into the core (webhooks renders every module's event objects). */
 export const modules: AppModule[] = [splitsModule];
+modules.push(createWebhooksModule(() => modules));
 
 export interface Gateway {
   deps: AppDeps;
