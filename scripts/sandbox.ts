@@ -10,6 +10,7 @@ import { SANDBOX_APP_SECRET, sandboxEnv } from '../src/config/sandbox';
 import { buildDeps, startGateway } from '../src/gateway';
 import { applyMigrations } from '../src/lib/migrations';
 import { createMerchant, SANDBOX_MERCHANT_ID } from '../src/modules/merchants/merchant.service';
+import { ensureDemoReceiver } from '../src/modules/demo/demo.webhooks';
 import { startSimulator } from '../src/simulator/app';
 import { loadOrCreateSandboxKeys } from '../src/simulator/keys';
 import { startEmbeddedPostgres, startRedis } from './services';
@@ -57,6 +58,7 @@ async function main(): Promise<void> {
   });
   const deps = buildDeps(config);
   await createMerchant(deps.prisma, { id: SANDBOX_MERCHANT_ID, name: '演示商户 Sandbox Shop', apiKey: config.SANDBOX_API_KEY });
+  await ensureDemoReceiver(deps);
   const gw = await startGateway(config, deps);
 
   process.stdout.write(`
