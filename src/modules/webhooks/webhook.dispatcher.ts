@@ -1,4 +1,5 @@
 import type { AppDeps } from '../../app.types';
+import type { MerchantEvent } from '../../generated/prisma/client';
 import { newId } from '../../lib/ids';
 import type { EventObjectRef } from './webhook.publish';
 import { createSender, signatureHeader, type Sender, type SendResult } from './webhook.sender';
@@ -40,10 +41,35 @@ export class WebhookDispatcher {
   }
   private readonly random: () => number;
 
-  /** One poll: render, claim, start sends. Returns how many sends it started. */
+  private running: Promise<number> | null = null;
+  private again = false;
+
+  /**
+   * One pass: render, claim, start sends. Never two at once in a process: a call while one runs
+   * asks for one more pass after it (so a wake-up is never lost). Returns how many sends started.
+   */
   async tick(): Promise<number> {
-    await this.renderPending();
-    return this.claimAndSend();
+    if (this.running) {
+      this.again = true;
+      return this.running;
+    }
+    this.running = (async () => {
+      let started = 0;
+      do {
+        this.again = false;
+        await this.renderPending();
+        started += await this.claimAndSend();
+      } while (this.again);
+      return started;
+    })().finally(() => {
+      this.running = null;
+    });
+    return this.running;
+  }
+
+  /** A wake-up (NOTIFY after a commit, a delivery finished so its checkout's next event is due). */
+  wake(): void {
+    this.tick().catch((err) => this.deps.logger.error({ err }, 'webhook dispatcher pass failed'));
   }
 
   /** Waits for the sends in flight (for shutdown and tests). */
@@ -51,15 +77,25 @@ export class WebhookDispatcher {
     while (this.inFlight.size) await Promise.all([...this.inFlight.values()]);
   }
 
+  private closed = false;
+
   async close(): Promise<void> {
+    this.closed = true;
+    await this.running?.catch(() => 0);
     await this.drain();
     this.sender.close();
   }
 
   async renderPending(limit = 100): Promise<number> {
+    const events = await this.deps.prisma.merchantEvent.findMany({ where: { body: null }, orderBy: { seq: 'asc' }, take: limit });
+    // A few at a time: each render is a handful of reads.
+    for (let i = 0; i < events.length; i += 8) await Promise.all(events.slice(i, i + 8).map((ev) => this.render(ev)));
+    return events.length;
+  }
+
+  private async render(ev: MerchantEvent): Promise<void> {
     const { prisma, logger } = this.deps;
-    const events = await prisma.merchantEvent.findMany({ where: { body: null }, orderBy: { seq: 'asc' }, take: limit });
-    for (const ev of events) {
+    {
       let object: unknown;
       let renderError: string | null = null;
       try {
@@ -75,7 +111,6 @@ export class WebhookDispatcher {
       const body = JSON.stringify({ id: ev.id, type: ev.type, created: ev.createdAt.toISOString(), data: { object } });
       await prisma.merchantEvent.updateMany({ where: { id: ev.id, body: null }, data: { body, renderedAt: this.deps.now(), renderError } });
     }
-    return events.length;
   }
 
   private async claimAndSend(): Promise<number> {
@@ -129,6 +164,8 @@ export class WebhookDispatcher {
           const n = (this.perEndpointInFlight.get(c.endpoint_id) ?? 1) - 1;
           if (n > 0) this.perEndpointInFlight.set(c.endpoint_id, n);
           else this.perEndpointInFlight.delete(c.endpoint_id);
+          // The checkout's next event (and a freed slot) need not wait for the next poll.
+          if (!this.closed) this.wake();
         });
       this.inFlight.set(c.id, p);
     }

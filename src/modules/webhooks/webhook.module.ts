@@ -2,6 +2,7 @@ import type { AppDeps, AppModule } from '../../app.types';
 import { startLoop } from '../../jobs/loop';
 import { renderCheckoutJson } from '../checkout/checkout.api';
 import { getCheckout } from '../checkout/checkout.service';
+import { listenForEvents } from './webhook.listen';
 import { WebhookDispatcher, type EventRenderers } from './webhook.dispatcher';
 import { webhookApiRouter } from './webhook.routes';
 
@@ -16,7 +17,8 @@ export function eventRenderers(deps: AppDeps, mods: AppModule[]): EventRenderers
  * Merchant webhooks (issue 9 §2), plugged in through AppModule:
  *   apiRoutes     /v1/webhook_endpoints (CRUD, rotate_secret), /v1/events (list, one with attempts, redeliver)
  *   eventObjects  `checkout`: what GET /v1/checkouts/{id} returns, with every module's section (split, refunds)
- *   startWorkers  the dispatcher loop (render, claim, deliver) every WEBHOOK_POLL_MS
+ *   startWorkers  the dispatcher (render, claim, deliver): woken by NOTIFY when an event commits and
+ *                 when a delivery ends, and polling every WEBHOOK_POLL_MS (retries fall due; a lost wake-up)
  * `modules` is read lazily: the list that holds this module is built after it.
  */
 export function createWebhooksModule(modules: () => AppModule[]): AppModule {
@@ -29,8 +31,10 @@ export function createWebhooksModule(modules: () => AppModule[]): AppModule {
     startWorkers: async (deps) => {
       const dispatcher = new WebhookDispatcher(deps, eventRenderers(deps, modules()));
       const loop = startLoop('webhooks', deps.config.WEBHOOK_POLL_MS, () => dispatcher.tick(), deps.logger);
+      const listener = listenForEvents(deps.config.DATABASE_URL, deps.logger, () => dispatcher.wake());
       return {
         async stop() {
+          await listener.stop();
           await loop.stop();
           await dispatcher.close();
         },

@@ -29,6 +29,9 @@ export interface EventObjectRef {
   id: string;
 }
 
+/** The LISTEN/NOTIFY channel that wakes webhook dispatchers after an event commits. */
+export const EVENTS_CHANNEL = 'merchant_events';
+
 export interface PublishEventInput {
   merchantId: string;
   type: MerchantEventType;
@@ -65,5 +68,8 @@ export async function publishEvent(tx: Prisma.TransactionClient, input: PublishE
     await tx.webhookDelivery.createMany({
       data: targets.map((e) => ({ id: newId('whd'), eventId: ev.id, endpointId: e.id, checkoutId: input.checkoutId, eventSeq: ev.seq })),
     });
+  // PostgreSQL delivers a NOTIFY only when (and if) the transaction commits: dispatchers LISTENing
+  // wake at once instead of at their next poll.
+  await tx.$executeRaw`SELECT pg_notify(${EVENTS_CHANNEL}, '')`;
   return { id: ev.id };
 }
