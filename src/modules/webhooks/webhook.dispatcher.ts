@@ -199,12 +199,13 @@ export class WebhookDispatcher {
         await db.webhookDelivery.update({ where: { id: deliveryId }, data: { status: 'delivered', attempts, deliveredAt: done, leaseUntil: null } });
         if (ep.failingSince) await db.webhookEndpoint.updateMany({ where: { id: ep.id, failingSince: { not: null } }, data: { failingSince: null } });
       } else if (exhausted) {
-        await db.webhookDelivery.update({ where: { id: deliveryId }, data: { status: 'failed', attempts, leaseUntil: null } });
+        await db.webhookDelivery.updateMany({ where: { id: deliveryId, status: 'pending' }, data: { status: 'failed', attempts, leaseUntil: null } });
         await db.webhookEndpoint.updateMany({ where: { id: ep.id, failingSince: null }, data: { failingSince: done } });
       } else {
         // Exponential by schedule, jittered upward only (up to +20%): the schedule's total stays a floor.
         const delayMs = schedule[attempts - 1]! * 1000 * (1 + 0.2 * this.random());
-        await db.webhookDelivery.update({ where: { id: deliveryId }, data: { attempts, nextAttemptAt: new Date(done.getTime() + delayMs), leaseUntil: null } });
+        // Only while still pending: deleting the endpoint meanwhile ended the delivery.
+        await db.webhookDelivery.updateMany({ where: { id: deliveryId, status: 'pending' }, data: { attempts, nextAttemptAt: new Date(done.getTime() + delayMs), leaseUntil: null } });
       }
     });
     if (!ok) logger.warn({ eventId: ev.id, endpointId: ep.id, status: result.httpStatus, error: result.error, attempts, failed: exhausted }, 'webhook delivery not accepted');

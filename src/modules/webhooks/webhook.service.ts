@@ -83,10 +83,14 @@ export async function updateEndpoint(deps: Deps, merchantId: string, id: string,
   return endpointJson(await getEndpoint(deps.prisma, merchantId, id), deps.now());
 }
 
-/** Soft delete: its deliveries stop, past attempts stay readable on their events. */
+/** Soft delete: its pending deliveries end as failed (no retry scan keeps them), past attempts stay readable on their events. */
 export async function deleteEndpoint(deps: Deps, merchantId: string, id: string) {
-  const r = await deps.prisma.webhookEndpoint.updateMany({ where: { id, merchantId, deletedAt: null }, data: { deletedAt: deps.now() } });
-  if (r.count !== 1) throw new AppError('NOT_FOUND', `No webhook endpoint ${id}`);
+  const deleted = await deps.prisma.$transaction(async (db) => {
+    const r = await db.webhookEndpoint.updateMany({ where: { id, merchantId, deletedAt: null }, data: { deletedAt: deps.now() } });
+    if (r.count === 1) await db.webhookDelivery.updateMany({ where: { endpointId: id, status: 'pending' }, data: { status: 'failed' } });
+    return r.count === 1;
+  });
+  if (!deleted) throw new AppError('NOT_FOUND', `No webhook endpoint ${id}`);
   return { id, object: 'webhook_endpoint' as const, deleted: true };
 }
 
