@@ -12,6 +12,7 @@ import { SANDBOX_APP_SECRET, sandboxEnv } from '../src/config/sandbox';
 import { buildDeps, startGateway } from '../src/gateway';
 import { applyMigrations } from '../src/lib/migrations';
 import { createMerchant, SANDBOX_MERCHANT_ID } from '../src/modules/merchants/merchant.service';
+import { ensureDemoReceiver } from '../src/modules/demo/demo.webhooks';
 import { startSimulator } from '../src/simulator/app';
 import { loadOrCreateSandboxKeys } from '../src/simulator/keys';
 import { assertPortFree, fsStartupError, StartupError } from './processes';
@@ -112,6 +113,7 @@ async function main(): Promise<void> {
   });
   const deps = buildDeps(config);
   await createMerchant(deps.prisma, { id: SANDBOX_MERCHANT_ID, name: '演示商户 Sandbox Shop', apiKey: config.SANDBOX_API_KEY });
+  await ensureDemoReceiver(deps);
   // Loopback only: the sandbox is for this machine (and its simulator sees the same address).
   const gw = await track('gateway', startGateway(config, deps, { host: '127.0.0.1' }));
 

@@ -15,9 +15,11 @@ import { purgeNotifyLogs } from './modules/payments/payment.notify';
 import { SweepBackoff, sweepExpiredCheckouts } from './modules/payments/payment.sync';
 import { refundsModule } from './modules/refunds/refund.module';
 import { splitsModule } from './modules/splits/split.module';
+import { createWebhooksModule } from './modules/webhooks/webhook.module';
 
-/** The feature modules plugged into the core. */
+/** The feature modules plugged into the core (webhooks renders every module's event objects). */
 export const modules: AppModule[] = [splitsModule, refundsModule];
+modules.push(createWebhooksModule(() => modules));
 
 export interface Gateway {
   deps: AppDeps;

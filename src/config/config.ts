@@ -95,6 +95,27 @@ export const envSchema = z.object({
   /** Return orders of one refund sent at once (1 = one by one: a failure then stops before more money moves). */
   REFUND_RETURN_CONCURRENCY: int(5, 1).pipe(z.number().max(50)),
 
+  /** Seconds between webhook delivery attempts, comma-separated (jittered upward); the last failure marks the delivery failed. */
+  WEBHOOK_RETRY_SCHEDULE: z
+    .string()
+    .default('5,300,1800,7200,18000,36000,36000,86400,86400')
+    .transform((s, ctx) => {
+      const out = s.split(',').map((p) => Number(p.trim()));
+      if (out.length === 0 || out.some((n) => !Number.isFinite(n) || n < 0)) {
+        ctx.addIssue({ code: 'custom', message: 'must be non-negative numbers of seconds, comma-separated' });
+        return z.NEVER;
+      }
+      return out;
+    }),
+  /** A webhook answer must come within this (2xx = delivered). */
+  WEBHOOK_TIMEOUT_MS: int(10_000, 100),
+  /** Deliveries in flight per gateway process (a hanging endpoint holds one slot per checkout, never all). */
+  WEBHOOK_CONCURRENCY: int(32, 1),
+  /** How often the dispatcher looks for new events and due deliveries, ms. */
+  WEBHOOK_POLL_MS: int(200, 10),
+  /** Allow loopback webhook URLs (127.0.0.0/8, ::1): true in the sandbox for its built-in receiver, never in production. */
+  WEBHOOK_ALLOW_LOOPBACK: bool.default(false),
+
   RUN_WORKERS: bool.default(true),
   /** Prefix of every BullMQ key in Redis (separates environments sharing one Redis). */
   QUEUE_PREFIX: z.string().regex(/^[\w-]{1,32}$/).default('gw'),

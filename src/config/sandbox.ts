@@ -45,5 +45,8 @@ export function sandboxEnv(args: {
     PROFIT_SHARING_DELAY: '0',
     PAYMENT_QUERY_AFTER_SECONDS: '3',
     REFUND_QUERY_AFTER_MS: '5000',
+    // The demo shop's built-in receiver is on loopback; a short schedule shows retries in minutes, not days.
+    WEBHOOK_ALLOW_LOOPBACK: 'true',
+    WEBHOOK_RETRY_SCHEDULE: '1,5,15,60',
   };
 }

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { createCheckoutSchema, listCheckoutsSchema } from '../modules/checkout/checkout.schemas';
 import { createSplitSchema, finishSplitSchema, splitPlanSchema } from '../modules/splits/split.schemas';
 import { createRefundSchema, retryRefundSchema } from '../modules/refunds/refund.schemas';
+import { createEndpointSchema, listEventsSchema, redeliverSchema, updateEndpointSchema } from '../modules/webhooks/webhook.schemas';
 
 /**
  * The OpenAPI document of the merchant API, generated from the same zod schemas the routes
@@ -18,6 +19,8 @@ export function buildOpenApi(serverUrl: string): Record<string, unknown> {
     return Object.entries(js.properties).map(([name, s]) => ({ name, in: 'query', required: false, schema: s }));
   };
   const idParam = [{ name: 'id', in: 'path', required: true, schema: { type: 'string', pattern: '^co_[0-9a-z]{20}$' } }];
+  const webhookIdParam = [{ name: 'id', in: 'path', required: true, schema: { type: 'string', pattern: '^we_[0-9a-z]{20}$' } }];
+  const eventIdParam = [{ name: 'id', in: 'path', required: true, schema: { type: 'string', pattern: '^evt_[0-9a-z]{20}$' } }];
   const idem = { name: 'Idempotency-Key', in: 'header', required: false, schema: { type: 'string', maxLength: 255 } };
   const refundIdParam = [{ name: 'id', in: 'path', required: true, schema: { type: 'string', pattern: '^re_[0-9a-z]{20}$' } }];
   const refund = { description: 'The refund', content: { 'application/json': { schema: { $ref: '#/components/schemas/Refund' } } } };
@@ -43,6 +46,23 @@ export function buildOpenApi(serverUrl: string): Record<string, unknown> {
       },
       '/v1/refunds/{id}': { get: { summary: 'Get a refund', parameters: refundIdParam, responses: { 200: refund, 404: error } } },
       '/v1/refunds/{id}/retry': { post: { summary: 'Finish a refund left returning after a failed split return', parameters: refundIdParam, requestBody: { ...body(retryRefundSchema), required: false }, responses: { 200: refund, 404: error, 409: error } } },
+      '/v1/webhook_endpoints': {
+        get: { summary: 'List webhook endpoints', responses: { 200: { description: '{object: "list", data: WebhookEndpoint[]}' } } },
+        post: { summary: 'Register a webhook endpoint (the answer shows its whsec_ secret, only this once)', requestBody: body(createEndpointSchema), responses: { 201: { description: 'The endpoint, with `secret`' }, 400: error, 422: error } },
+      },
+      '/v1/webhook_endpoints/{id}': {
+        get: { summary: 'Get a webhook endpoint', parameters: webhookIdParam, responses: { 200: { description: 'The endpoint' }, 404: error } },
+        patch: { summary: 'Change url, events, description or disabled', parameters: webhookIdParam, requestBody: body(updateEndpointSchema), responses: { 200: { description: 'The endpoint' }, 400: error, 404: error } },
+        delete: { summary: 'Delete a webhook endpoint', parameters: webhookIdParam, responses: { 200: { description: '{id, deleted: true}' }, 404: error } },
+      },
+      '/v1/webhook_endpoints/{id}/rotate_secret': {
+        post: { summary: 'New secret; the old one keeps signing beside it for 24 h', parameters: webhookIdParam, responses: { 200: { description: 'The endpoint, with the new `secret`' }, 404: error } },
+      },
+      '/v1/events': { get: { summary: 'Merchant events, newest first', parameters: queryParams(listEventsSchema), responses: { 200: { description: '{object: "list", data: Event[], has_more}' }, 400: error } } },
+      '/v1/events/{id}': { get: { summary: 'An event with its deliveries and every attempt', parameters: eventIdParam, responses: { 200: { description: 'The event' }, 404: error } } },
+      '/v1/events/{id}/redeliver': {
+        post: { summary: 'Send the event again (one endpoint, or every subscribed endpoint)', parameters: eventIdParam, requestBody: { ...body(redeliverSchema), required: false }, responses: { 202: { description: '{id, redelivering_to}' }, 404: error } },
+      },
       '/v1/checkouts/{id}/splits/finish': { post: { summary: 'Unfreeze the remainder', parameters: idParam, requestBody: { ...body(finishSplitSchema), required: false }, responses: { 202: { description: 'The split section' }, 409: error } } },
     },
     components: {

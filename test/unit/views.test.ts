@@ -406,6 +406,8 @@ describe('checkout/result', () => {
     expect(html).toContain('返回商户');
     page.tick();
     expect(page.xhrs).toHaveLength(0);
+    // Then the browser goes back to the merchant (the view's returnUrl already carries checkout_id and out_trade_no).
+    expect(page.location.href).toBe(checkout.returnUrl);
   });
 
   it('When open, then it polls and switches to paid when the status arrives', async () => {
@@ -475,5 +477,29 @@ describe('demo/shop', () => {
     const html = await render('demo/shop', { base, checkouts: [], error: `金额无效 ${XSS}` });
     expect(html).toContain('金额无效 &lt;script&gt;');
     expect(html).toContain('暂无订单');
+  });
+});
+
+describe('demo/webhooks', () => {
+  it('When deliveries were received, then each shows its type in Chinese, signature and answer, escaped, as a list (no table at 390 px)', async () => {
+    const received = [
+      { id: 'evt_1', type: 'checkout.paid', checkoutId: 'co_1', objectStatus: 'paid', receivedAt: '2026-01-01T00:00:00Z', verified: true, duplicate: false, answered: 200 },
+      { id: `evt_${XSS}`, type: XSS, checkoutId: null, objectStatus: null, receivedAt: '2026-01-01T00:00:01Z', verified: false, duplicate: true, answered: 400 },
+    ];
+    const html = await render('demo/webhooks', { base: { ...base, sandbox: true }, endpoint: { id: 'we_1', url: 'http://127.0.0.1:3000/demo/webhooks/receiver' }, received, failNext: 2 });
+    expect(html).toContain('订单已支付');
+    expect(html).toContain('签名有效');
+    expect(html).toContain('签名无效');
+    expect(html).toContain('重复推送');
+    expect(html).toContain('接下来 2 次推送将返回 500');
+    expect(html).toContain('action="/demo/webhooks/fail-next"');
+    expect(html).not.toContain(XSS);
+    expect(html).not.toContain('<table');
+  });
+
+  it('When nothing was received and no endpoint exists, then both are explained', async () => {
+    const html = await render('demo/webhooks', { base, endpoint: null, received: [], failNext: 0 });
+    expect(html).toContain('暂无推送');
+    expect(html).toContain('尚未注册内置接收端');
   });
 });

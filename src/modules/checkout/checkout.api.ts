@@ -5,17 +5,13 @@ import { withIdempotency } from '../../http/idempotency';
 import { createCheckoutSchema, listCheckoutsSchema } from './checkout.schemas';
 import { AppError } from '../../lib/errors';
 import { closeCheckout } from '../payments/payment.sync';
-import { createCheckout, effectiveStatus, getCheckout, listCheckouts, toCheckoutJson } from './checkout.service';
+import { createCheckout, effectiveStatus, getCheckout, listCheckouts, toCheckoutJson, type CheckoutWithOrders } from './checkout.service';
 
 /** Merchant API (mounted behind merchantAuth on /v1): thin handlers — validate, one use-case call, JSON. */
 export function checkoutApiRouter(deps: AppDeps, extendJson: CheckoutJsonExtension[] = []): Router {
   const r = Router();
 
-  const render = async (c: Awaited<ReturnType<typeof getCheckout>>) => {
-    const json: Record<string, unknown> = toCheckoutJson(deps.config, c, deps.now());
-    for (const ext of extendJson) Object.assign(json, await ext(c));
-    return json;
-  };
+  const render = (c: CheckoutWithOrders) => renderCheckoutJson(deps, extendJson, c);
 
   r.post('/v1/checkouts', async (req, res) => {
     const merchant = currentMerchant(res);
@@ -56,6 +52,13 @@ export function checkoutApiRouter(deps: AppDeps, extendJson: CheckoutJsonExtensi
   });
 
   return r;
+}
+
+/** What GET /v1/checkouts/{id} answers: the core JSON plus every module's section (split, refunds). Also the data.object of checkout.* events. */
+export async function renderCheckoutJson(deps: Pick<AppDeps, 'config' | 'now'>, extendJson: CheckoutJsonExtension[], c: CheckoutWithOrders): Promise<Record<string, unknown>> {
+  const json: Record<string, unknown> = toCheckoutJson(deps.config, c, deps.now());
+  for (const ext of extendJson) Object.assign(json, await ext(c));
+  return json;
 }
 
 /** Lets other modules (splits) add sections to the checkout JSON without checkout knowing them. */

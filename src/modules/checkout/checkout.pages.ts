@@ -7,7 +7,7 @@ import { fenToYuan } from '../../lib/money';
 import { makeOpenidCookie, parseCookies, readOpenidCookie } from '../../lib/signed';
 import { syncCheckoutWithChannel } from '../payments/payment.sync';
 import { checkoutIdSchema } from './checkout.schemas';
-import { checkoutUrl, effectiveStatus } from './checkout.service';
+import { checkoutUrl, effectiveStatus, merchantReturnUrl } from './checkout.service';
 import { completeOAuth, decideCheckoutPage, resultUrl, type PageCheckout, type PageDecision } from './checkout.page';
 
 const OPENID_COOKIE = 'wxoid';
@@ -43,7 +43,7 @@ export function checkoutPagesRouter(deps: AppDeps): Router {
       status: effectiveStatus(c, deps.now()),
       merchantName: c.merchant.name,
       expiresAt: c.expiresAt.toISOString(),
-      returnUrl: c.returnUrl ?? undefined,
+      returnUrl: merchantReturnUrl(c),
     };
   };
   const wantsJson = (req: Request) => req.accepts(['html', 'json']) === 'json';
@@ -138,7 +138,7 @@ export function checkoutPagesRouter(deps: AppDeps): Router {
     await markWaiting(id, c.returnedAt);
     if (wantsJson(req)) return res.json(await statusJson(id));
     res.setHeader('Cache-Control', 'no-store');
-    res.render('checkout/result', { base: base('支付结果'), checkout: view(c), statusUrl: `/checkout/${id}/status`, returnUrl: c.returnUrl ?? undefined, checkoutUrl: `/checkout/${id}` });
+    res.render('checkout/result', { base: base('支付结果'), checkout: view(c), statusUrl: `/checkout/${id}/status`, returnUrl: merchantReturnUrl(c), checkoutUrl: `/checkout/${id}` });
   });
 
   /** Polled by the QR and result pages. Asks the channel itself when a notify seems lost. */

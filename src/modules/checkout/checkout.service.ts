@@ -115,6 +115,19 @@ export function effectiveStatus(c: Pick<Checkout, 'status' | 'expiresAt'>, now: 
   return c.status === 'open' && c.expiresAt.getTime() <= now.getTime() ? 'expired' : c.status;
 }
 
+/**
+ * Where the shopper goes back to: the merchant's return_url with `checkout_id` and `out_trade_no`
+ * added to its query (its own parameters kept). Only a hint for the shop's page: the merchant must
+ * confirm the payment by webhook or GET /v1/checkouts/{id}, never by this redirect alone.
+ */
+export function merchantReturnUrl(c: Pick<Checkout, 'id' | 'outTradeNo' | 'returnUrl'>): string | undefined {
+  if (!c.returnUrl) return undefined;
+  const u = new URL(c.returnUrl);
+  u.searchParams.set('checkout_id', c.id);
+  u.searchParams.set('out_trade_no', c.outTradeNo);
+  return u.toString();
+}
+
 export function checkoutUrl(config: Config, id: string): string {
   return new URL(`/checkout/${id}`, config.PUBLIC_BASE_URL).toString();
 }

@@ -3,6 +3,7 @@ import type { AppDeps } from '../../app.types';
 import { AppError } from '../../lib/errors';
 import { newId } from '../../lib/ids';
 import { fenToYuan } from '../../lib/money';
+import { demoWebhooksRouter } from './demo.webhooks';
 import { SANDBOX_MERCHANT_ID } from '../merchants/merchant.service';
 import { createCheckoutSchema } from '../checkout/checkout.schemas';
 import { checkoutUrl, createCheckout, effectiveStatus, splitLimitsOf } from '../checkout/checkout.service';
@@ -45,6 +46,7 @@ export function demoRouter(deps: AppDeps): Router {
       lastRefund: c.refunds[0] ? { status: c.refunds[0].status, amountYuan: fenToYuan(c.refunds[0].amountFen), reason: c.refunds[0].failureReason } : null,
     }));
 
+  r.use(demoWebhooksRouter(deps));
   r.get('/', async (_req, res) => res.render('demo/shop', { base, checkouts: await list() }));
 
   r.post('/demo/checkouts', express.urlencoded({ extended: false, limit: '8kb' }), async (req, res) => {

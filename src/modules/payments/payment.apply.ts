@@ -1,6 +1,7 @@
 import type { ChannelTransaction } from '../../channels/channel';
 import type { PrismaClient } from '../../lib/prisma';
 import { checkoutSourcesOf } from '../checkout/checkout.states';
+import { publishEvent } from '../webhooks/webhook.publish';
 import { channelOrderSourcesOf } from './channel-order.states';
 
 export type ApplyOutcome = 'applied' | 'duplicate' | 'double_payment';
@@ -66,15 +67,19 @@ export async function applyPaidTransaction(
           payload: { checkoutId: order.checkoutId, transactionId, outTradeNo: tx.outTradeNo, amountFen: tx.amountTotalFen!, paidAt: paidAt.toISOString() },
         },
       });
+      await publishEvent(db, { merchantId: order.checkout.merchantId, type: 'checkout.paid', checkoutId: order.checkoutId, object: { kind: 'checkout', id: order.checkoutId } });
       return 'applied' as const;
     }
     const current = await db.checkout.findUniqueOrThrow({ where: { id: order.checkoutId }, select: { transactionId: true } });
     if (current.transactionId === transactionId || orderMoved.count === 0) return 'duplicate' as const;
     // Another channel order of this checkout was paid first: the shopper paid twice. Record it for a refund.
-    await db.outboxEvent.createMany({
+    const recorded = await db.outboxEvent.createMany({
       data: [{ type: PAYMENT_DOUBLE_PAID, aggregateId: transactionId, payload: { checkoutId: order.checkoutId, transactionId, outTradeNo: tx.outTradeNo } }],
       skipDuplicates: true,
     });
+    // Once per second transaction, like its outbox row.
+    if (recorded.count === 1)
+      await publishEvent(db, { merchantId: order.checkout.merchantId, type: 'checkout.double_paid', checkoutId: order.checkoutId, object: { kind: 'checkout', id: order.checkoutId } });
     return 'double_payment' as const;
   });
   return { outcome, checkoutId: order.checkoutId };

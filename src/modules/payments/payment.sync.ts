@@ -3,6 +3,7 @@ import { ChannelError } from '../../lib/errors';
 import type { Logger } from '../../lib/logger';
 import type { PrismaClient } from '../../lib/prisma';
 import { checkoutSourcesOf } from '../checkout/checkout.states';
+import { publishEvent } from '../webhooks/webhook.publish';
 import { applyPaidTransaction, PaymentMismatch } from './payment.apply';
 import { channelOrderSourcesOf } from './channel-order.states';
 
@@ -76,7 +77,14 @@ export async function closeCheckout(deps: SyncDeps, checkoutId: string, to: 'exp
     if (open.count === 0) return 'not_open';
   }
   if (await closeChannelOrders(deps, checkoutId)) return 'paid';
-  const moved = await deps.prisma.checkout.updateMany({ where: { id: checkoutId, status: { in: checkoutSourcesOf(to) } }, data: { status: to } });
+  const moved = await deps.prisma.$transaction(async (db) => {
+    const m = await db.checkout.updateMany({ where: { id: checkoutId, status: { in: checkoutSourcesOf(to) } }, data: { status: to } });
+    if (m.count === 1) {
+      const { merchantId } = await db.checkout.findUniqueOrThrow({ where: { id: checkoutId }, select: { merchantId: true } });
+      await publishEvent(db, { merchantId, type: to === 'expired' ? 'checkout.expired' : 'checkout.closed', checkoutId, object: { kind: 'checkout', id: checkoutId } });
+    }
+    return m;
+  });
   // A page that read the checkout just before expiresAt moved may have ordered meanwhile.
   if (moved.count === 1 && (await closeChannelOrders(deps, checkoutId))) return 'paid';
   return moved.count === 1 ? 'closed' : 'not_open';

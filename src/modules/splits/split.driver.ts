@@ -9,6 +9,7 @@ import { splitLimitsOf } from '../checkout/checkout.service';
 import { receiverListSchema } from '../checkout/checkout.schemas';
 import { closeReceivers, reserveSplit } from './split.budget';
 import type { RateLimiter } from './split.limiter';
+import { publishSplitEventIfFinal } from './split.events';
 import { backoffMs, finalBatchState, unfreezeOutOrderNo } from './split.rules';
 import { batchSourcesOf, receiverSourcesOf, unfreezeSourcesOf } from './split.states';
 
@@ -370,6 +371,7 @@ async function onSendError(d: DriverDeps, c: PaidCheckout, batch: BatchWithRecei
       });
     }
     if (isNoRelation(err)) await forgetReceivers(d, db, batch);
+    await publishSplitEventIfFinal(db, batch.splitId);
   });
   d.logger.error({ checkoutId: c.id, outOrderNo: batch.outOrderNo, code: err.code, message: err.message }, 'split batch refused by the channel');
   return CONTINUE;
@@ -440,6 +442,7 @@ async function applyAnswer(db: Prisma.TransactionClient, d: DriverDeps, c: PaidC
   if (moved.count === 1) {
     const batch = await db.splitBatch.findUniqueOrThrow({ where: { id: batchId } });
     if (batch.unfreezeUnsplit) await completeLastBatchUnfreeze(db, c, now);
+    await publishSplitEventIfFinal(db, batch.splitId);
   }
   return true;
 }

@@ -5,7 +5,7 @@ import { markSplitDue, scanSplitDue } from './split.due';
 import { alertFrozenFunds, kickStalled, reconcileOnce } from './split.reconcile';
 import { createSplitQueue, type SplitQueue } from './split.queue';
 import { splitApiRouter } from './split.routes';
-import { splitJson } from './split.service';
+import { mismatchObjectJson, splitJson, splitObjectJson } from './split.service';
 import { startSplitWorker, type SplitWorkerOptions } from './split.worker';
 
 export interface SplitsModuleOptions extends Partial<SplitWorkerOptions> {
@@ -23,6 +23,7 @@ export interface SplitsModuleOptions extends Partial<SplitWorkerOptions> {
  * Profit sharing (分账), issue 3. Plugs into the core through AppModule:
  *   apiRoutes      POST /v1/checkouts/{id}/splits, POST .../splits/finish, PUT .../split-plan
  *   checkoutJson   the `split` section of GET /v1/checkouts/{id}
+ *   eventObjects   the JSON of `split` and `mismatch` in merchant events
  *   outboxHandlers payment.succeeded -> enqueue the payment's split job (delayed to paid_at + delay)
  *   startWorkers   the BullMQ split worker, the due scan (split.due.ts) and the reconciliation loop (RECONCILE_INTERVAL_MS)
  */
@@ -41,6 +42,11 @@ export function createSplitsModule(opts: SplitsModuleOptions = {}): AppModule {
   return {
     apiRoutes: (deps) => splitApiRouter(deps, () => queueOf(deps)),
     checkoutJson: (deps) => async (c) => ({ split: await splitJson(deps.prisma, deps.config, c) }),
+    // data.object of split.* events (one split with its batches) and of reconciliation.mismatch.
+    eventObjects: (deps) => ({
+      split: (id) => splitObjectJson(deps.prisma, id),
+      mismatch: (id) => mismatchObjectJson(deps.prisma, id),
+    }),
     outboxHandlers: (deps) => ({
       [PAYMENT_SUCCEEDED]: [
         async (event) => {

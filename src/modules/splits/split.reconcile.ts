@@ -5,6 +5,7 @@ import { newId } from '../../lib/ids';
 import type { Logger } from '../../lib/logger';
 import type { Prisma, PrismaClient } from '../../lib/prisma';
 import { splitLimitsOf } from '../checkout/checkout.service';
+import { publishEvent } from '../webhooks/webhook.publish';
 import { raiseAlert } from './split.driver';
 import type { SplitQueue } from './split.queue';
 import { MAX_FEE_RATE, splitBudget } from './split.rules';
@@ -196,12 +197,18 @@ async function storeFindings(d: Deps, checkoutId: string, findings: Finding[], e
   const reopened = new Set(known.filter((m) => mismatchResolution(m.detail).resolvedAt !== null).map((m) => `${m.kind}|${m.ref}`));
   for (const f of findings) {
     mismatchCounter.observed += 1;
-    const rows = await d.prisma.$queryRaw<Array<{ inserted: boolean }>>`
-      INSERT INTO split_mismatches (id, checkout_id, kind, ref, message, detail, occurrences, first_seen_at, last_seen_at)
-      VALUES (${newId('sm')}, ${checkoutId}, ${f.kind}, ${f.ref}, ${f.message}, ${JSON.stringify(f.detail ?? null)}::jsonb, 1, ${now}::timestamp, ${now}::timestamp)
-      ON CONFLICT (checkout_id, kind, ref) DO UPDATE
-        SET occurrences = split_mismatches.occurrences + 1, last_seen_at = EXCLUDED.last_seen_at, message = EXCLUDED.message, detail = EXCLUDED.detail
-      RETURNING (xmax = 0) AS inserted`;
+    // The row and its reconciliation.mismatch event commit together (new or reopened mismatches only).
+    const rows = await d.prisma.$transaction(async (db) => {
+      const r = await db.$queryRaw<Array<{ id: string; inserted: boolean; merchant_id: string }>>`
+        INSERT INTO split_mismatches (id, checkout_id, kind, ref, message, detail, occurrences, first_seen_at, last_seen_at)
+        VALUES (${newId('sm')}, ${checkoutId}, ${f.kind}, ${f.ref}, ${f.message}, ${JSON.stringify(f.detail ?? null)}::jsonb, 1, ${now}::timestamp, ${now}::timestamp)
+        ON CONFLICT (checkout_id, kind, ref) DO UPDATE
+          SET occurrences = split_mismatches.occurrences + 1, last_seen_at = EXCLUDED.last_seen_at, message = EXCLUDED.message, detail = EXCLUDED.detail
+        RETURNING id, (xmax = 0) AS inserted, (SELECT merchant_id FROM checkouts WHERE id = ${checkoutId}) AS merchant_id`;
+      if (r[0] && (r[0].inserted || reopened.has(`${f.kind}|${f.ref}`)))
+        await publishEvent(db, { merchantId: r[0].merchant_id, type: 'reconciliation.mismatch', checkoutId, object: { kind: 'mismatch', id: r[0].id } });
+      return r;
+    });
     if (rows[0]?.inserted || reopened.has(`${f.kind}|${f.ref}`)) {
       mismatchCounter.created += 1;
       d.logger.error({ checkoutId, kind: f.kind, ref: f.ref, mismatch: f.message, reopened: !rows[0]?.inserted }, 'split reconciliation mismatch');

@@ -208,17 +208,27 @@ export async function splitJson(prisma: PrismaClient, config: Config, c: Checkou
           error: unfreeze.failCode ? { code: unfreeze.failCode, message: unfreeze.failMessage } : null, last_error: unfreeze.lastError }
       : null,
     unfrozen_amount: unfreeze?.state === 'succeeded' ? (unfreeze.amountFen ?? 0) : 0,
-    mismatches: mismatches.map((m) => {
-      const { detail, resolvedAt } = mismatchResolution(m.detail);
-      return {
-        kind: m.kind, ref: m.ref, message: m.message, detail, occurrences: m.occurrences,
-        first_seen_at: m.firstSeenAt.toISOString(), last_seen_at: m.lastSeenAt.toISOString(),
-        // Set once a later reconciliation no longer sees it; null while it is open.
-        resolved_at: resolvedAt,
-      };
-    }),
+    mismatches: mismatches.map(mismatchJson),
     alerts: alerts.map((a) => ({ kind: a.kind, message: a.message, created_at: a.createdAt.toISOString() })),
   };
+}
+
+type MismatchRow = Awaited<ReturnType<typeof loadSplitRecords>>['mismatches'][number];
+
+function mismatchJson(m: MismatchRow) {
+  const { detail, resolvedAt } = mismatchResolution(m.detail);
+  return {
+    kind: m.kind, ref: m.ref, message: m.message, detail, occurrences: m.occurrences,
+    first_seen_at: m.firstSeenAt.toISOString(), last_seen_at: m.lastSeenAt.toISOString(),
+    // Set once a later reconciliation no longer sees it; null while it is open.
+    resolved_at: resolvedAt,
+  };
+}
+
+/** data.object of reconciliation.mismatch: the item of `split.mismatches`, with its id and checkout. */
+export async function mismatchObjectJson(prisma: PrismaClient, id: string) {
+  const m = await prisma.splitMismatch.findUniqueOrThrow({ where: { id } });
+  return { id: m.id, object: 'mismatch' as const, checkout_id: m.checkoutId, ...mismatchJson(m) };
 }
 
 /** The answer of POST .../splits: one split and its batches. */

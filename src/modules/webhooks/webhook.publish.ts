@@ -1,3 +1,4 @@
+import { newId } from '../../lib/ids';
 import type { Prisma } from '../../lib/prisma';
 
 /**
@@ -28,6 +29,9 @@ export interface EventObjectRef {
   id: string;
 }
 
+/** The LISTEN/NOTIFY channel that wakes webhook dispatchers after an event commits. */
+export const EVENTS_CHANNEL = 'merchant_events';
+
 export interface PublishEventInput {
   merchantId: string;
   type: MerchantEventType;
@@ -36,7 +40,36 @@ export interface PublishEventInput {
   object: EventObjectRef;
 }
 
-/** Records a merchant event in the caller's transaction; delivery happens later from the outbox. */
-export async function publishEvent(_tx: Prisma.TransactionClient, _input: PublishEventInput): Promise<void> {
-  // Replaced by the webhooks module (issue 9 §2).
+/**
+ * Records a merchant event in the caller's transaction, with one delivery row (the outbox row of
+ * webhook delivery) per endpoint of the merchant that is enabled and subscribed to the type.
+ * The object's JSON is NOT rendered here: renderers read through the app's client and would not see
+ * this uncommitted transaction. The webhook dispatcher renders it right after the commit (its next
+ * poll, WEBHOOK_POLL_MS) and stores the body once; every attempt and redelivery sends those bytes.
+ */
+export async function publishEvent(tx: Prisma.TransactionClient, input: PublishEventInput): Promise<{ id: string }> {
+  const ev = await tx.merchantEvent.create({
+    data: {
+      id: newId('evt'),
+      merchantId: input.merchantId,
+      type: input.type,
+      checkoutId: input.checkoutId,
+      objectKind: input.object.kind,
+      objectId: input.object.id,
+    },
+    select: { id: true, seq: true },
+  });
+  const endpoints = await tx.webhookEndpoint.findMany({
+    where: { merchantId: input.merchantId, deletedAt: null, disabled: false },
+    select: { id: true, events: true },
+  });
+  const targets = endpoints.filter((e) => e.events.length === 0 || e.events.includes(input.type));
+  if (targets.length)
+    await tx.webhookDelivery.createMany({
+      data: targets.map((e) => ({ id: newId('whd'), eventId: ev.id, endpointId: e.id, checkoutId: input.checkoutId, eventSeq: ev.seq })),
+    });
+  // PostgreSQL delivers a NOTIFY only when (and if) the transaction commits: dispatchers LISTENing
+  // wake at once instead of at their next poll.
+  await tx.$executeRaw`SELECT pg_notify(${EVENTS_CHANNEL}, '')`;
+  return { id: ev.id };
 }

@@ -1,0 +1,213 @@
+import type { AppDeps } from '../../app.types';
+import type { MerchantEvent } from '../../generated/prisma/client';
+import { newId } from '../../lib/ids';
+import type { EventObjectRef } from './webhook.publish';
+import { createSender, signatureHeader, type Sender, type SendResult } from './webhook.sender';
+import { signingSecrets } from './webhook.service';
+
+export type EventRenderers = Partial<Record<EventObjectRef['kind'], (id: string) => Promise<unknown>>>;
+
+type Deps = Pick<AppDeps, 'prisma' | 'config' | 'logger' | 'now'>;
+
+/**
+ * Renders new events and delivers them. One per gateway process; several processes share the work.
+ *
+ * 1. Render: events without a body get `data.object` from the module that owns the kind, right
+ *    after their transaction committed (the next poll), stored once (compare-and-set on body IS NULL).
+ * 2. Claim: due pending deliveries of rendered events whose endpoint is enabled and which have no
+ *    earlier pending delivery of the same checkout to the same endpoint (order per checkout), at most
+ *    `perEndpoint` in flight per endpoint in this process (a hanging endpoint cannot take every
+ *    slot). Claimed rows get a committed lease (FOR UPDATE SKIP LOCKED): other instances skip them,
+ *    a crashed instance's rows come back when the lease ends.
+ * 3. Send without holding the tick (a 10 s timeout never delays the next claim); record the attempt
+ *    and the delivery's outcome in one transaction: 2xx = delivered, else retry per
+ *    WEBHOOK_RETRY_SCHEDULE (jittered upward, so the schedule's total is a floor), then failed and
+ *    the endpoint flagged.
+ */
+export class WebhookDispatcher {
+  private readonly inFlight = new Map<string, Promise<void>>();
+  private readonly perEndpointInFlight = new Map<string, number>();
+  private readonly sender: Sender;
+  readonly perEndpoint: number;
+
+  constructor(
+    private readonly deps: Deps,
+    private readonly renderers: EventRenderers,
+    opts: { sender?: Sender; random?: () => number } = {},
+  ) {
+    this.sender = opts.sender ?? createSender({ timeoutMs: deps.config.WEBHOOK_TIMEOUT_MS, allowLoopback: deps.config.WEBHOOK_ALLOW_LOOPBACK });
+    this.random = opts.random ?? Math.random;
+    this.perEndpoint = Math.max(1, Math.floor(deps.config.WEBHOOK_CONCURRENCY / 4));
+  }
+  private readonly random: () => number;
+
+  private running: Promise<number> | null = null;
+  private again = false;
+
+  /**
+   * One pass: render, claim, start sends. Never two at once in a process: a call while one runs
+   * asks for one more pass after it (so a wake-up is never lost). Returns how many sends started.
+   */
+  async tick(): Promise<number> {
+    if (this.running) {
+      this.again = true;
+      return this.running;
+    }
+    this.running = (async () => {
+      let started = 0;
+      do {
+        this.again = false;
+        await this.renderPending();
+        started += await this.claimAndSend();
+      } while (this.again);
+      return started;
+    })().finally(() => {
+      this.running = null;
+    });
+    return this.running;
+  }
+
+  /** A wake-up (NOTIFY after a commit, a delivery finished so its checkout's next event is due). */
+  wake(): void {
+    this.tick().catch((err) => this.deps.logger.error({ err }, 'webhook dispatcher pass failed'));
+  }
+
+  /** Waits for the sends in flight (for shutdown and tests). */
+  async drain(): Promise<void> {
+    while (this.inFlight.size) await Promise.all([...this.inFlight.values()]);
+  }
+
+  private closed = false;
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.running?.catch(() => 0);
+    await this.drain();
+    this.sender.close();
+  }
+
+  async renderPending(limit = 100): Promise<number> {
+    const events = await this.deps.prisma.merchantEvent.findMany({ where: { body: null }, orderBy: { seq: 'asc' }, take: limit });
+    // A few at a time: each render is a handful of reads.
+    for (let i = 0; i < events.length; i += 8) await Promise.all(events.slice(i, i + 8).map((ev) => this.render(ev)));
+    return events.length;
+  }
+
+  private async render(ev: MerchantEvent): Promise<void> {
+    const { prisma, logger } = this.deps;
+    {
+      let object: unknown;
+      let renderError: string | null = null;
+      try {
+        const render = this.renderers[ev.objectKind as EventObjectRef['kind']];
+        if (!render) throw new Error(`no renderer for ${ev.objectKind}`);
+        object = await render(ev.objectId);
+      } catch (err) {
+        // Deliver the reference rather than hold the event forever: the merchant can GET the object.
+        renderError = String((err as Error)?.message ?? err).slice(0, 500);
+        object = { id: ev.objectId, object: ev.objectKind };
+        logger.error({ err, eventId: ev.id, kind: ev.objectKind }, 'webhook event: could not render its object');
+      }
+      const body = JSON.stringify({ id: ev.id, type: ev.type, created: ev.createdAt.toISOString(), data: { object } });
+      await prisma.merchantEvent.updateMany({ where: { id: ev.id, body: null }, data: { body, renderedAt: this.deps.now(), renderError } });
+    }
+  }
+
+  private async claimAndSend(): Promise<number> {
+    const { prisma, config } = this.deps;
+    const free = config.WEBHOOK_CONCURRENCY - this.inFlight.size;
+    if (free <= 0) return 0;
+    const now = this.deps.now();
+    // Columns are UTC timestamps without zone (Prisma's DateTime): compare real UTC instants.
+    const nowIso = now.toISOString();
+    const busy = [...this.inFlight.keys()];
+    const candidates = await prisma.$queryRaw<Array<{ id: string; endpoint_id: string }>>`
+      SELECT id, endpoint_id FROM (
+        SELECT d.id, d.endpoint_id, d.next_attempt_at, d.event_seq,
+               row_number() OVER (PARTITION BY d.endpoint_id ORDER BY d.next_attempt_at, d.event_seq) AS rn
+          FROM webhook_deliveries d
+          JOIN webhook_endpoints e ON e.id = d.endpoint_id
+          JOIN merchant_events ev ON ev.id = d.event_id
+         WHERE d.status = 'pending' AND d.next_attempt_at <= ${nowIso}::timestamptz AT TIME ZONE 'UTC'
+           AND (d.lease_until IS NULL OR d.lease_until <= ${nowIso}::timestamptz AT TIME ZONE 'UTC')
+           AND e.deleted_at IS NULL AND NOT e.disabled AND ev.body IS NOT NULL
+           AND d.id <> ALL(${busy}::text[])
+           AND NOT EXISTS (SELECT 1 FROM webhook_deliveries p
+                            WHERE p.endpoint_id = d.endpoint_id AND p.checkout_id = d.checkout_id
+                              AND p.status = 'pending' AND p.event_seq < d.event_seq)
+      ) c WHERE rn <= ${this.perEndpoint}
+      ORDER BY next_attempt_at, event_seq LIMIT ${free * 2}`;
+    const picked: string[] = [];
+    const room = new Map<string, number>();
+    for (const c of candidates) {
+      const left = room.get(c.endpoint_id) ?? this.perEndpoint - (this.perEndpointInFlight.get(c.endpoint_id) ?? 0);
+      if (left <= 0 || picked.length >= free) continue;
+      room.set(c.endpoint_id, left - 1);
+      picked.push(c.id);
+    }
+    if (!picked.length) return 0;
+    const leaseIso = new Date(now.getTime() + config.WEBHOOK_TIMEOUT_MS + 60_000).toISOString();
+    const claimed = await prisma.$queryRaw<Array<{ id: string; endpoint_id: string }>>`
+      UPDATE webhook_deliveries w SET lease_until = ${leaseIso}::timestamptz AT TIME ZONE 'UTC'
+        FROM (SELECT id FROM webhook_deliveries
+               WHERE id = ANY(${picked}::text[]) AND status = 'pending'
+                 AND (lease_until IS NULL OR lease_until <= ${nowIso}::timestamptz AT TIME ZONE 'UTC')
+               FOR UPDATE SKIP LOCKED) l
+       WHERE w.id = l.id
+      RETURNING w.id, w.endpoint_id`;
+    for (const c of claimed) {
+      this.perEndpointInFlight.set(c.endpoint_id, (this.perEndpointInFlight.get(c.endpoint_id) ?? 0) + 1);
+      const p = this.deliver(c.id)
+        .catch((err) => this.deps.logger.error({ err, deliveryId: c.id }, 'webhook delivery crashed; the lease will expire'))
+        .finally(() => {
+          this.inFlight.delete(c.id);
+          const n = (this.perEndpointInFlight.get(c.endpoint_id) ?? 1) - 1;
+          if (n > 0) this.perEndpointInFlight.set(c.endpoint_id, n);
+          else this.perEndpointInFlight.delete(c.endpoint_id);
+          // The checkout's next event (and a freed slot) need not wait for the next poll.
+          if (!this.closed) this.wake();
+        });
+      this.inFlight.set(c.id, p);
+    }
+    return claimed.length;
+  }
+
+  private async deliver(deliveryId: string): Promise<void> {
+    const { prisma, config, logger } = this.deps;
+    const d = await prisma.webhookDelivery.findUniqueOrThrow({ where: { id: deliveryId } });
+    const [ev, ep] = await Promise.all([
+      prisma.merchantEvent.findUniqueOrThrow({ where: { id: d.eventId } }),
+      prisma.webhookEndpoint.findUniqueOrThrow({ where: { id: d.endpointId } }),
+    ]);
+    const at = this.deps.now();
+    const body = ev.body!;
+    const result: SendResult = await this.sender.send(ep.url, {
+      'webhook-id': ev.id,
+      'webhook-timestamp': String(Math.floor(at.getTime() / 1000)),
+      'webhook-signature': signatureHeader(signingSecrets(ep, at), ev.id, at, body),
+    }, body);
+    const ok = result.httpStatus !== null && result.httpStatus >= 200 && result.httpStatus < 300;
+    const attempts = d.attempts + 1;
+    const schedule = config.WEBHOOK_RETRY_SCHEDULE;
+    const exhausted = !ok && attempts > schedule.length;
+    const done = this.deps.now();
+    await prisma.$transaction(async (db) => {
+      await db.webhookAttempt.create({
+        data: { id: newId('wha'), deliveryId, eventId: ev.id, endpointId: ep.id, attemptedAt: at, durationMs: result.durationMs, httpStatus: result.httpStatus, response: result.response, error: result.error },
+      });
+      if (ok) {
+        await db.webhookDelivery.update({ where: { id: deliveryId }, data: { status: 'delivered', attempts, deliveredAt: done, leaseUntil: null } });
+        if (ep.failingSince) await db.webhookEndpoint.updateMany({ where: { id: ep.id, failingSince: { not: null } }, data: { failingSince: null } });
+      } else if (exhausted) {
+        await db.webhookDelivery.updateMany({ where: { id: deliveryId, status: 'pending' }, data: { status: 'failed', attempts, leaseUntil: null } });
+        await db.webhookEndpoint.updateMany({ where: { id: ep.id, failingSince: null }, data: { failingSince: done } });
+      } else {
+        // Exponential by schedule, jittered upward only (up to +20%): the schedule's total stays a floor.
+        const delayMs = schedule[attempts - 1]! * 1000 * (1 + 0.2 * this.random());
+        // Only while still pending: deleting the endpoint meanwhile ended the delivery.
+        await db.webhookDelivery.updateMany({ where: { id: deliveryId, status: 'pending' }, data: { attempts, nextAttemptAt: new Date(done.getTime() + delayMs), leaseUntil: null } });
+      }
+    });
+    if (!ok) logger.warn({ eventId: ev.id, endpointId: ep.id, status: result.httpStatus, error: result.error, attempts, failed: exhausted }, 'webhook delivery not accepted');
+  }
+}

@@ -1,0 +1,44 @@
+import type { AppDeps, AppModule } from '../../app.types';
+import { startLoop } from '../../jobs/loop';
+import { renderCheckoutJson } from '../checkout/checkout.api';
+import { getCheckout } from '../checkout/checkout.service';
+import { listenForEvents } from './webhook.listen';
+import { WebhookDispatcher, type EventRenderers } from './webhook.dispatcher';
+import { webhookApiRouter } from './webhook.routes';
+
+/** Every module's renderers of event objects; `checkout` is built exactly as GET /v1/checkouts/{id} builds it. */
+export function eventRenderers(deps: AppDeps, mods: AppModule[]): EventRenderers {
+  const renderers: EventRenderers = {};
+  for (const m of mods) Object.assign(renderers, m.eventObjects?.(deps) ?? {});
+  return renderers;
+}
+
+/**
+ * Merchant webhooks (issue 9 §2), plugged in through AppModule:
+ *   apiRoutes     /v1/webhook_endpoints (CRUD, rotate_secret), /v1/events (list, one with attempts, redeliver)
+ *   eventObjects  `checkout`: what GET /v1/checkouts/{id} returns, with every module's section (split, refunds)
+ *   startWorkers  the dispatcher (render, claim, deliver): woken by NOTIFY when an event commits and
+ *                 when a delivery ends, and polling every WEBHOOK_POLL_MS (retries fall due; a lost wake-up)
+ * `modules` is read lazily: the list that holds this module is built after it.
+ */
+export function createWebhooksModule(modules: () => AppModule[]): AppModule {
+  return {
+    apiRoutes: (deps) => webhookApiRouter(deps),
+    eventObjects: (deps) => {
+      const extensions = modules().flatMap((m) => (m.checkoutJson ? [m.checkoutJson(deps)] : []));
+      return { checkout: async (id) => renderCheckoutJson(deps, extensions, await getCheckout(deps.prisma, id)) };
+    },
+    startWorkers: async (deps) => {
+      const dispatcher = new WebhookDispatcher(deps, eventRenderers(deps, modules()));
+      const loop = startLoop('webhooks', deps.config.WEBHOOK_POLL_MS, () => dispatcher.tick(), deps.logger);
+      const listener = listenForEvents(deps.config.DATABASE_URL, deps.logger, () => dispatcher.wake());
+      return {
+        async stop() {
+          await listener.stop();
+          await loop.stop();
+          await dispatcher.close();
+        },
+      };
+    },
+  };
+}
