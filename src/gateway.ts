@@ -13,6 +13,7 @@ import { PAYMENT_SUCCEEDED } from './modules/payments/payment.apply';
 import { closeSiblingOrders } from './modules/payments/payment.followups';
 import { SweepBackoff, sweepExpiredCheckouts } from './modules/payments/payment.sync';
 import { splitsModule } from './modules/splits/split.module';
+import { createChannelResolver } from './modules/merchants/channel-resolver';
 
 /** The feature modules plugged into the core. */
 export const modules: AppModule[] = [splitsModule];
@@ -27,13 +28,16 @@ export interface Gateway {
 /** Builds the real dependencies from config (channel, database, Redis). */
 export function buildDeps(config: Config, overrides: { logger?: Logger; channel?: PaymentChannel; now?: () => Date } = {}): AppDeps {
   const logger = overrides.logger ?? createLogger(config.LOG_LEVEL, { service: 'gateway' });
+  const prisma = createPrisma(config.DATABASE_URL);
+  // The default account's channel; a second channel kind (Alipay) is a registry entry, not a code path here.
+  const channel = overrides.channel ?? createChannelRegistry(defaultChannelFactories(config, (p) => readFileSync(p, 'utf8'), logger)).get('wechatpay');
   return {
     config,
     logger,
-    prisma: createPrisma(config.DATABASE_URL),
+    prisma,
     redis: createRedis(config.REDIS_URL, logger),
-    // One channel per gateway today; a second one (Alipay) is a registry entry, not a code path here.
-    channel: overrides.channel ?? createChannelRegistry(defaultChannelFactories(config, (p) => readFileSync(p, 'utf8'), logger)).get('wechatpay'),
+    channel,
+    channels: createChannelResolver({ prisma, config, logger, defaultChannel: channel }),
     now: overrides.now ?? (() => new Date()),
   };
 }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseMasterKeys } from '../lib/secrets';
 
 /**
  * The whole runtime configuration, parsed once at boot from the environment.
@@ -23,6 +24,20 @@ export const envSchema = z.object({
   STATE_SECRET: z.string().min(32, 'must be at least 32 characters'),
 
   SANDBOX_API_KEY: z.string().min(16).default('sk_sandbox_demo_key_0001'),
+
+  /** Bearer token of the admin API (/admin/api/...); unset = the admin API answers 404. */
+  ADMIN_TOKEN: z.string().min(32, 'must be at least 32 characters').optional(),
+  /** Master key(s) of the channel-secret envelopes: kid:base64(32 bytes)[,kid:base64…], first = current. */
+  SECRETS_MASTER_KEY: z
+    .string()
+    .optional()
+    .superRefine((v, ctx) => {
+      try {
+        parseMasterKeys(v);
+      } catch (e) {
+        ctx.addIssue({ code: 'custom', message: (e as Error).message });
+      }
+    }),
 
   WECHATPAY_BASE_URL: z.url().default('https://api.mch.weixin.qq.com'),
   WECHAT_OAUTH_BASE_URL: z.url().default('https://open.weixin.qq.com'),

@@ -1,3 +1,4 @@
+import type { KeyObject } from 'node:crypto';
 import type pino from 'pino';
 import { ConfigError, type Config } from '../../config/config';
 import { ChannelError } from '../../lib/errors';
@@ -52,6 +53,11 @@ export interface WechatPayConfig {
   /** Wechatpay-Serial (certificate serial or PUB_KEY_ID_...) → PEM public key or PEM certificate. */
   platformKeys: Record<string, string>;
   timeoutMs: number;
+  /**
+   * Service-provider (partner) mode: mchid/appid/keys above are the service provider's (sp_mchid,
+   * sp_appid: every key is the SP's); this names the sub-merchant the payments belong to.
+   */
+  partner?: { subMchid: string; subAppid?: string; subAppSecret?: string };
   /** ms since epoch; injectable for tests. */
   clock?: () => number;
 }
@@ -94,14 +100,29 @@ function checkId(value: string, pattern: RegExp, name: string): void {
   if (!pattern.test(value)) throw invalidInput(`${name} has an invalid format`);
 }
 
+/** The parsed key material of one WeChat Pay merchant (shared by the channels that sign as it). */
+export interface WechatPayKeys {
+  merchantKey: KeyObject;
+  platformKeys: PlatformKeyRing;
+  apiV3Key: KeyObject;
+}
+
+/** Parses the PEMs and the APIv3 key once; throws a plain Error naming what is wrong. */
+export function loadWechatPayKeys(cfg: Pick<WechatPayConfig, 'merchantPrivateKeyPem' | 'platformKeys' | 'apiv3Key'>): WechatPayKeys {
+  return {
+    merchantKey: loadMerchantPrivateKey(cfg.merchantPrivateKeyPem),
+    platformKeys: new PlatformKeyRing(cfg.platformKeys),
+    apiV3Key: loadApiV3Key(cfg.apiv3Key),
+  };
+}
+
 /**
- * The WeChat Pay channel (direct merchant). Keys are parsed once here; a bad key fails at boot.
+ * The WeChat Pay channel (direct merchant). Keys are parsed once here (or handed in already parsed,
+ * `keys`, by the per-account cache); a bad key fails at boot.
  */
-export function createWechatPayChannel(cfg: WechatPayConfig, logger?: pino.Logger): PaymentChannel {
+export function createWechatPayChannel(cfg: WechatPayConfig, logger?: pino.Logger, keys?: WechatPayKeys): PaymentChannel {
   const clock = cfg.clock ?? Date.now;
-  const merchantKey = loadMerchantPrivateKey(cfg.merchantPrivateKeyPem);
-  const platformKeys = new PlatformKeyRing(cfg.platformKeys);
-  const apiV3Key = loadApiV3Key(cfg.apiv3Key);
+  const { merchantKey, platformKeys, apiV3Key } = keys ?? loadWechatPayKeys(cfg);
   const log = logger?.child({ channel: 'wechatpay' });
 
   const client = new WechatPayClient({

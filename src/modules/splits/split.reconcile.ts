@@ -1,4 +1,5 @@
 import type { PaymentChannel, SplitOrderResult } from '../../channels/channel';
+import { channelsOf, type ChannelResolver } from '../merchants/channel-resolver';
 import type { Config } from '../../config/config';
 import { ChannelError } from '../../lib/errors';
 import { newId } from '../../lib/ids';
@@ -12,6 +13,7 @@ import { splitBudget } from './split.rules';
 interface Deps {
   prisma: PrismaClient;
   channel: PaymentChannel;
+  channels?: ChannelResolver;
   config: Config;
   logger: Logger;
   now: () => Date;
@@ -71,6 +73,7 @@ function fingerprint(c: Snapshot | null): string {
  * channel about money needs a person, so it is stored, logged, counted and shown on the checkout.
  */
 export async function reconcileCheckout(d: Deps, checkoutId: string): Promise<Finding[]> {
+  d = { ...d, channel: await channelsOf(d).forCheckout(checkoutId) };
   const c = await readSnapshot(d.prisma, checkoutId);
   if (!c || !c.transactionId || c.paidTotalFen === null) return [];
   const findings: Finding[] = [];
