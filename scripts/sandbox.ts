@@ -13,6 +13,7 @@ import { createMerchant, SANDBOX_MERCHANT_ID } from '../src/modules/merchants/me
 import { startSimulator } from '../src/simulator/app';
 import { loadOrCreateSandboxKeys } from '../src/simulator/keys';
 import { startEmbeddedPostgres, startRedis } from './services';
+import { writeSandboxInfo } from '../src/cli/sandbox-info';
 
 const num = (v: string | undefined, d: number) => (v && /^\d+$/.test(v) ? Number(v) : d);
 
@@ -58,6 +59,8 @@ async function main(): Promise<void> {
   const deps = buildDeps(config);
   await createMerchant(deps.prisma, { id: SANDBOX_MERCHANT_ID, name: '演示商户 Sandbox Shop', apiKey: config.SANDBOX_API_KEY });
   const gw = await startGateway(config, deps);
+  // `npm run admin` from this folder finds the running sandbox here (no configuration needed).
+  writeSandboxInfo(dataDir, config);
 
   process.stdout.write(`
   Gateway (sandbox)   ${publicBaseUrl}        demo shop at /

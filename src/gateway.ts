@@ -14,9 +14,10 @@ import { closeSiblingOrders } from './modules/payments/payment.followups';
 import { SweepBackoff, sweepExpiredCheckouts } from './modules/payments/payment.sync';
 import { splitsModule } from './modules/splits/split.module';
 import { createChannelResolver } from './modules/merchants/channel-resolver';
+import { merchantsModule } from './modules/merchants/merchant.module';
 
 /** The feature modules plugged into the core. */
-export const modules: AppModule[] = [splitsModule];
+export const modules: AppModule[] = [splitsModule, merchantsModule];
 
 export interface Gateway {
   deps: AppDeps;

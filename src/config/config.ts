@@ -101,6 +101,18 @@ export class ConfigError extends Error {
   }
 }
 
+/** The subset the admin CLI needs (it runs where the WeChat Pay settings may be absent). */
+export const adminEnvSchema = envSchema.pick({ APP_MODE: true, DATABASE_URL: true, SECRETS_MASTER_KEY: true, PUBLIC_BASE_URL: true, LOG_LEVEL: true });
+export type AdminEnvConfig = z.output<typeof adminEnvSchema>;
+
+export function loadAdminConfig(env: Record<string, string | undefined>): AdminEnvConfig {
+  const clean = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = adminEnvSchema.safeParse(clean);
+  if (!parsed.success)
+    throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.') || '(env)'}: ${clean[String(i.path[0])] === undefined ? 'is required' : i.message}`));
+  return parsed.data;
+}
+
 /** Parses the environment; throws a ConfigError naming every bad variable. */
 export function loadConfig(env: Record<string, string | undefined>): Config {
   const clean = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));

@@ -26,6 +26,9 @@ export interface PartnerSecrets {
   subAppSecret?: string;
 }
 
+/** What the merchant services need of the configuration (the admin CLI has no WECHATPAY_* settings). */
+export type AdminConfig = Pick<Config, 'SECRETS_MASTER_KEY' | 'PUBLIC_BASE_URL'>;
+
 export function masterKeysOf(config: Pick<Config, 'SECRETS_MASTER_KEY'>): MasterKeys {
   const mk = parseMasterKeys(config.SECRETS_MASTER_KEY);
   if (!mk) throw new AppError('UNPROCESSABLE', 'SECRETS_MASTER_KEY is not configured: channel secrets cannot be stored or read');
@@ -135,7 +138,7 @@ function signingSecretsOf(i: { app_secret: string; merchant_private_key: string;
 }
 
 /** Registers a service provider (服务商) once; its sub-merchants are then added with `account add --kind partner`. */
-export async function addServiceProvider(deps: { prisma: PrismaClient; config: Config }, body: unknown): Promise<ServiceProviderView> {
+export async function addServiceProvider(deps: { prisma: PrismaClient; config: AdminConfig }, body: unknown): Promise<ServiceProviderView> {
   const i = parseInput(serviceProviderSchema, body);
   checkSigningIdentity(i);
   const mk = masterKeysOf(deps.config);
@@ -163,7 +166,7 @@ export async function listServiceProviders(prisma: PrismaClient): Promise<Servic
 }
 
 /** Gives a merchant its channel account (one per merchant): direct, or a sub-merchant of a registered service provider. */
-export async function addAccount(deps: { prisma: PrismaClient; config: Config }, body: unknown): Promise<AccountView> {
+export async function addAccount(deps: { prisma: PrismaClient; config: AdminConfig }, body: unknown): Promise<AccountView> {
   const i = parseInput(addAccountSchema, body);
   const { prisma, config } = deps;
   if (!(await prisma.merchant.findUnique({ where: { id: i.merchant_id }, select: { id: true } })))
@@ -219,7 +222,7 @@ export async function addAccount(deps: { prisma: PrismaClient; config: Config },
   return toAccountView(config, row);
 }
 
-export async function listAccounts(deps: { prisma: PrismaClient; config: Config }, merchantId?: string): Promise<AccountView[]> {
+export async function listAccounts(deps: { prisma: PrismaClient; config: AdminConfig }, merchantId?: string): Promise<AccountView[]> {
   const rows = await deps.prisma.channelAccount.findMany({
     where: merchantId ? { merchantId } : {},
     orderBy: [{ createdAt: 'asc' }, { id: 'asc' }],
@@ -233,7 +236,7 @@ export async function listAccounts(deps: { prisma: PrismaClient; config: Config 
  * SECRETS_MASTER_KEY). Idempotent; each row is a compare-and-set on its old envelope, so concurrent
  * runs cannot lose a write. Afterwards the old key can be dropped from SECRETS_MASTER_KEY.
  */
-export async function rotateSecrets(deps: { prisma: PrismaClient; config: Config }): Promise<{ rewrapped: number; current: string }> {
+export async function rotateSecrets(deps: { prisma: PrismaClient; config: AdminConfig }): Promise<{ rewrapped: number; current: string }> {
   const mk = masterKeysOf(deps.config);
   let rewrapped = 0;
   for (const a of await deps.prisma.channelAccount.findMany({ where: { secrets: { not: null }, NOT: { secretsKeyId: mk.current } }, select: { id: true, secrets: true } })) {
