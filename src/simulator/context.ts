@@ -46,6 +46,12 @@ export interface SimOptions {
   maxClockSkewSeconds: number;
   /** Domains the merchant registered for H5 payment; the Referer of an h5_url visit must match one. */
   h5Domains: string[];
+  /**
+   * Service-provider mode: this simulator's merchant (mchid/appid/keys) is then also a service provider
+   * (服务商) and these are its sub-merchants (特约商户), bound to it, with their bound sub_appids and the
+   * profit-sharing ratio each authorised (basis points of 10000). Undefined = no partner endpoints.
+   */
+  partner?: { subMerchants: Record<string, { subAppids?: string[]; maxRatioBp?: number }> };
   profitSharing: {
     receiverLimit: number; // 50 receivers per request
     maxRatio: number; // 0.3 cumulative
@@ -80,6 +86,8 @@ export interface SimTransaction {
   state: SimTradeState;
   successTime?: string; // RFC 3339 +08:00
   paidAtMs?: number;
+  /** Ordered through /v3/pay/partner/*: appid/mchid above are sp_appid/sp_mchid. */
+  partner?: { subMchid: string; subAppid?: string; subOpenid?: string };
   /** The original request body (canonical JSON) for "same out_trade_no, same params" checks. */
   requestFingerprint: string;
   createdAtMs: number;

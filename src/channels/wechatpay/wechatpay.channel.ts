@@ -24,6 +24,7 @@ import {
 } from './wechatpay.crypto';
 import { invalidInput, isNotFound } from './wechatpay.errors';
 import { parsePaymentNotify, type NotifyDeps } from './wechatpay.notify';
+import { partnerToChannelTransaction, partnerTransactionSchema, payingAppid, toWirePartnerOrderRequest, type PartnerIds } from './wechatpay.partner';
 import { buildOauthAuthorizeUrl, exchangeOauthCode } from './wechatpay.oauth';
 import { toChannelTransaction, toSplitOrderResult, toWireOrderRequest } from './wechatpay.transform';
 import {
@@ -136,12 +137,30 @@ export function createWechatPayChannel(cfg: WechatPayConfig, logger?: pino.Logge
     clock,
     logger: log,
   });
-  const notifyDeps: NotifyDeps = { platformKeys, apiV3Key, clock };
   const ids = { appid: cfg.appid, mchid: cfg.mchid };
+  // Partner mode: the same client (the SP signs everything), a different field mapper.
+  const partner: PartnerIds | undefined = cfg.partner
+    ? { spMchid: cfg.mchid, spAppid: cfg.appid, subMchid: cfg.partner.subMchid, ...(cfg.partner.subAppid && cfg.partner.subAppSecret ? { subAppid: cfg.partner.subAppid } : {}) }
+    : undefined;
+  const parsePartnerTx = (json: unknown) => {
+    const p = partnerTransactionSchema.safeParse(json);
+    return p.success ? partnerToChannelTransaction(p.data) : null;
+  };
+  const notifyDeps: NotifyDeps = { platformKeys, apiV3Key, clock, ...(partner ? { parseTransaction: parsePartnerTx } : {}) };
+  const oauth = partner?.subAppid ? { appid: partner.subAppid, secret: cfg.partner!.subAppSecret! } : { appid: cfg.appid, secret: cfg.appSecret };
+  const partnerQuery = partner ? `sp_mchid=${partner.spMchid}&sub_mchid=${partner.subMchid}` : '';
 
   type SdkArg<K extends keyof GatewayPay> = GatewayPay[K] extends (arg: infer A, ...rest: never[]) => unknown ? A : never;
 
   async function createOrder(input: CreateOrderInput): Promise<CreateOrderResult> {
+    if (partner) {
+      const body = toWirePartnerOrderRequest(input, partner);
+      const path = `/v3/pay/partner/transactions/${input.tradeType.toLowerCase()}`;
+      const what = `POST ${path}`;
+      if (input.tradeType === 'JSAPI') return { tradeType: 'JSAPI', prepayId: (await client.callPath(what, 'POST', path, body, jsapiPrepaySchema))!.prepay_id };
+      if (input.tradeType === 'H5') return { tradeType: 'H5', h5Url: (await client.callPath(what, 'POST', path, body, h5PrepaySchema))!.h5_url };
+      return { tradeType: 'NATIVE', codeUrl: (await client.callPath(what, 'POST', path, body, nativePrepaySchema))!.code_url };
+    }
     const body = toWireOrderRequest(input, ids);
     // The SDK's Ijsapi/Ih5 types lack settle_info and over-require h5_info.app_name; our wire type is the truth.
     switch (input.tradeType) {
@@ -165,6 +184,10 @@ export function createWechatPayChannel(cfg: WechatPayConfig, logger?: pino.Logge
   async function queryOrder(outTradeNo: string): Promise<ChannelTransaction | null> {
     checkId(outTradeNo, OUT_TRADE_NO, 'out_trade_no');
     try {
+      if (partner) {
+        const path = `/v3/pay/partner/transactions/out-trade-no/${outTradeNo}?${partnerQuery}`;
+        return partnerToChannelTransaction((await client.callPath('GET /v3/pay/partner/transactions/out-trade-no', 'GET', path, undefined, partnerTransactionSchema))!);
+      }
       const tx = await client.call('GET /v3/pay/transactions/out-trade-no', (s) => s.query({ out_trade_no: outTradeNo }), transactionSchema);
       return toChannelTransaction(tx);
     } catch (err) {
@@ -176,7 +199,9 @@ export function createWechatPayChannel(cfg: WechatPayConfig, logger?: pino.Logge
   async function closeOrder(outTradeNo: string): Promise<void> {
     checkId(outTradeNo, OUT_TRADE_NO, 'out_trade_no');
     try {
-      await client.callNoBody('POST /v3/pay/transactions/out-trade-no/close', (s) => s.close(outTradeNo));
+      if (partner)
+        await client.callPath('POST /v3/pay/partner/transactions/out-trade-no/close', 'POST', `/v3/pay/partner/transactions/out-trade-no/${outTradeNo}/close`, { sp_mchid: partner.spMchid, sub_mchid: partner.subMchid }, null);
+      else await client.callNoBody('POST /v3/pay/transactions/out-trade-no/close', (s) => s.close(outTradeNo));
     } catch (err) {
       // Closing a closed order is a success (idempotent); ORDERPAID is left to the caller.
       if (err instanceof ChannelError && (err.code === 'ORDER_CLOSED' || err.code === 'ORDERCLOSED')) return;
@@ -191,8 +216,10 @@ export function createWechatPayChannel(cfg: WechatPayConfig, logger?: pino.Logge
     const timeStamp = String(Math.floor(clock() / 1000));
     const nonceStr = newNonce();
     const pkg = `prepay_id=${prepayId}`;
-    const paySign = signSha256Rsa(merchantKey, jsapiPaySignMessage(cfg.appid, timeStamp, nonceStr, pkg));
-    return { appId: cfg.appid, timeStamp, nonceStr, package: pkg, signType: 'RSA', paySign };
+    // Partner: invoked under the app whose openid ordered (sub_appid iff sub_openid), signed with the SP's key.
+    const appId = partner ? payingAppid(partner) : cfg.appid;
+    const paySign = signSha256Rsa(merchantKey, jsapiPaySignMessage(appId, timeStamp, nonceStr, pkg));
+    return { appId, timeStamp, nonceStr, package: pkg, signType: 'RSA', paySign };
   }
 
   // Receiver names are encrypted with ONE platform key per request, and that key's id is sent as
@@ -270,13 +297,14 @@ export function createWechatPayChannel(cfg: WechatPayConfig, logger?: pino.Logge
     name: 'wechatpay',
     appid: cfg.appid,
     mchid: cfg.mchid,
+    ...(partner ? { partner: { subMchid: partner.subMchid, ...(partner.subAppid ? { subAppid: partner.subAppid } : {}) }, oauthAppid: oauth.appid } : {}),
     createOrder,
     queryOrder,
     closeOrder,
     jsapiParams,
-    oauthAuthorizeUrl: (redirectUri, state) => buildOauthAuthorizeUrl(cfg.oauthBaseUrl, cfg.appid, redirectUri, state),
+    oauthAuthorizeUrl: (redirectUri, state) => buildOauthAuthorizeUrl(cfg.oauthBaseUrl, oauth.appid, redirectUri, state),
     oauthExchangeCode: (code) =>
-      exchangeOauthCode({ apiBaseUrl: cfg.apiBaseUrl, appid: cfg.appid, appSecret: cfg.appSecret, code, timeoutMs: cfg.timeoutMs }),
+      exchangeOauthCode({ apiBaseUrl: cfg.apiBaseUrl, appid: oauth.appid, appSecret: oauth.secret, code, timeoutMs: cfg.timeoutMs }),
     parsePaymentNotify: (headers, rawBody): PaymentNotifyEvent => parsePaymentNotify(notifyDeps, headers, rawBody),
     addReceiver,
     createSplitOrder,

@@ -1,6 +1,6 @@
 import type { KeyObject } from 'node:crypto';
 import { ChannelError } from '../../lib/errors';
-import type { PaymentNotifyEvent } from '../channel';
+import type { ChannelTransaction, PaymentNotifyEvent } from '../channel';
 import {
   DecryptError,
   PlatformKeyRing,
@@ -23,6 +23,8 @@ export interface NotifyDeps {
   platformKeys: PlatformKeyRing;
   apiV3Key: KeyObject;
   clock: () => number;
+  /** Partner accounts decode the sp_/sub_ transaction shape (wechatpay.partner.ts); default: direct. */
+  parseTransaction?: (json: unknown) => ChannelTransaction | null;
 }
 
 type HeaderBag = Record<string, string | string[] | undefined>;
@@ -81,13 +83,18 @@ export function parsePaymentNotify(deps: NotifyDeps, headers: HeaderBag, rawBody
   } catch (err) {
     throw refuse('BAD_NOTIFY', 'decrypted resource is not JSON', err);
   }
-  const tx = transactionSchema.safeParse(txJson);
-  if (!tx.success) throw refuse('BAD_NOTIFY', 'decrypted transaction has an unexpected shape', tx.error);
+  let transaction: ChannelTransaction | null;
+  if (deps.parseTransaction) transaction = deps.parseTransaction(txJson);
+  else {
+    const tx = transactionSchema.safeParse(txJson);
+    transaction = tx.success ? toChannelTransaction(tx.data) : null;
+  }
+  if (!transaction) throw refuse('BAD_NOTIFY', 'decrypted transaction has an unexpected shape');
 
   const event: PaymentNotifyEvent = {
     eventId: envelope.data.id,
     eventType: envelope.data.event_type,
-    transaction: toChannelTransaction(tx.data),
+    transaction,
   };
   if (envelope.data.create_time !== undefined) event.createTime = envelope.data.create_time;
   return event;

@@ -70,8 +70,12 @@ export function createPaymentsRouter(rt: SimRuntime): Router {
   return r;
 }
 
-function placeOrder(rt: SimRuntime, req: Request, res: Response, type: SimTradeType): void {
+const PARTNER_FIELDS = ['sp_mchid', 'sp_appid', 'sub_mchid', 'sub_appid'];
+
+export function placeOrder(rt: SimRuntime, req: Request, res: Response, type: SimTradeType, partner?: SimTransaction['partner']): void {
   const body = req.body as Record<string, unknown>;
+  // Partner fields on a direct endpoint (inferred; SK-COM 270924358 "参数中含有非法的额外参数").
+  if (!partner && PARTNER_FIELDS.some((f) => f in body)) return rt.fail(res, 400, 'PARAM_ERROR', '参数中含有非法的额外参数');
   let o;
   try {
     o = parseOrder(body, type, rt.notifyUrlPolicy);
@@ -85,15 +89,19 @@ function placeOrder(rt: SimRuntime, req: Request, res: Response, type: SimTradeT
   if (o.appid !== rt.opts.appid) return rt.fail(res, 400, 'APPID_MCHID_NOT_MATCH', 'AppID和mch_id不匹配');
   if (o.payerOpenid) {
     const issuedFor = rt.openidApps.get(o.payerOpenid);
-    // Only openids this simulator issued can be checked; unknown ones are accepted.
-    if (issuedFor && issuedFor !== o.appid) return rt.fail(res, 400, 'PARAM_ERROR', 'appid和openid不匹配');
+    // Only openids this simulator issued can be checked; unknown ones are accepted. A partner
+    // sub_openid belongs to sub_appid, an sp_openid (or a direct openid) to the ordering appid.
+    const payApp = partner?.subOpenid ? partner.subAppid : o.appid;
+    if (issuedFor && issuedFor !== payApp)
+      return rt.fail(res, 400, 'PARAM_ERROR', partner?.subOpenid ? 'sub_appid和sub_openid不匹配' : 'appid和openid不匹配');
   }
   const now = rt.now();
   // UNVERIFIED: WeChat's exact refusal of a time_expire already in the past.
   if (o.timeExpireMs !== undefined && o.timeExpireMs <= now)
     return rt.fail(res, 400, 'PARAM_ERROR', 'time_expire 已过期，请设置一个未来的时间', { location: 'body', field: 'time_expire' });
 
-  const fingerprint = `${type}|${canonicalJson(body)}`;
+  const fingerprint = `${type}|${canonicalJson(partner ? { ...body, partner } : body)}`;
+  // out_trade_no is unique per (sp_)mchid across all its sub-merchants (FACTS-partner-bills §1.2).
   let tx = rt.transactions.byOutTradeNo.get(o.outTradeNo);
   if (tx) {
     if (tx.state === 'SUCCESS' || tx.state === 'REFUND') return rt.fail(res, 403, 'ORDERPAID', '该订单已支付');
@@ -115,6 +123,7 @@ function placeOrder(rt: SimRuntime, req: Request, res: Response, type: SimTradeT
       payerOpenid: o.payerOpenid,
       payerClientIp: o.payerClientIp,
       profitSharing: o.profitSharing,
+      ...(partner ? { partner } : {}),
       state: 'NOTPAY',
       requestFingerprint: fingerprint,
       createdAtMs: now,
