@@ -1,4 +1,4 @@
-import { addAccount } from '../../src/modules/merchants/account.service';
+import { addAccount, addServiceProvider } from '../../src/modules/merchants/account.service';
 import { createChannelResolver } from '../../src/modules/merchants/channel-resolver';
 import { generateSimKeys, type SandboxKeys } from '../../src/simulator/keys';
 import { startSimulator, type RunningSimulator } from '../../src/simulator/app';
@@ -63,4 +63,45 @@ export async function addDirectAccountOnOwnSimulator(h: Harness, merchantId: str
     endpointsFor: (a) => (a.id === acct.id ? { baseUrl: sim.url, oauthBaseUrl: sim.url, apiBaseUrl: sim.url } : {}),
   });
   return { accountId: acct.id, ...ids, keys, sim };
+}
+
+export interface PartnerFixture {
+  spId: string;
+  spMchid: string;
+  spAppid: string;
+  subMchid: string;
+  accountId: string;
+  keys: SandboxKeys;
+  /** The service provider's WeChat (a simulator whose merchant is the SP, with its bound sub-merchants). */
+  sim: RunningSimulator;
+}
+
+/** Registers a service provider whose WeChat is its own simulator, and makes `merchantId` its sub-merchant. */
+export async function addPartnerAccountOnOwnSimulator(h: Harness, merchantId: string, o: { subMchid?: string; boundSubMchids?: string[] } = {}): Promise<PartnerFixture> {
+  const keys = secondMerchantKeys();
+  const ids = { spMchid: '1900000701', spAppid: 'wx00000000000000f6', appSecret: 'sp-official-account-secret' };
+  const subMchid = o.subMchid ?? '1900000801';
+  const sim = await startSimulator({
+    keys,
+    mchid: ids.spMchid,
+    appid: ids.spAppid,
+    appSecret: ids.appSecret,
+    partner: { subMerchants: Object.fromEntries((o.boundSubMchids ?? [subMchid]).map((s) => [s, { maxRatioBp: 2000 }])) },
+    notifyUrlPolicy: 'any-no-query',
+    h5Domains: ['127.0.0.1', 'localhost'],
+    oauthDomains: ['127.0.0.1', 'localhost'],
+    notifyRetryScheduleMs: [200, 400, 800, 1600],
+    profitSharing: { minDelayAfterPayMs: 0, resultDelayMs: 0 },
+  });
+  const { mchid: _m, appid: _a, merchant_id: _id, kind: _k, ...signing } = directAccountBody(merchantId, keys, { mchid: ids.spMchid, appid: ids.spAppid, appSecret: ids.appSecret });
+  const sp = await addServiceProvider(h.deps, { name: 'Demo SP', sp_mchid: ids.spMchid, sp_appid: ids.spAppid, ...signing });
+  const acct = await addAccount(h.deps, { merchant_id: merchantId, kind: 'partner', service_provider: sp.id, sub_mchid: subMchid });
+  h.deps.channels = createChannelResolver({
+    prisma: h.deps.prisma,
+    config: h.config,
+    logger: h.deps.logger,
+    defaultChannel: h.deps.channel,
+    endpointsFor: (a) => (a.mchid === ids.spMchid ? { baseUrl: sim.url, oauthBaseUrl: sim.url, apiBaseUrl: sim.url } : {}),
+  });
+  return { spId: sp.id, spMchid: ids.spMchid, spAppid: ids.spAppid, subMchid, accountId: acct.id, keys, sim };
 }

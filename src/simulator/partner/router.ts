@@ -50,9 +50,8 @@ export function createPartnerPaymentsRouter(rt: SimRuntime): Router {
       const { sp_mchid, sp_appid, sub_mchid: _sub, sub_appid: _subApp, payer: _payer, ...rest } = b;
       const direct: Record<string, unknown> = { ...rest, appid: sp_appid, mchid: sp_mchid };
       if (spOpenid ?? subOpenid) direct.payer = { openid: subOpenid ?? spOpenid };
-      req.body = direct;
       const partner: NonNullable<SimTransaction['partner']> = { subMchid: sub.subMchid, ...(subAppid ? { subAppid } : {}), ...(subOpenid ? { subOpenid } : {}) };
-      placeOrder(rt, req, res, type, partner);
+      placeOrder(rt, req, res, type, partner, direct);
     });
   }
 

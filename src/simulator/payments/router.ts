@@ -72,8 +72,8 @@ export function createPaymentsRouter(rt: SimRuntime): Router {
 
 const PARTNER_FIELDS = ['sp_mchid', 'sp_appid', 'sub_mchid', 'sub_appid'];
 
-export function placeOrder(rt: SimRuntime, req: Request, res: Response, type: SimTradeType, partner?: SimTransaction['partner']): void {
-  const body = req.body as Record<string, unknown>;
+/** `body` is the direct-mode body (the partner router maps its own onto it; req.body stays as received for the call log). */
+export function placeOrder(rt: SimRuntime, req: Request, res: Response, type: SimTradeType, partner?: SimTransaction['partner'], body = req.body as Record<string, unknown>): void {
   // Partner fields on a direct endpoint (inferred; SK-COM 270924358 "参数中含有非法的额外参数").
   if (!partner && PARTNER_FIELDS.some((f) => f in body)) return rt.fail(res, 400, 'PARAM_ERROR', '参数中含有非法的额外参数');
   let o;
