@@ -24,6 +24,8 @@ export const envSchema = z.object({
   STATE_SECRET: z.string().min(32, 'must be at least 32 characters'),
 
   SANDBOX_API_KEY: z.string().min(16).default('sk_sandbox_demo_key_0001'),
+  /** API key of the sandbox's second demo merchant, a sub-merchant of the demo service provider. */
+  SANDBOX_PARTNER_API_KEY: z.string().min(16).default('sk_test_sandbox_partner_0001'),
 
   /** Bearer token of the admin API (/admin/api/...); unset = the admin API answers 404. */
   ADMIN_TOKEN: z.string().min(32, 'must be at least 32 characters').optional(),

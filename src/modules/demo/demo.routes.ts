@@ -4,6 +4,7 @@ import { AppError } from '../../lib/errors';
 import { newId } from '../../lib/ids';
 import { fenToYuan } from '../../lib/money';
 import { SANDBOX_MERCHANT_ID } from '../merchants/merchant.service';
+import { SANDBOX_PARTNER_MERCHANT_ID } from '../merchants/sandbox.seed';
 import { createCheckoutSchema } from '../checkout/checkout.schemas';
 import { checkoutUrl, createCheckout, effectiveStatus } from '../checkout/checkout.service';
 
@@ -13,7 +14,7 @@ export function demoRouter(deps: AppDeps): Router {
   const base = { title: '演示商店 Demo shop', sandbox: true };
 
   const list = async () =>
-    (await deps.prisma.checkout.findMany({ where: { merchantId: SANDBOX_MERCHANT_ID }, orderBy: { createdAt: 'desc' }, take: 10 })).map((c) => ({
+    (await deps.prisma.checkout.findMany({ where: { merchantId: { in: [SANDBOX_MERCHANT_ID, SANDBOX_PARTNER_MERCHANT_ID] } }, orderBy: { createdAt: 'desc' }, take: 10 })).map((c) => ({
       id: c.id,
       description: c.description,
       amountYuan: fenToYuan(c.amountFen),
@@ -39,7 +40,9 @@ export function demoRouter(deps: AppDeps): Router {
           ? { profit_sharing: { receivers: [{ type: 'PERSONAL_OPENID', account: 'o_demo_receiver_openid_0001', amount: Math.max(1, Math.floor(amount * 0.1)), description: '演示分账' }] } }
           : {}),
       });
-      const c = await createCheckout(deps, SANDBOX_MERCHANT_ID, input);
+      // The demo shop can sell as either sandbox merchant: direct, or a service provider's sub-merchant.
+      const merchantId = req.body?.merchant === 'partner' ? SANDBOX_PARTNER_MERCHANT_ID : SANDBOX_MERCHANT_ID;
+      const c = await createCheckout(deps, merchantId, input);
       res.redirect(303, `/checkout/${c.id}`);
     } catch (err) {
       if (!(err instanceof AppError) && !(err instanceof Error && err.name === 'ZodError')) throw err;
