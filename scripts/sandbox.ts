@@ -11,12 +11,13 @@ import { envSchema, loadConfig } from '../src/config/config';
 import { SANDBOX_APP_SECRET, sandboxEnv } from '../src/config/sandbox';
 import { buildDeps, startGateway } from '../src/gateway';
 import { applyMigrations } from '../src/lib/migrations';
-import { createMerchant, SANDBOX_MERCHANT_ID } from '../src/modules/merchants/merchant.service';
+import { SANDBOX_SUB_MCHID, seedSandboxMerchants } from '../src/modules/merchants/sandbox.seed';
 import { ensureDemoReceiver } from '../src/modules/demo/demo.webhooks';
 import { startSimulator } from '../src/simulator/app';
 import { loadOrCreateSandboxKeys } from '../src/simulator/keys';
 import { assertPortFree, fsStartupError, StartupError } from './processes';
 import { startEmbeddedPostgres, startRedis } from './services';
+import { writeSandboxInfo } from '../src/cli/sandbox-info';
 
 const num = (v: string | undefined, d: number) => (v && /^\d+$/.test(v) ? Number(v) : d);
 const log = (m: string) => process.stderr.write(`[sandbox] ${m}\n`);
@@ -99,6 +100,8 @@ async function main(): Promise<void> {
       h5Domains: ['localhost', '127.0.0.1'],
       oauthDomains: ['localhost', '127.0.0.1'],
       profitSharing: { minDelayAfterPayMs: 0, resultDelayMs: 2000 },
+      // The simulator's merchant is also the demo service provider of the partner demo merchant.
+      partner: { subMerchants: { [SANDBOX_SUB_MCHID]: { maxRatioBp: 3000 } } },
       // WeChat keeps its orders while we restart; so does its stand-in (see persist.ts).
       stateFile: resolve(dataDir, 'simulator-state.json'),
     }),
@@ -112,15 +115,19 @@ async function main(): Promise<void> {
     APP_MODE: 'sandbox',
   });
   const deps = buildDeps(config);
-  await createMerchant(deps.prisma, { id: SANDBOX_MERCHANT_ID, name: '演示商户 Sandbox Shop', apiKey: config.SANDBOX_API_KEY });
+  await seedSandboxMerchants(deps, keysDir);
   await ensureDemoReceiver(deps);
   // Loopback only: the sandbox is for this machine (and its simulator sees the same address).
   const gw = await track('gateway', startGateway(config, deps, { host: '127.0.0.1' }));
+  // `npm run admin` from this folder finds the running sandbox here (no configuration needed).
+  writeSandboxInfo(dataDir, config);
 
   process.stdout.write(`
   Gateway (sandbox)   ${publicBaseUrl}        demo shop at /
   WeChat Pay sim      ${sim.url}
-  Merchant API key    ${config.SANDBOX_API_KEY}
+  Merchant API key    ${config.SANDBOX_API_KEY}   (direct merchant)
+  Partner API key     ${config.SANDBOX_PARTNER_API_KEY}   (sub-merchant ${SANDBOX_SUB_MCHID} of a service provider)
+  Admin               npm run admin -- --help   (or /admin/api with ADMIN_TOKEN from .data/sandbox.json)
 
   curl -s ${publicBaseUrl}/v1/checkouts -H 'Authorization: Bearer ${config.SANDBOX_API_KEY}' \\
        -H 'Content-Type: application/json' -d '{"out_trade_no":"demo-'"$(date +%s%N)"'","amount":1,"description":"Demo"}'

@@ -8,12 +8,16 @@ import type { Logger } from './lib/logger';
 import type { PrismaClient } from './lib/prisma';
 import type { CheckoutJsonExtension } from './modules/checkout/checkout.api';
 import type { EventObjectRef } from './modules/webhooks/webhook.publish';
+import type { ChannelResolver } from './modules/merchants/channel-resolver';
 
 export interface AppDeps {
   config: Config;
   prisma: PrismaClient;
   redis: Redis;
+  /** The default account's channel (WECHATPAY_* env): merchants without a channel account use it. */
   channel: PaymentChannel;
+  /** Per-merchant channel accounts (issue 10); read it through channelsOf(deps), which falls back to `channel`. */
+  channels?: ChannelResolver;
   logger: Logger;
   now: () => Date;
 }

@@ -16,9 +16,11 @@ import { SweepBackoff, sweepExpiredCheckouts } from './modules/payments/payment.
 import { refundsModule } from './modules/refunds/refund.module';
 import { splitsModule } from './modules/splits/split.module';
 import { createWebhooksModule } from './modules/webhooks/webhook.module';
+import { createChannelResolver } from './modules/merchants/channel-resolver';
+import { merchantsModule } from './modules/merchants/merchant.module';
 
 /** The feature modules plugged into the core (webhooks renders every module's event objects). */
-export const modules: AppModule[] = [splitsModule, refundsModule];
+export const modules: AppModule[] = [splitsModule, refundsModule, merchantsModule];
 modules.push(createWebhooksModule(() => modules));
 
 export interface Gateway {
@@ -31,13 +33,16 @@ export interface Gateway {
 /** Builds the real dependencies from config (channel, database, Redis). */
 export function buildDeps(config: Config, overrides: { logger?: Logger; channel?: PaymentChannel; now?: () => Date } = {}): AppDeps {
   const logger = overrides.logger ?? createLogger(config.LOG_LEVEL, { service: 'gateway' }, { pretty: config.sandbox });
+  const prisma = createPrisma(config.DATABASE_URL);
+  // The default account's channel; a second channel kind (Alipay) is a registry entry, not a code path here.
+  const channel = overrides.channel ?? createChannelRegistry(defaultChannelFactories(config, (p) => readFileSync(p, 'utf8'), logger)).get('wechatpay');
   return {
     config,
     logger,
-    prisma: createPrisma(config.DATABASE_URL),
+    prisma,
     redis: createRedis(config.REDIS_URL, logger),
-    // One channel per gateway today; a second one (Alipay) is a registry entry, not a code path here.
-    channel: overrides.channel ?? createChannelRegistry(defaultChannelFactories(config, (p) => readFileSync(p, 'utf8'), logger)).get('wechatpay'),
+    channel,
+    channels: createChannelResolver({ prisma, config, logger, defaultChannel: channel }),
     now: overrides.now ?? (() => new Date()),
   };
 }

@@ -48,6 +48,9 @@ export interface ChannelTransaction {
   currency?: string;
   payerOpenid?: string;
   attach?: string;
+  /** Partner orders: the sub-merchant (appid/mchid are then sp_appid/sp_mchid). */
+  subMchid?: string;
+  subAppid?: string;
 }
 
 /** A verified, decrypted payment notify. */
@@ -142,6 +145,13 @@ export interface PaymentChannel {
   readonly name: string; // 'wechatpay'
   readonly appid: string;
   readonly mchid: string;
+  /**
+   * Service-provider mode (issue 10): appid/mchid above are sp_appid/sp_mchid and the payments belong to
+   * this sub-merchant. Absent for a direct merchant.
+   */
+  readonly partner?: { subMchid: string; subAppid?: string };
+  /** The appid OAuth runs under (whose openids JSAPI orders carry), when it is not `appid` (partner with sub_appid). */
+  readonly oauthAppid?: string;
 
   createOrder(input: CreateOrderInput): Promise<CreateOrderResult>;
   /** null when the channel does not know the order (ORDER_NOT_EXIST / RESOURCE_NOT_EXISTS). */

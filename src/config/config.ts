@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseMasterKeys } from '../lib/secrets';
 
 /**
  * The whole runtime configuration, parsed once at boot from the environment.
@@ -23,6 +24,22 @@ export const envSchema = z.object({
   STATE_SECRET: z.string().min(32, 'must be at least 32 characters'),
 
   SANDBOX_API_KEY: z.string().min(16).default('sk_sandbox_demo_key_0001'),
+  /** API key of the sandbox's second demo merchant, a sub-merchant of the demo service provider. */
+  SANDBOX_PARTNER_API_KEY: z.string().min(16).default('sk_test_sandbox_partner_0001'),
+
+  /** Bearer token of the admin API (/admin/api/...); unset = the admin API answers 404. */
+  ADMIN_TOKEN: z.string().min(32, 'must be at least 32 characters').optional(),
+  /** Master key(s) of the channel-secret envelopes: kid:base64(32 bytes)[,kid:base64…], first = current. */
+  SECRETS_MASTER_KEY: z
+    .string()
+    .optional()
+    .superRefine((v, ctx) => {
+      try {
+        parseMasterKeys(v);
+      } catch (e) {
+        ctx.addIssue({ code: 'custom', message: (e as Error).message });
+      }
+    }),
 
   WECHATPAY_BASE_URL: z.url().default('https://api.mch.weixin.qq.com'),
   WECHAT_OAUTH_BASE_URL: z.url().default('https://open.weixin.qq.com'),
@@ -130,6 +147,18 @@ export class ConfigError extends Error {
     super(`Invalid configuration:\n  ${problems.join('\n  ')}`);
     this.name = 'ConfigError';
   }
+}
+
+/** The subset the admin CLI needs (it runs where the WeChat Pay settings may be absent). */
+export const adminEnvSchema = envSchema.pick({ APP_MODE: true, DATABASE_URL: true, SECRETS_MASTER_KEY: true, PUBLIC_BASE_URL: true, LOG_LEVEL: true });
+export type AdminEnvConfig = z.output<typeof adminEnvSchema>;
+
+export function loadAdminConfig(env: Record<string, string | undefined>): AdminEnvConfig {
+  const clean = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = adminEnvSchema.safeParse(clean);
+  if (!parsed.success)
+    throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.') || '(env)'}: ${clean[String(i.path[0])] === undefined ? 'is required' : i.message}`));
+  return parsed.data;
 }
 
 /** Parses the environment; throws a ConfigError naming every bad variable. */

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Env } from './config';
@@ -42,6 +43,9 @@ export function sandboxEnv(args: {
       `${read('platform_public_key_id')}=${join(args.keysDir, 'platform_public_key.pem')}`,
       `${read('platform_cert_serial')}=${join(args.keysDir, 'platform_cert.pem')}`,
     ].join(','),
+    // Stable across runs (derived from the sandbox's own key files): sandbox secrets stay readable.
+    SECRETS_MASTER_KEY: `sandbox:${createHash('sha256').update(`secrets:${read('apiv3_key')}`).digest('base64')}`,
+    ADMIN_TOKEN: `sandbox-admin-${createHash('sha256').update(`admin:${read('apiv3_key')}`).digest('hex').slice(0, 32)}`,
     PROFIT_SHARING_DELAY: '0',
     PAYMENT_QUERY_AFTER_SECONDS: '3',
     REFUND_QUERY_AFTER_MS: '5000',

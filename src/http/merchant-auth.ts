@@ -10,7 +10,7 @@ export function merchantAuth(prisma: PrismaClient): RequestHandler {
     const m = /^Bearer\s+(\S+)$/i.exec(header);
     if (!m) throw new AppError('UNAUTHENTICATED', 'Missing or malformed Authorization: Bearer <api key>');
     const merchant = await findMerchantByApiKey(prisma, m[1]!);
-    if (!merchant) throw new AppError('UNAUTHENTICATED', 'Unknown API key');
+    if (!merchant) throw new AppError('UNAUTHENTICATED', 'Unknown or revoked API key');
     res.locals.merchant = merchant;
     next();
   };

@@ -15,6 +15,7 @@ import { Notifier, WECHAT_NOTIFY_RETRY_SCHEDULE_MS, type NotifyAttempt, type Not
 import { createOauthRouter } from './oauth/router';
 import { createPagesRouter } from './payments/pages';
 import { createPaymentsRouter } from './payments/router';
+import { createPartnerPaymentsRouter } from './partner/router';
 import { payTransaction, type PayOutcome } from './payments/transactions';
 import { createControlRouter } from './control/router';
 import { attachStateFile } from './persist';
@@ -91,6 +92,7 @@ const DEFAULTS: SimOptions = {
   maxClockSkewSeconds: 300,
   h5Domains: [],
   refundResultDelayMs: 1_000,
+  partner: undefined,
   profitSharing: {
     receiverLimit: 50,
     maxRatio: 0.3,
@@ -263,6 +265,7 @@ export function createSimulator(options: SimulatorOptions): Simulator {
   app.use(['/v3', '/sns'], recordCalls(rt));
   app.use('/v3', express.raw({ type: () => true, limit: '2mb' }), authMiddleware(rt), faultMiddleware(rt));
   app.use('/v3/pay/transactions', createPaymentsRouter(rt));
+  app.use('/v3/pay/partner/transactions', createPartnerPaymentsRouter(rt));
 
   // Platform certificates: only meaningful for merchants that still have them (FACTS §3).
   app.get('/v3/certificates', (_req, res) => {

@@ -48,6 +48,12 @@ export interface SimOptions {
   h5Domains: string[];
   /** PROCESSING -> the planned result (and its REFUND.* notify) after this. */
   refundResultDelayMs?: number;
+  /**
+   * Service-provider mode: this simulator's merchant (mchid/appid/keys) is then also a service provider
+   * (服务商) and these are its sub-merchants (特约商户), bound to it, with their bound sub_appids and the
+   * profit-sharing ratio each authorised (basis points of 10000). Undefined = no partner endpoints.
+   */
+  partner?: { subMerchants: Record<string, { subAppids?: string[]; maxRatioBp?: number }> };
   profitSharing: {
     receiverLimit: number; // 50 receivers per request
     maxRatio: number; // 0.3 cumulative
@@ -91,6 +97,8 @@ export interface SimTransaction {
   expireAtMs?: number;
   successTime?: string; // RFC 3339 +08:00
   paidAtMs?: number;
+  /** Ordered through /v3/pay/partner/*: appid/mchid above are sp_appid/sp_mchid. */
+  partner?: { subMchid: string; subAppid?: string; subOpenid?: string };
   /** The original request body (canonical JSON) for "same out_trade_no, same params" checks. */
   requestFingerprint: string;
   createdAtMs: number;

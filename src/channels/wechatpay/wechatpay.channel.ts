@@ -1,3 +1,4 @@
+import type { KeyObject } from 'node:crypto';
 import type pino from 'pino';
 import { ConfigError, type Config } from '../../config/config';
 import { ChannelError } from '../../lib/errors';
@@ -27,6 +28,7 @@ import { utf8Bytes } from '../../lib/utf8';
 import { badResponse, invalidInput, isNotFound } from './wechatpay.errors';
 import type { z } from 'zod';
 import { parsePaymentNotify, parseRefundNotify, type NotifyDeps } from './wechatpay.notify';
+import { partnerToChannelTransaction, partnerTransactionSchema, payingAppid, toWirePartnerOrderRequest, type PartnerIds } from './wechatpay.partner';
 import { buildOauthAuthorizeUrl, exchangeOauthCode } from './wechatpay.oauth';
 import { toChannelRefund, toChannelReturnOrder, toChannelTransaction, toSplitOrderResult, toWireOrderRequest } from './wechatpay.transform';
 import {
@@ -59,6 +61,11 @@ export interface WechatPayConfig {
   /** Wechatpay-Serial (certificate serial or PUB_KEY_ID_...) → PEM public key or PEM certificate. */
   platformKeys: Record<string, string>;
   timeoutMs: number;
+  /**
+   * Service-provider (partner) mode: mchid/appid/keys above are the service provider's (sp_mchid,
+   * sp_appid: every key is the SP's); this names the sub-merchant the payments belong to.
+   */
+  partner?: { subMchid: string; subAppid?: string; subAppSecret?: string };
   /** ms since epoch; injectable for tests. */
   clock?: () => number;
 }
@@ -102,14 +109,29 @@ function checkId(value: string, pattern: RegExp, name: string): void {
   if (!pattern.test(value)) throw invalidInput(`${name} has an invalid format`);
 }
 
+/** The parsed key material of one WeChat Pay merchant (shared by the channels that sign as it). */
+export interface WechatPayKeys {
+  merchantKey: KeyObject;
+  platformKeys: PlatformKeyRing;
+  apiV3Key: KeyObject;
+}
+
+/** Parses the PEMs and the APIv3 key once; throws a plain Error naming what is wrong. */
+export function loadWechatPayKeys(cfg: Pick<WechatPayConfig, 'merchantPrivateKeyPem' | 'platformKeys' | 'apiv3Key'>): WechatPayKeys {
+  return {
+    merchantKey: loadMerchantPrivateKey(cfg.merchantPrivateKeyPem),
+    platformKeys: new PlatformKeyRing(cfg.platformKeys),
+    apiV3Key: loadApiV3Key(cfg.apiv3Key),
+  };
+}
+
 /**
- * The WeChat Pay channel (direct merchant). Keys are parsed once here; a bad key fails at boot.
+ * The WeChat Pay channel (direct merchant). Keys are parsed once here (or handed in already parsed,
+ * `keys`, by the per-account cache); a bad key fails at boot.
  */
-export function createWechatPayChannel(cfg: WechatPayConfig, logger?: pino.Logger): PaymentChannel {
+export function createWechatPayChannel(cfg: WechatPayConfig, logger?: pino.Logger, keys?: WechatPayKeys): PaymentChannel {
   const clock = cfg.clock ?? Date.now;
-  const merchantKey = loadMerchantPrivateKey(cfg.merchantPrivateKeyPem);
-  const platformKeys = new PlatformKeyRing(cfg.platformKeys);
-  const apiV3Key = loadApiV3Key(cfg.apiv3Key);
+  const { merchantKey, platformKeys, apiV3Key } = keys ?? loadWechatPayKeys(cfg);
   const log = logger?.child({ channel: 'wechatpay' });
 
   const client = new WechatPayClient({
@@ -123,12 +145,30 @@ export function createWechatPayChannel(cfg: WechatPayConfig, logger?: pino.Logge
     clock,
     logger: log,
   });
-  const notifyDeps: NotifyDeps = { platformKeys, apiV3Key, clock };
   const ids = { appid: cfg.appid, mchid: cfg.mchid };
+  // Partner mode: the same client (the SP signs everything), a different field mapper.
+  const partner: PartnerIds | undefined = cfg.partner
+    ? { spMchid: cfg.mchid, spAppid: cfg.appid, subMchid: cfg.partner.subMchid, ...(cfg.partner.subAppid && cfg.partner.subAppSecret ? { subAppid: cfg.partner.subAppid } : {}) }
+    : undefined;
+  const parsePartnerTx = (json: unknown) => {
+    const p = partnerTransactionSchema.safeParse(json);
+    return p.success ? partnerToChannelTransaction(p.data) : null;
+  };
+  const notifyDeps: NotifyDeps = { platformKeys, apiV3Key, clock, ...(partner ? { parseTransaction: parsePartnerTx } : {}) };
+  const oauth = partner?.subAppid ? { appid: partner.subAppid, secret: cfg.partner!.subAppSecret! } : { appid: cfg.appid, secret: cfg.appSecret };
+  const partnerQuery = partner ? `sp_mchid=${partner.spMchid}&sub_mchid=${partner.subMchid}` : '';
 
   type SdkArg<K extends keyof GatewayPay> = GatewayPay[K] extends (arg: infer A, ...rest: never[]) => unknown ? A : never;
 
   async function createOrder(input: CreateOrderInput): Promise<CreateOrderResult> {
+    if (partner) {
+      const body = toWirePartnerOrderRequest(input, partner);
+      const path = `/v3/pay/partner/transactions/${input.tradeType.toLowerCase()}`;
+      const what = `POST ${path}`;
+      if (input.tradeType === 'JSAPI') return { tradeType: 'JSAPI', prepayId: (await client.callPath(what, 'POST', path, body, jsapiPrepaySchema))!.prepay_id };
+      if (input.tradeType === 'H5') return { tradeType: 'H5', h5Url: (await client.callPath(what, 'POST', path, body, h5PrepaySchema))!.h5_url };
+      return { tradeType: 'NATIVE', codeUrl: (await client.callPath(what, 'POST', path, body, nativePrepaySchema))!.code_url };
+    }
     const body = toWireOrderRequest(input, ids);
     // The SDK's Ijsapi/Ih5 types lack settle_info and over-require h5_info.app_name; our wire type is the truth.
     switch (input.tradeType) {
@@ -152,6 +192,10 @@ export function createWechatPayChannel(cfg: WechatPayConfig, logger?: pino.Logge
   async function queryOrder(outTradeNo: string): Promise<ChannelTransaction | null> {
     checkId(outTradeNo, OUT_TRADE_NO, 'out_trade_no');
     try {
+      if (partner) {
+        const path = `/v3/pay/partner/transactions/out-trade-no/${outTradeNo}?${partnerQuery}`;
+        return partnerToChannelTransaction((await client.callPath('GET /v3/pay/partner/transactions/out-trade-no', 'GET', path, undefined, partnerTransactionSchema))!);
+      }
       const tx = await client.call('GET /v3/pay/transactions/out-trade-no', (s) => s.query({ out_trade_no: outTradeNo }), transactionSchema);
       return toChannelTransaction(tx);
     } catch (err) {
@@ -164,7 +208,9 @@ export function createWechatPayChannel(cfg: WechatPayConfig, logger?: pino.Logge
     checkId(outTradeNo, OUT_TRADE_NO, 'out_trade_no');
     let answer;
     try {
-      answer = await client.callNoBody('POST /v3/pay/transactions/out-trade-no/close', (s) => s.close(outTradeNo));
+      if (partner)
+        answer = await client.callPathNoBody('POST /v3/pay/partner/transactions/out-trade-no/close', 'POST', `/v3/pay/partner/transactions/out-trade-no/${outTradeNo}/close`, { sp_mchid: partner.spMchid, sub_mchid: partner.subMchid });
+      else answer = await client.callNoBody('POST /v3/pay/transactions/out-trade-no/close', (s) => s.close(outTradeNo));
     } catch (err) {
       // Closing a closed order is a success (idempotent); a paid order (ORDER_PAID) is left to the caller.
       if (err instanceof ChannelError && (err.code === 'ORDER_CLOSED' || err.code === 'ORDERCLOSED')) return;
@@ -188,8 +234,10 @@ export function createWechatPayChannel(cfg: WechatPayConfig, logger?: pino.Logge
     const timeStamp = String(Math.floor(clock() / 1000));
     const nonceStr = newNonce();
     const pkg = `prepay_id=${prepayId}`;
-    const paySign = signSha256Rsa(merchantKey, jsapiPaySignMessage(cfg.appid, timeStamp, nonceStr, pkg));
-    return { appId: cfg.appid, timeStamp, nonceStr, package: pkg, signType: 'RSA', paySign };
+    // Partner: invoked under the app whose openid ordered (sub_appid iff sub_openid), signed with the SP's key.
+    const appId = partner ? payingAppid(partner) : cfg.appid;
+    const paySign = signSha256Rsa(merchantKey, jsapiPaySignMessage(appId, timeStamp, nonceStr, pkg));
+    return { appId, timeStamp, nonceStr, package: pkg, signType: 'RSA', paySign };
   }
 
   // Receiver names are encrypted with ONE platform key per request, and that key's id is sent as
@@ -338,13 +386,14 @@ export function createWechatPayChannel(cfg: WechatPayConfig, logger?: pino.Logge
     name: 'wechatpay',
     appid: cfg.appid,
     mchid: cfg.mchid,
+    ...(partner ? { partner: { subMchid: partner.subMchid, ...(partner.subAppid ? { subAppid: partner.subAppid } : {}) }, oauthAppid: oauth.appid } : {}),
     createOrder,
     queryOrder,
     closeOrder,
     jsapiParams,
-    oauthAuthorizeUrl: (redirectUri, state) => buildOauthAuthorizeUrl(cfg.oauthBaseUrl, cfg.appid, redirectUri, state),
+    oauthAuthorizeUrl: (redirectUri, state) => buildOauthAuthorizeUrl(cfg.oauthBaseUrl, oauth.appid, redirectUri, state),
     oauthExchangeCode: (code) =>
-      exchangeOauthCode({ apiBaseUrl: cfg.apiBaseUrl, appid: cfg.appid, appSecret: cfg.appSecret, code, timeoutMs: cfg.timeoutMs }),
+      exchangeOauthCode({ apiBaseUrl: cfg.apiBaseUrl, appid: oauth.appid, appSecret: oauth.secret, code, timeoutMs: cfg.timeoutMs }),
     parsePaymentNotify: (headers, rawBody): PaymentNotifyEvent => parsePaymentNotify(notifyDeps, headers, rawBody),
     addReceiver,
     createSplitOrder,

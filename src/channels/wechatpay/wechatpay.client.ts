@@ -206,6 +206,7 @@ export interface ClientOptions extends TransportOptions {
 
 export class WechatPayClient {
   readonly sdk: GatewayPay;
+  private readonly transport: VerifyingTransport;
 
   constructor(private readonly o: ClientOptions) {
     this.sdk = new GatewayPay({
@@ -218,7 +219,8 @@ export class WechatPayClient {
       privateKey: Buffer.alloc(0),
       userAgent: o.userAgent ?? 'wxpay-checkout-gateway',
     });
-    this.sdk.createHttp(new VerifyingTransport(o));
+    this.transport = new VerifyingTransport(o);
+    this.sdk.createHttp(this.transport);
   }
 
   /** Runs one SDK call and returns its verified answer, parsed with `schema`. */
@@ -233,6 +235,29 @@ export class WechatPayClient {
       });
     }
     return parsed.data;
+  }
+
+  /**
+   * A call the SDK has no method for (the partner endpoints, /v3/pay/partner/...): same transport, so
+   * the same signing, timeout and answer verification. `path` includes the query string.
+   */
+  async callPath<S extends z.ZodType>(what: string, method: 'GET' | 'POST', path: string, body: object | undefined, schema: S | null): Promise<z.output<S> | null> {
+    const op = this.pathOp(method, path, body);
+    if (!schema) {
+      await this.run(what, op);
+      return null;
+    }
+    return this.call(what, op, schema);
+  }
+
+  /** callPath for an answer whose status the caller inspects (e.g. 204 closed vs 202 USER_PAYING). */
+  async callPathNoBody(what: string, method: 'GET' | 'POST', path: string, body: object | undefined): Promise<VerifiedAnswer> {
+    return this.run(what, this.pathOp(method, path, body));
+  }
+
+  private pathOp(method: 'GET' | 'POST', path: string, body: object | undefined) {
+    const headers = { Authorization: AUTH_PLACEHOLDER, Accept: 'application/json', 'Content-Type': 'application/json', 'User-Agent': this.o.userAgent ?? 'wxpay-checkout-gateway' };
+    return () => (method === 'GET' ? this.transport.get(SDK_HOST + path, headers) : this.transport.post(SDK_HOST + path, (body ?? {}) as Record<string, unknown>, headers));
   }
 
   /** For calls whose (verified) answer body we do not depend on, e.g. 204 close. */

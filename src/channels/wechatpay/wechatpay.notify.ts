@@ -1,6 +1,6 @@
 import type { KeyObject } from 'node:crypto';
 import { ChannelError } from '../../lib/errors';
-import type { PaymentNotifyEvent, RefundNotifyEvent } from '../channel';
+import type { ChannelTransaction, PaymentNotifyEvent, RefundNotifyEvent } from '../channel';
 import {
   DecryptError,
   PlatformKeyRing,
@@ -23,6 +23,8 @@ export interface NotifyDeps {
   platformKeys: PlatformKeyRing;
   apiV3Key: KeyObject;
   clock: () => number;
+  /** Partner accounts decode the sp_/sub_ transaction shape (wechatpay.partner.ts); default: direct. */
+  parseTransaction?: (json: unknown) => ChannelTransaction | null;
 }
 
 type HeaderBag = Record<string, string | string[] | undefined>;
@@ -85,13 +87,18 @@ function openNotify(deps: NotifyDeps, headers: HeaderBag, rawBody: Buffer, origi
 
 export function parsePaymentNotify(deps: NotifyDeps, headers: HeaderBag, rawBody: Buffer): PaymentNotifyEvent {
   const { envelope, json } = openNotify(deps, headers, rawBody, 'transaction');
-  const tx = transactionSchema.safeParse(json);
-  if (!tx.success) throw refuse('BAD_NOTIFY', 'decrypted transaction has an unexpected shape', tx.error);
+  let transaction: ChannelTransaction | null;
+  if (deps.parseTransaction) transaction = deps.parseTransaction(json);
+  else {
+    const tx = transactionSchema.safeParse(json);
+    transaction = tx.success ? toChannelTransaction(tx.data) : null;
+  }
+  if (!transaction) throw refuse('BAD_NOTIFY', 'decrypted transaction has an unexpected shape');
 
   const event: PaymentNotifyEvent = {
     eventId: envelope.id,
     eventType: envelope.event_type,
-    transaction: toChannelTransaction(tx.data),
+    transaction,
   };
   if (envelope.create_time !== undefined) event.createTime = envelope.create_time;
   return event;

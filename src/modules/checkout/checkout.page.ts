@@ -6,6 +6,7 @@ import type { Logger } from '../../lib/logger';
 import type { PrismaClient } from '../../lib/prisma';
 import { makeOAuthState, readOAuthState } from '../../lib/signed';
 import { ensureChannelOrder } from '../payments/channel-order.service';
+import { channelsOf, type ChannelResolver } from '../merchants/channel-resolver';
 import { syncCheckoutWithChannel } from '../payments/payment.sync';
 import { detectBrowser, payMethodFor, type BrowserEnv } from './browser.detect';
 import type { Checkout } from '../../generated/prisma/client';
@@ -14,6 +15,7 @@ import { effectiveStatus } from './checkout.service';
 export interface PageDeps {
   prisma: PrismaClient;
   channel: PaymentChannel;
+  channels?: ChannelResolver;
   config: Config;
   logger: Logger;
   now: () => Date;
@@ -37,6 +39,8 @@ export interface Visitor {
   ip: string;
   /** openid from our signed cookie (set after OAuth), if any. */
   openid: string | null;
+  /** Reads the openid cookie for the appid the checkout's account pays with (cookies are bound to an appid). */
+  openidFor?: (appid: string) => string | null;
 }
 
 export function resultUrl(config: Config, checkoutId: string): string {
@@ -56,20 +60,22 @@ export async function decideCheckoutPage(deps: PageDeps, checkoutId: string, vis
 
   const env = detectBrowser(visitor.userAgent).env;
   const method = payMethodFor(env);
-  const orderDeps = { prisma: deps.prisma, channel: deps.channel, config: deps.config, now: deps.now };
+  // The merchant's own account (or the default one): orders, OAuth and paySign all use it.
+  const { channel, accountId, notifyUrl } = await channelsOf(deps).forMerchant(checkout.merchantId);
+  const orderDeps = { prisma: deps.prisma, channel, config: deps.config, now: deps.now, account: { id: accountId, notifyUrl } };
   try {
     switch (method) {
       case 'unsupported':
         return { kind: 'unsupported', checkout, env };
       case 'jsapi': {
-        const openid = checkout.payerOpenid ?? visitor.openid;
+        const openid = checkout.payerOpenid ?? (visitor.openidFor ? visitor.openidFor(channel.oauthAppid ?? channel.appid) : visitor.openid);
         if (!openid) {
           const browserNonce = randomBytes(8).toString('hex');
           const state = makeOAuthState(deps.config.STATE_SECRET, checkout.id, deps.now().getTime() + 10 * 60_000, browserNonce);
-          return { kind: 'oauth', checkout, browserNonce, redirect: deps.channel.oauthAuthorizeUrl(oauthCallbackUrl(deps.config, checkout.id), state) };
+          return { kind: 'oauth', checkout, browserNonce, redirect: channel.oauthAuthorizeUrl(oauthCallbackUrl(deps.config, checkout.id), state) };
         }
         const order = await ensureChannelOrder(orderDeps, checkout, 'JSAPI', { openid });
-        return { kind: 'jsapi', checkout, jsapiParams: deps.channel.jsapiParams(order.prepayId!) };
+        return { kind: 'jsapi', checkout, jsapiParams: channel.jsapiParams(order.prepayId!) };
       }
       case 'h5': {
         const order = await ensureChannelOrder(orderDeps, checkout, 'H5', { clientIp: visitor.ip });
@@ -100,10 +106,14 @@ export async function completeOAuth(
   deps: PageDeps,
   checkoutId: string,
   query: { code?: string; state?: string; browserNonce?: string },
-): Promise<{ openid: string }> {
+): Promise<{ openid: string; appid: string }> {
   const st = query.state ? readOAuthState(deps.config.STATE_SECRET, query.state, deps.now().getTime(), query.browserNonce) : null;
   if (!st || st.checkoutId !== checkoutId) throw new AppError('VALIDATION_FAILED', 'Invalid or expired OAuth state', { field: 'state' });
   // No code means the user refused or WeChat did not authorise the domain.
   if (!query.code) throw new AppError('VALIDATION_FAILED', 'WeChat did not return an authorisation code', { field: 'code' });
-  return deps.channel.oauthExchangeCode(query.code);
+  const c = await deps.prisma.checkout.findUnique({ where: { id: checkoutId }, select: { merchantId: true } });
+  if (!c) throw new AppError('NOT_FOUND', `No checkout ${checkoutId}`);
+  const { channel } = await channelsOf(deps).forMerchant(c.merchantId);
+  const { openid } = await channel.oauthExchangeCode(query.code);
+  return { openid, appid: channel.oauthAppid ?? channel.appid };
 }

@@ -59,10 +59,12 @@ export function checkoutPagesRouter(deps: AppDeps): Router {
   r.get('/checkout/:id', async (req, res) => {
     const id = parseId(req);
     if (!id) return notFound(req, res);
+    const cookie = parseCookies(req.get('cookie'))[OPENID_COOKIE];
     const visitor = {
       userAgent: req.get('user-agent'),
       ip: clientIp(req),
-      openid: readOpenidCookie(deps.config.STATE_SECRET, deps.channel.appid, parseCookies(req.get('cookie'))[OPENID_COOKIE]),
+      openid: null,
+      openidFor: (appid: string) => readOpenidCookie(deps.config.STATE_SECRET, appid, cookie),
     };
     let d: PageDecision;
     try {
@@ -118,9 +120,9 @@ export function checkoutPagesRouter(deps: AppDeps): Router {
     if (!id) return notFound(req, res);
     try {
       const browserNonce = parseCookies(req.get('cookie'))[OAUTH_NONCE_COOKIE];
-      const { openid } = await completeOAuth(deps, id, { code: str(req.query.code), state: str(req.query.state), browserNonce });
+      const { openid, appid } = await completeOAuth(deps, id, { code: str(req.query.code), state: str(req.query.state), browserNonce });
       res.clearCookie(OAUTH_NONCE_COOKIE, { path: '/checkout' });
-      res.cookie(OPENID_COOKIE, makeOpenidCookie(deps.config.STATE_SECRET, deps.channel.appid, openid), {
+      res.cookie(OPENID_COOKIE, makeOpenidCookie(deps.config.STATE_SECRET, appid, openid), {
         httpOnly: true, sameSite: 'lax', secure: secureCookies, maxAge: 24 * 3600_000, path: '/checkout',
       });
       res.redirect(302, `/checkout/${id}`);

@@ -157,6 +157,8 @@ export function toCheckoutJson(config: Config, c: CheckoutWithOrders, now: Date)
       out_trade_no: o.outTradeNo,
       appid: o.appid,
       mchid: o.mchid,
+      // Partner orders: mchid/appid are the service provider's; name them as WeChat does.
+      ...(o.subMchid ? { sp_mchid: o.mchid, sp_appid: o.appid, sub_mchid: o.subMchid, sub_appid: o.subAppid } : {}),
       status: o.status,
       transaction_id: o.transactionId,
       created_at: o.createdAt.toISOString(),

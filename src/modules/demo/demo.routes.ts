@@ -5,6 +5,7 @@ import { newId } from '../../lib/ids';
 import { fenToYuan } from '../../lib/money';
 import { demoWebhooksRouter } from './demo.webhooks';
 import { SANDBOX_MERCHANT_ID } from '../merchants/merchant.service';
+import { SANDBOX_PARTNER_MERCHANT_ID } from '../merchants/sandbox.seed';
 import { createCheckoutSchema } from '../checkout/checkout.schemas';
 import { checkoutUrl, createCheckout, effectiveStatus, splitLimitsOf } from '../checkout/checkout.service';
 import { createRefundSchema } from '../refunds/refund.schemas';
@@ -30,7 +31,7 @@ export function demoRouter(deps: AppDeps): Router {
   const list = async () =>
     (
       await deps.prisma.checkout.findMany({
-        where: { merchantId: SANDBOX_MERCHANT_ID },
+        where: { merchantId: { in: [SANDBOX_MERCHANT_ID, SANDBOX_PARTNER_MERCHANT_ID] } },
         orderBy: { createdAt: 'desc' },
         take: 10,
         include: { refunds: { orderBy: { seq: 'desc' }, take: 1 } },
@@ -75,7 +76,9 @@ export function demoRouter(deps: AppDeps): Router {
           ? { profit_sharing: { receivers: [{ type: 'PERSONAL_OPENID', account: 'o_demo_receiver_openid_0001', amount: demoShare(amount), description: '演示分账' }] } }
           : {}),
       });
-      const c = await createCheckout(deps, SANDBOX_MERCHANT_ID, input);
+      // The demo shop can sell as either sandbox merchant: direct, or a service provider's sub-merchant.
+      const merchantId = req.body?.merchant === 'partner' ? SANDBOX_PARTNER_MERCHANT_ID : SANDBOX_MERCHANT_ID;
+      const c = await createCheckout(deps, merchantId, input);
       res.redirect(303, `/checkout/${c.id}`);
     } catch (err) {
       if (!(err instanceof AppError) && !(err instanceof Error && err.name === 'ZodError')) throw err;

@@ -35,7 +35,14 @@ export interface PayerBinding {
  * reuses the order; a stale credential is refreshed by ordering again with the identical body.
  */
 export async function ensureChannelOrder(
-  deps: { prisma: PrismaClient; channel: PaymentChannel; config: Config; now: () => Date },
+  deps: {
+    prisma: PrismaClient;
+    channel: PaymentChannel;
+    config: Config;
+    now: () => Date;
+    /** The merchant's channel account `channel` belongs to (absent/null = the default account). */
+    account?: { id: string | null; notifyUrl: string };
+  },
   checkout: Checkout,
   tradeType: TradeType,
   payer: PayerBinding,
@@ -58,6 +65,9 @@ export async function ensureChannelOrder(
           payerKey,
           appid: channel.appid,
           mchid: channel.mchid,
+          accountId: deps.account?.id ?? null,
+          subMchid: channel.partner?.subMchid ?? null,
+          subAppid: channel.partner?.subAppid ?? null,
         },
       });
     } catch (e) {
@@ -65,6 +75,8 @@ export async function ensureChannelOrder(
       order = await prisma.channelOrder.findUniqueOrThrow({ where: key }); // a concurrent load created it
     }
   }
+  // Orders are re-sent through the account they were placed with, never another one.
+  if ((order.accountId ?? null) !== (deps.account?.id ?? null)) throw new AppError('CHECKOUT_NOT_OPEN', `channel order ${order.outTradeNo} belongs to another channel account`);
   if (order.status !== 'created') throw new AppError('CHECKOUT_NOT_OPEN', `channel order ${order.outTradeNo} is ${order.status}`);
 
   const fresh = order.credentialAt && deps.now().getTime() - order.credentialAt.getTime() < CREDENTIAL_REUSE_MS[tradeType];
@@ -79,7 +91,7 @@ export async function ensureChannelOrder(
       amountFen: checkout.amountFen,
       expiresAt: checkout.expiresAt,
       attach: checkout.attach ?? undefined,
-      notifyUrl: deps.config.notifyUrl,
+      notifyUrl: deps.account?.notifyUrl || deps.config.notifyUrl,
       profitSharing: checkout.profitSharing !== 'none',
       payerOpenid: payer.openid,
       payerClientIp: payer.clientIp,

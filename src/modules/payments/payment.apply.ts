@@ -8,7 +8,7 @@ export type ApplyOutcome = 'applied' | 'duplicate' | 'double_payment';
 
 /** Why a channel transaction cannot be applied to our records: never acknowledge these as success. */
 export class PaymentMismatch extends Error {
-  constructor(readonly code: 'UNKNOWN_ORDER' | 'MCHID_MISMATCH' | 'APPID_MISMATCH' | 'AMOUNT_MISMATCH' | 'CURRENCY_MISMATCH' | 'NOT_SUCCESS' | 'NO_TRANSACTION_ID', message: string) {
+  constructor(readonly code: 'UNKNOWN_ORDER' | 'ACCOUNT_MISMATCH' | 'SUB_MCHID_MISMATCH' | 'MCHID_MISMATCH' | 'APPID_MISMATCH' | 'AMOUNT_MISMATCH' | 'CURRENCY_MISMATCH' | 'NOT_SUCCESS' | 'NO_TRANSACTION_ID', message: string) {
     super(message);
     this.name = 'PaymentMismatch';
   }
@@ -27,10 +27,17 @@ export async function applyPaidTransaction(
   channelName: string,
   tx: ChannelTransaction,
   now: Date,
+  /** The channel account the transaction was reported for (notify URL / query); undefined = not checked. */
+  accountId?: string | null,
 ): Promise<{ outcome: ApplyOutcome; checkoutId: string }> {
   const order = await prisma.channelOrder.findUnique({ where: { outTradeNo: tx.outTradeNo }, include: { checkout: true } });
   if (!order || order.channel !== channelName) throw new PaymentMismatch('UNKNOWN_ORDER', `no channel order ${tx.outTradeNo}`);
+  // A notify verified with account X's keys may only settle account X's orders.
+  if (accountId !== undefined && (order.accountId ?? null) !== accountId)
+    throw new PaymentMismatch('ACCOUNT_MISMATCH', `order ${tx.outTradeNo} belongs to account ${order.accountId ?? 'default'}, not ${accountId ?? 'default'}`);
   if (tx.mchid !== order.mchid) throw new PaymentMismatch('MCHID_MISMATCH', `mchid ${tx.mchid} != ${order.mchid}`);
+  if ((tx.subMchid ?? null) !== (order.subMchid ?? null))
+    throw new PaymentMismatch('SUB_MCHID_MISMATCH', `sub_mchid ${tx.subMchid ?? '(none)'} != ${order.subMchid ?? '(none)'}`);
   if (tx.appid !== order.appid) throw new PaymentMismatch('APPID_MISMATCH', `appid ${tx.appid} != ${order.appid}`);
   // REFUND follows SUCCESS only: the order was paid (then a refund started), so it is a payment to record.
   if (tx.tradeState !== 'SUCCESS' && tx.tradeState !== 'REFUND') throw new PaymentMismatch('NOT_SUCCESS', `trade_state ${tx.tradeState}`);

@@ -42,6 +42,8 @@ export async function ingestPaymentNotify(
   headers: Record<string, string | string[] | undefined>,
   rawBody: Buffer,
   sourceIp: string,
+  /** The channel account whose notify URL this came to (`channel` is its channel); undefined = the default URL. */
+  accountId: string | null = null,
 ): Promise<NotifyAnswer> {
   const { prisma, channel, logger } = deps;
   const logId = newId('ntf');
@@ -83,7 +85,7 @@ export async function ingestPaymentNotify(
 
   // 3. Check against our order and apply exactly once.
   try {
-    const { outcome, checkoutId } = await applyPaidTransaction(prisma, channel.name, tx, deps.now());
+    const { outcome, checkoutId } = await applyPaidTransaction(prisma, channel.name, tx, deps.now(), accountId);
     await setOutcome(outcome, { eventId: event.eventId, outTradeNo: tx.outTradeNo });
     if (outcome === 'double_payment') logger.error({ checkoutId, transactionId: tx.transactionId }, 'checkout paid twice: refund needed');
     else logger.info({ checkoutId, outcome, transactionId: tx.transactionId }, 'payment notify applied');

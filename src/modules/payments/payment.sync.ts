@@ -6,10 +6,15 @@ import { checkoutSourcesOf } from '../checkout/checkout.states';
 import { publishEvent } from '../webhooks/webhook.publish';
 import { applyPaidTransaction, PaymentMismatch } from './payment.apply';
 import { channelOrderSourcesOf } from './channel-order.states';
+import { channelsOf, type ChannelResolver } from '../merchants/channel-resolver';
+import type { Config } from '../../config/config';
 
 export interface SyncDeps {
   prisma: PrismaClient;
+  /** The default account's channel; orders of other accounts go through `channels` (channelsOf). */
   channel: PaymentChannel;
+  channels?: ChannelResolver;
+  config?: Config;
   logger: Logger;
   now: () => Date;
 }
@@ -21,11 +26,13 @@ export interface SyncDeps {
 export async function syncCheckoutWithChannel(deps: SyncDeps, checkoutId: string): Promise<boolean> {
   const orders = await deps.prisma.channelOrder.findMany({ where: { checkoutId, status: { in: ['created', 'closed'] }, channel: deps.channel.name } });
   for (const o of orders) {
-    const tx = await deps.channel.queryOrder(o.outTradeNo);
+    // Each order is asked about through the account it was placed with.
+    const channel = await channelsOf(deps).forAccount(o.accountId);
+    const tx = await channel.queryOrder(o.outTradeNo);
     // REFUND is reached only from SUCCESS (a refund was started at the merchant platform): it proves the payment.
     if (tx?.tradeState !== 'SUCCESS' && tx?.tradeState !== 'REFUND') continue;
     try {
-      const r = await applyPaidTransaction(deps.prisma, deps.channel.name, tx, deps.now());
+      const r = await applyPaidTransaction(deps.prisma, channel.name, tx, deps.now(), o.accountId);
       deps.logger.info({ checkoutId, outcome: r.outcome, outTradeNo: o.outTradeNo }, 'payment found by query');
       return true;
     } catch (err) {
@@ -46,7 +53,7 @@ export async function closeChannelOrders(deps: SyncDeps, checkoutId: string): Pr
   let paid = false;
   for (const o of orders) {
     try {
-      await deps.channel.closeOrder(o.outTradeNo);
+      await (await channelsOf(deps).forAccount(o.accountId)).closeOrder(o.outTradeNo);
       await markClosed(deps, o.id);
     } catch (err) {
       if (!(err instanceof ChannelError)) throw err;

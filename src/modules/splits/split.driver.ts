@@ -1,4 +1,5 @@
 import type { PaymentChannel, SplitOrderResult } from '../../channels/channel';
+import { channelsOf, type ChannelResolver } from '../merchants/channel-resolver';
 import type { Config } from '../../config/config';
 import type { Checkout, SplitBatch, SplitReceiver, SplitUnfreeze } from '../../generated/prisma/client';
 import { AppError, ChannelError } from '../../lib/errors';
@@ -40,7 +41,9 @@ import { batchSourcesOf, receiverSourcesOf, unfreezeSourcesOf } from './split.st
 
 export interface DriverDeps {
   prisma: PrismaClient;
+  /** Replaced per payment by the channel of the account it was paid through (channelsOf). */
   channel: PaymentChannel;
+  channels?: ChannelResolver;
   config: Config;
   logger: Logger;
   now: () => Date;
@@ -75,6 +78,8 @@ export interface DriveOptions {
 
 /** Runs steps until the payment needs to wait or has nothing left to do. */
 export async function driveCheckout(d: DriverDeps, checkoutId: string, maxSteps = 500, opts: DriveOptions = {}): Promise<Step> {
+  // A payment is split through the account it was paid into (a sub-merchant's through its service provider).
+  d = { ...d, channel: await channelsOf(d).forCheckout(checkoutId) };
   for (let i = 0; i < maxSteps; i++) {
     if (opts.beforeStep && !(await opts.beforeStep())) return { kind: 'wait', until: d.now().getTime(), reason: LOCK_LOST };
     const next = await stepOnce(d, checkoutId);
@@ -302,7 +307,8 @@ async function capByChannel(db: Prisma.TransactionClient, checkoutId: string, le
 
 /** receivers/add for every receiver of the batch not added before (idempotent at WeChat; we still do it once). */
 async function ensureReceivers(d: DriverDeps, batch: BatchWithReceivers): Promise<unknown | null> {
-  const base = { channel: d.channel.name, mchid: d.channel.mchid, appid: d.channel.appid };
+  // Receivers are added per paying merchant: the sub-merchant in partner mode.
+  const base = { channel: d.channel.name, mchid: d.channel.partner?.subMchid ?? d.channel.mchid, appid: d.channel.appid };
   const known = await d.prisma.channelReceiver.findMany({
     where: { ...base, OR: batch.receivers.map((r) => ({ type: r.type, account: r.account })) },
     select: { type: true, account: true },
@@ -583,7 +589,7 @@ function isNoRelation(err: ChannelError): boolean {
 
 async function forgetReceivers(d: DriverDeps, db: Prisma.TransactionClient | PrismaClient, batch: BatchWithReceivers): Promise<void> {
   await db.channelReceiver.deleteMany({
-    where: { channel: d.channel.name, mchid: d.channel.mchid, OR: batch.receivers.map((r) => ({ type: r.type, account: r.account })) },
+    where: { channel: d.channel.name, mchid: d.channel.partner?.subMchid ?? d.channel.mchid, OR: batch.receivers.map((r) => ({ type: r.type, account: r.account })) },
   });
 }
 

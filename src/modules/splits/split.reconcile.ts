@@ -1,4 +1,5 @@
 import type { PaymentChannel, SplitOrderResult } from '../../channels/channel';
+import { channelsOf, type ChannelResolver } from '../merchants/channel-resolver';
 import type { Config } from '../../config/config';
 import { ChannelError } from '../../lib/errors';
 import { newId } from '../../lib/ids';
@@ -13,6 +14,7 @@ import { MAX_FEE_RATE, splitBudget } from './split.rules';
 interface Deps {
   prisma: PrismaClient;
   channel: PaymentChannel;
+  channels?: ChannelResolver;
   config: Config;
   logger: Logger;
   now: () => Date;
@@ -77,6 +79,7 @@ function failure(err: unknown): Record<string, unknown> {
  * channel about money needs a person, so it is stored, logged, counted and shown on the checkout.
  */
 export async function reconcileCheckout(d: Deps, checkoutId: string): Promise<Finding[]> {
+  d = { ...d, channel: await channelsOf(d).forCheckout(checkoutId) };
   const c = await readSnapshot(d.prisma, checkoutId);
   if (!c || !c.transactionId || c.paidTotalFen === null) return [];
   const findings: Finding[] = [];

@@ -184,7 +184,9 @@ export function createPagesRouter(rt: SimRuntime): Router {
     const extra = rt.extraFor(tx);
     if (extra.prepayId !== m[1] || rt.now() - (extra.prepayCreatedAtMs ?? 0) >= PREPAY_TTL_MS) return failWith('prepay_id已过期，请重新下单');
     if (tx.tradeType !== 'JSAPI') return failWith('该订单不是JSAPI订单');
-    if (appId !== tx.appid) return failWith('appId与下单时的appid不一致');
+    // Partner orders are invoked with sub_appid iff the payer was a sub_openid, else sp_appid (FACTS-partner-bills §1.3).
+    const invokeAppid = tx.partner?.subOpenid ? tx.partner.subAppid : tx.appid;
+    if (appId !== invokeAppid) return failWith('appId与下单时的appid不一致');
     if (rt.jsapiPayDirs.length > 0) {
       const pageUrl = typeof p._pageUrl === 'string' ? p._pageUrl : '';
       if (!rt.jsapiPayDirs.some((d) => pageUrl.startsWith(d))) return failWith(`当前页面的URL未注册：${pageUrl}`);

@@ -72,8 +72,12 @@ export function createPaymentsRouter(rt: SimRuntime): Router {
   return r;
 }
 
-function placeOrder(rt: SimRuntime, req: Request, res: Response, type: SimTradeType): void {
-  const body = req.body as Record<string, unknown>;
+const PARTNER_FIELDS = ['sp_mchid', 'sp_appid', 'sub_mchid', 'sub_appid'];
+
+/** `body` is the direct-mode body (the partner router maps its own onto it; req.body stays as received for the call log). */
+export function placeOrder(rt: SimRuntime, req: Request, res: Response, type: SimTradeType, partner?: SimTransaction['partner'], body = req.body as Record<string, unknown>): void {
+  // Partner fields on a direct endpoint (inferred; SK-COM 270924358 "参数中含有非法的额外参数").
+  if (!partner && PARTNER_FIELDS.some((f) => f in body)) return rt.fail(res, 400, 'PARAM_ERROR', '参数中含有非法的额外参数');
   let o;
   try {
     o = parseOrder(body, type, rt.notifyUrlPolicy);
@@ -87,8 +91,11 @@ function placeOrder(rt: SimRuntime, req: Request, res: Response, type: SimTradeT
   if (o.appid !== rt.opts.appid) return rt.fail(res, 400, 'APPID_MCHID_NOT_MATCH', 'AppID和mch_id不匹配');
   if (o.payerOpenid) {
     const issuedFor = rt.openidApps.get(o.payerOpenid);
-    // Only openids this simulator issued can be checked; unknown ones are accepted.
-    if (issuedFor && issuedFor !== o.appid) return rt.fail(res, 400, 'PARAM_ERROR', 'appid和openid不匹配');
+    // Only openids this simulator issued can be checked; unknown ones are accepted. A partner
+    // sub_openid belongs to sub_appid, an sp_openid (or a direct openid) to the ordering appid.
+    const payApp = partner?.subOpenid ? partner.subAppid : o.appid;
+    if (issuedFor && issuedFor !== payApp)
+      return rt.fail(res, 400, 'PARAM_ERROR', partner?.subOpenid ? 'sub_appid和sub_openid不匹配' : 'appid和openid不匹配');
   }
   const now = rt.now();
   // A time_expire in the past or too close is not refused: the order is created and stays payable for
@@ -97,7 +104,8 @@ function placeOrder(rt: SimRuntime, req: Request, res: Response, type: SimTradeT
   // must therefore never rely on time_expire alone to stop a payment: close the order.
   const expireAtMs = o.timeExpireMs === undefined ? undefined : Math.max(o.timeExpireMs, now + MIN_EXPIRE_MS);
 
-  const fingerprint = `${type}|${canonicalJson(body)}`;
+  const fingerprint = `${type}|${canonicalJson(partner ? { ...body, partner } : body)}`;
+  // out_trade_no is unique per (sp_)mchid across all its sub-merchants (FACTS-partner-bills §1.2).
   let tx = rt.transactions.byOutTradeNo.get(o.outTradeNo);
   if (tx) {
     if (tx.state === 'SUCCESS' || tx.state === 'REFUND') return rt.fail(res, 400, 'ORDER_PAID', '订单已支付');
@@ -119,6 +127,7 @@ function placeOrder(rt: SimRuntime, req: Request, res: Response, type: SimTradeT
       payerOpenid: o.payerOpenid,
       payerClientIp: o.payerClientIp,
       profitSharing: o.profitSharing,
+      ...(partner ? { partner } : {}),
       state: 'NOTPAY',
       requestFingerprint: fingerprint,
       createdAtMs: now,

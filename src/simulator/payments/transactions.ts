@@ -26,6 +26,16 @@ export function transactionView(tx: SimTransaction): Record<string, unknown> {
       ? { total: tx.amountTotal, payer_total: tx.payerTotal ?? tx.amountTotal, currency: tx.currency, payer_currency: 'CNY' }
       : { total: tx.amountTotal, currency: tx.currency, payer_currency: 'CNY' },
   };
+  if (tx.partner) {
+    // FACTS-partner-bills §1.5/§1.6: partner answers name sp_* and sub_*; sub_appid / sub_openid only if sent.
+    delete view.appid;
+    delete view.mchid;
+    view.sp_appid = tx.appid;
+    view.sp_mchid = tx.mchid;
+    view.sub_mchid = tx.partner.subMchid;
+    if (tx.partner.subAppid) view.sub_appid = tx.partner.subAppid;
+    view.payer = paid && tx.payerOpenid ? (tx.partner.subOpenid ? { sub_openid: tx.payerOpenid } : { sp_openid: tx.payerOpenid }) : {};
+  }
   if (paid) {
     view.transaction_id = tx.transactionId;
     view.trade_type = tx.tradeType === 'H5' ? 'MWEB' : tx.tradeType;
