@@ -1,4 +1,5 @@
 import express from 'express';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import pinoHttp from 'pino-http';
 import { errorHandler, notFoundHandler } from './http/error-handler';
@@ -20,13 +21,22 @@ export function parseTrustProxy(v: string): boolean | number | string {
   return v;
 }
 
+/** views/ at the project root, from src/ (tsx) or from dist/src/ (the compiled build). */
+function viewsDir(): string {
+  for (const up of ['../views', '../../views']) {
+    const dir = path.resolve(__dirname, up);
+    if (existsSync(path.join(dir, 'checkout'))) return dir;
+  }
+  return path.resolve(process.cwd(), 'views');
+}
+
 /** Builds the Express app; no listen here (tests drive it with supertest). */
 export function createApp(deps: AppDeps, modules: AppModule[] = []): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', parseTrustProxy(deps.config.TRUST_PROXY));
   app.set('view engine', 'ejs');
-  app.set('views', path.resolve(__dirname, '../views'));
+  app.set('views', viewsDir());
 
   app.use(requestId);
   app.use(pinoHttp({ logger: deps.logger, genReqId: (_req, res) => String(res.locals?.requestId ?? ''), autoLogging: { ignore: (req) => req.url === '/healthz' } }));

@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 
 /**
@@ -71,13 +72,15 @@ export const envSchema = z.object({
   RECONCILE_INTERVAL_MS: int(60_000, 100),
 
   RUN_WORKERS: bool.default(true),
+  /** Gateway processes on one port (node:cluster); unset: one per core in production, 1 in the sandbox. */
+  WEB_CONCURRENCY: z.coerce.number().int().min(1).max(64).optional(),
   /** Prefix of every BullMQ key in Redis (separates environments sharing one Redis). */
   QUEUE_PREFIX: z.string().regex(/^[\w-]{1,32}$/).default('gw'),
 });
 
 /** Raw environment: every value a string, as process.env has it. */
 export type Env = { [K in keyof z.input<typeof envSchema>]?: string };
-export type Config = z.output<typeof envSchema> & { notifyUrl: string; sandbox: boolean };
+export type Config = z.output<typeof envSchema> & { notifyUrl: string; sandbox: boolean; webConcurrency: number };
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -102,6 +105,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   return {
     ...c,
     sandbox: c.APP_MODE === 'sandbox',
+    webConcurrency: c.WEB_CONCURRENCY ?? (c.APP_MODE === 'sandbox' ? 1 : availableParallelism()),
     notifyUrl: c.WECHATPAY_NOTIFY_URL ?? new URL('/notify/wechatpay/transactions', c.PUBLIC_BASE_URL).toString(),
   };
 }
