@@ -58,7 +58,7 @@ export function createApp(deps: AppDeps, modules: AppModule[] = []): express.Exp
   // Raw bytes for the notify signature: mounted before any JSON parser.
   app.use(paymentNotifyRouter(deps));
 
-  app.use('/v1', express.json({ limit: '100kb' }), merchantAuth(deps.prisma));
+  app.use('/v1', express.json({ limit: '100kb' }), merchantAuth(deps.prisma, deps.merchantCache));
   app.use(checkoutApiRouter(deps, modules.flatMap((m) => (m.checkoutJson ? [m.checkoutJson(deps)] : []))));
   for (const m of modules) if (m.apiRoutes) app.use(m.apiRoutes(deps));
   app.use(checkoutPagesRouter(deps));

@@ -9,6 +9,7 @@ import { startLoop } from './jobs/loop';
 import { createLogger, type Logger } from './lib/logger';
 import { createPrisma } from './lib/prisma';
 import { createRedis } from './lib/redis';
+import { createMerchantCache } from './http/merchant-cache';
 import { PAYMENT_SUCCEEDED } from './modules/payments/payment.apply';
 import { closeSiblingOrders } from './modules/payments/payment.followups';
 import { SweepBackoff, sweepExpiredCheckouts } from './modules/payments/payment.sync';
@@ -27,11 +28,13 @@ export interface Gateway {
 /** Builds the real dependencies from config (channel, database, Redis). */
 export function buildDeps(config: Config, overrides: { logger?: Logger; channel?: PaymentChannel; now?: () => Date } = {}): AppDeps {
   const logger = overrides.logger ?? createLogger(config.LOG_LEVEL, { service: 'gateway' });
+  const redis = createRedis(config.REDIS_URL, logger);
   return {
     config,
     logger,
     prisma: createPrisma(config.DATABASE_URL),
-    redis: createRedis(config.REDIS_URL, logger),
+    redis,
+    merchantCache: createMerchantCache(redis, { logger }),
     // One channel per gateway today; a second one (Alipay) is a registry entry, not a code path here.
     channel: overrides.channel ?? createChannelRegistry(defaultChannelFactories(config, (p) => readFileSync(p, 'utf8'), logger)).get('wechatpay'),
     now: overrides.now ?? (() => new Date()),
@@ -72,6 +75,7 @@ export async function startGateway(config: Config, deps: AppDeps = buildDeps(con
     async close() {
       await new Promise<void>((r) => server.close(() => r()));
       await background.stop();
+      await deps.merchantCache?.close();
       await deps.redis.quit().catch(() => undefined);
       await deps.prisma.$disconnect();
     },
