@@ -58,7 +58,7 @@ const api = (path: string, init: RequestInit = {}) =>
 
 it('When a burst of notifies and splits goes through two gateway processes, then every payment is applied once and every split batch is sent once in effect', async () => {
   expect(nodeChildrenOf(gw.pid!)).toHaveLength(2);
-  const N = 12;
+  const N = 8;
   const plan = (i: number) => receivers(7, 100, `tp${i}-`); // limit 5: two batches per payment
   const ids = await Promise.all(Array.from({ length: N }, async (_, i) => {
     const c = await api('/v1/checkouts', { method: 'POST', body: JSON.stringify(checkoutBody({ amount: 10_000, profit_sharing: { receivers: plan(i) } })) });
