@@ -12,7 +12,7 @@
  *     unavoidable writes on the same PostgreSQL) and the ratio;
  *   - creates with WEB_CONCURRENCY=2 vs 1; start-up time and RSS compiled vs tsx; RSS with 10,000
  *     pending split jobs.
- * BENCH_SECONDS (default 8) is the length of one peak run; the whole bench takes about 3–4 minutes.
+ * BENCH_SECONDS (default 6) is the length of one peak run; the whole bench takes about 3–4 minutes.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, statSync } from 'node:fs';
@@ -29,7 +29,7 @@ import { freePort, startEmbeddedPostgres, startRedis } from '../scripts/services
 import type { LoadResult, LoadSpec } from './load';
 
 const ROOT = resolve(__dirname, '..');
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 6);
 const CONNECTIONS = 20;
 const API_KEY = 'sk_bench_merchant_key_00000001';
 const MERCHANT = 'mch_bench';
