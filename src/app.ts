@@ -1,4 +1,5 @@
 import express from 'express';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import pinoHttp from 'pino-http';
 import { browserNotFound, errorHandler, noFavicon, notFoundHandler } from './http/error-handler';
@@ -22,13 +23,22 @@ export function parseTrustProxy(v: string): boolean | number | string {
   return v;
 }
 
+/** views/ at the project root, from src/ (tsx) or from dist/src/ (the compiled build). */
+function viewsDir(): string {
+  for (const up of ['../views', '../../views']) {
+    const dir = path.resolve(__dirname, up);
+    if (existsSync(path.join(dir, 'checkout'))) return dir;
+  }
+  return path.resolve(process.cwd(), 'views');
+}
+
 /** Builds the Express app; no listen here (tests drive it with supertest). */
 export function createApp(deps: AppDeps, modules: AppModule[] = []): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', parseTrustProxy(deps.config.TRUST_PROXY));
   app.set('view engine', 'ejs');
-  app.set('views', path.resolve(__dirname, '../views'));
+  app.set('views', viewsDir());
 
   app.use(requestId);
   app.use(securityHeaders(deps.config));
@@ -65,7 +75,7 @@ export function createApp(deps: AppDeps, modules: AppModule[] = []): express.Exp
   app.use(paymentNotifyRouter(deps));
 
   // inflate: false: a compressed body is refused with 415 rather than inflated (no zip bombs, no 500s).
-  app.use('/v1', express.json({ limit: '100kb', inflate: false }), merchantAuth(deps.prisma));
+  app.use('/v1', express.json({ limit: '100kb', inflate: false }), merchantAuth(deps.prisma, deps.merchantCache));
   app.use(checkoutApiRouter(deps, modules.flatMap((m) => (m.checkoutJson ? [m.checkoutJson(deps)] : []))));
   for (const m of modules) if (m.apiRoutes) app.use(m.apiRoutes(deps));
   app.use(checkoutPagesRouter(deps));

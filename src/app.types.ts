@@ -3,6 +3,7 @@ import type { Router } from 'express';
 import type { Redis } from 'ioredis';
 import type { PaymentChannel } from './channels/channel';
 import type { Config } from './config/config';
+import type { MerchantCache } from './http/merchant-cache';
 import type { OutboxHandler } from './jobs/outbox.dispatcher';
 import type { Logger } from './lib/logger';
 import type { PrismaClient } from './lib/prisma';
@@ -20,6 +21,8 @@ export interface AppDeps {
   channels?: ChannelResolver;
   logger: Logger;
   now: () => Date;
+  /** Merchant-by-API-key cache (src/http/merchant-cache.ts); without it every API call reads the database. */
+  merchantCache?: MerchantCache;
 }
 
 /** A feature that plugs into the app without the core knowing it (e.g. splits). */

@@ -9,6 +9,7 @@ import { startLoop } from './jobs/loop';
 import { createLogger, type Logger } from './lib/logger';
 import { createPrisma } from './lib/prisma';
 import { createRedis } from './lib/redis';
+import { createMerchantCache } from './http/merchant-cache';
 import { PAYMENT_SUCCEEDED } from './modules/payments/payment.apply';
 import { closeSiblingOrders } from './modules/payments/payment.followups';
 import { purgeNotifyLogs } from './modules/payments/payment.notify';
@@ -34,13 +35,15 @@ export interface Gateway {
 export function buildDeps(config: Config, overrides: { logger?: Logger; channel?: PaymentChannel; now?: () => Date } = {}): AppDeps {
   const logger = overrides.logger ?? createLogger(config.LOG_LEVEL, { service: 'gateway' }, { pretty: config.sandbox });
   const prisma = createPrisma(config.DATABASE_URL);
+  const redis = createRedis(config.REDIS_URL, logger);
   // The default account's channel; a second channel kind (Alipay) is a registry entry, not a code path here.
   const channel = overrides.channel ?? createChannelRegistry(defaultChannelFactories(config, (p) => readFileSync(p, 'utf8'), logger)).get('wechatpay');
   return {
     config,
     logger,
     prisma,
-    redis: createRedis(config.REDIS_URL, logger),
+    redis,
+    merchantCache: createMerchantCache(redis, { logger }),
     channel,
     channels: createChannelResolver({ prisma, config, logger, defaultChannel: channel }),
     now: overrides.now ?? (() => new Date()),
@@ -108,6 +111,7 @@ export async function startGateway(config: Config, deps: AppDeps = buildDeps(con
     async close() {
       await new Promise<void>((r) => server.close(() => r()));
       await background.stop();
+      await deps.merchantCache?.close();
       await deps.redis.quit().catch(() => undefined);
       await deps.prisma.$disconnect();
     },

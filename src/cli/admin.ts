@@ -9,7 +9,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { Redis } from 'ioredis';
 import { ConfigError, loadAdminConfig, type AdminEnvConfig } from '../config/config';
+import { MERCHANT_KEY_REVOKED_CHANNEL } from '../http/merchant-cache';
 import { AppError } from '../lib/errors';
 import { createPrisma, type PrismaClient } from '../lib/prisma';
 import { newMasterKeySpec } from '../lib/secrets';
@@ -128,7 +130,7 @@ const COMMANDS: Record<string, Command> = {
     usage: 'key revoke <key id>',
     help: 'Revokes an API key at once: requests with it answer 401 from now on.',
     async run(ctx, a) {
-      const k = await revokeApiKey(ctx.prisma, arg(a, 0, 'key id'));
+      const k = await revokeApiKey(ctx.prisma, arg(a, 0, 'key id'), new Date(), (h) => publishRevocation(ctx.config.REDIS_URL, h));
       if (!ctx.json) ctx.out(`revoked ${k.id} (${k.prefix}…) at ${k.revoked_at}`);
       return k;
     },
@@ -286,4 +288,19 @@ if (require.main === module) {
       process.exit(1);
     },
   );
+}
+
+/** Running gateways cache keys for 30 s at most; with REDIS_URL they drop a revoked one at once. */
+async function publishRevocation(redisUrl: string | undefined, keyHash: string): Promise<void> {
+  if (!redisUrl) return;
+  const redis = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 2000 });
+  redis.on('error', () => undefined);
+  try {
+    await redis.connect();
+    await redis.publish(MERCHANT_KEY_REVOKED_CHANNEL, keyHash);
+  } catch {
+    process.stderr.write('could not reach Redis: running gateways forget the key within 30 s\n');
+  } finally {
+    redis.disconnect();
+  }
 }

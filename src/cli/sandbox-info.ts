@@ -10,6 +10,7 @@ export function writeSandboxInfo(dataDir: string, config: Config): void {
   const info = {
     APP_MODE: 'sandbox',
     DATABASE_URL: config.DATABASE_URL,
+    REDIS_URL: config.REDIS_URL,
     PUBLIC_BASE_URL: config.PUBLIC_BASE_URL,
     SECRETS_MASTER_KEY: config.SECRETS_MASTER_KEY,
     ADMIN_TOKEN: config.ADMIN_TOKEN,

@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { parseMasterKeys } from '../lib/secrets';
 
@@ -20,7 +21,8 @@ export const envSchema = z.object({
   TRUST_PROXY: z.string().default('loopback'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL'),
-  REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// URL'),
+  /** One server (redis://, rediss://) or a Redis Cluster: redis+cluster://host:port,host:port (src/lib/redis.ts). */
+  REDIS_URL: z.string().regex(/^rediss?(\+cluster)?:\/\//, 'must be a redis://, rediss:// or redis+cluster:// URL'),
   STATE_SECRET: z.string().min(32, 'must be at least 32 characters'),
 
   SANDBOX_API_KEY: z.string().min(16).default('sk_sandbox_demo_key_0001'),
@@ -134,13 +136,15 @@ export const envSchema = z.object({
   WEBHOOK_ALLOW_LOOPBACK: bool.default(false),
 
   RUN_WORKERS: bool.default(true),
+  /** Gateway processes on one port (node:cluster); unset: one per core in production, 1 in the sandbox. */
+  WEB_CONCURRENCY: z.coerce.number().int().min(1).max(64).optional(),
   /** Prefix of every BullMQ key in Redis (separates environments sharing one Redis). */
   QUEUE_PREFIX: z.string().regex(/^[\w-]{1,32}$/).default('gw'),
 });
 
 /** Raw environment: every value a string, as process.env has it. */
 export type Env = { [K in keyof z.input<typeof envSchema>]?: string };
-export type Config = z.output<typeof envSchema> & { notifyUrl: string; sandbox: boolean };
+export type Config = z.output<typeof envSchema> & { notifyUrl: string; sandbox: boolean; webConcurrency: number };
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -150,7 +154,10 @@ export class ConfigError extends Error {
 }
 
 /** The subset the admin CLI needs (it runs where the WeChat Pay settings may be absent). */
-export const adminEnvSchema = envSchema.pick({ APP_MODE: true, DATABASE_URL: true, SECRETS_MASTER_KEY: true, PUBLIC_BASE_URL: true, LOG_LEVEL: true });
+// REDIS_URL optional: with it, a revoked key is dropped at once from every running gateway's key cache.
+export const adminEnvSchema = envSchema
+  .pick({ APP_MODE: true, DATABASE_URL: true, SECRETS_MASTER_KEY: true, PUBLIC_BASE_URL: true, LOG_LEVEL: true })
+  .extend({ REDIS_URL: envSchema.shape.REDIS_URL.optional() });
 export type AdminEnvConfig = z.output<typeof adminEnvSchema>;
 
 export function loadAdminConfig(env: Record<string, string | undefined>): AdminEnvConfig {
@@ -179,6 +186,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   return {
     ...c,
     sandbox: c.APP_MODE === 'sandbox',
+    webConcurrency: c.WEB_CONCURRENCY ?? (c.APP_MODE === 'sandbox' ? 1 : availableParallelism()),
     notifyUrl: c.WECHATPAY_NOTIFY_URL ?? new URL('/notify/wechatpay/transactions', c.PUBLIC_BASE_URL).toString(),
   };
 }

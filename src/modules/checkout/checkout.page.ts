@@ -11,6 +11,9 @@ import { syncCheckoutWithChannel } from '../payments/payment.sync';
 import { detectBrowser, payMethodFor, type BrowserEnv } from './browser.detect';
 import type { Checkout } from '../../generated/prisma/client';
 import { effectiveStatus } from './checkout.service';
+import { loadPageCheckout } from './checkout.page-load';
+
+const TRADE_TYPE = { jsapi: 'JSAPI', h5: 'H5', native: 'NATIVE' } as const;
 
 export interface PageDeps {
   prisma: PrismaClient;
@@ -53,13 +56,15 @@ export function oauthCallbackUrl(config: Config, checkoutId: string): string {
 
 /** Decides what a shopper opening /checkout/{id} gets, creating or reusing the channel order. */
 export async function decideCheckoutPage(deps: PageDeps, checkoutId: string, visitor: Visitor): Promise<PageDecision> {
-  const checkout = await deps.prisma.checkout.findUnique({ where: { id: checkoutId }, include: withMerchant });
-  if (!checkout) return { kind: 'not_found' };
-  const status = effectiveStatus(checkout, deps.now());
-  if (status !== 'open') return { kind: 'status', status, checkout };
-
   const env = detectBrowser(visitor.userAgent).env;
   const method = payMethodFor(env);
+  const loaded = await loadPageCheckout(deps.prisma, checkoutId, method === 'unsupported' ? null : TRADE_TYPE[method]);
+  if (!loaded) return { kind: 'not_found' };
+  const { checkout, orders } = loaded;
+  const status = effectiveStatus(checkout, deps.now());
+  if (status !== 'open') return { kind: 'status', status, checkout };
+  // The order this payer already has, if any (null: none yet), so ensureChannelOrder need not look.
+  const known = (payerKey: string) => orders.find((o) => o.payerKey === payerKey) ?? null;
   // The merchant's own account (or the default one): orders, OAuth and paySign all use it.
   const { channel, accountId, notifyUrl } = await channelsOf(deps).forMerchant(checkout.merchantId);
   const orderDeps = { prisma: deps.prisma, channel, config: deps.config, now: deps.now, account: { id: accountId, notifyUrl } };
@@ -74,17 +79,17 @@ export async function decideCheckoutPage(deps: PageDeps, checkoutId: string, vis
           const state = makeOAuthState(deps.config.STATE_SECRET, checkout.id, deps.now().getTime() + 10 * 60_000, browserNonce);
           return { kind: 'oauth', checkout, browserNonce, redirect: channel.oauthAuthorizeUrl(oauthCallbackUrl(deps.config, checkout.id), state) };
         }
-        const order = await ensureChannelOrder(orderDeps, checkout, 'JSAPI', { openid });
+        const order = await ensureChannelOrder(orderDeps, checkout, 'JSAPI', { openid }, known(openid));
         return { kind: 'jsapi', checkout, jsapiParams: channel.jsapiParams(order.prepayId!) };
       }
       case 'h5': {
-        const order = await ensureChannelOrder(orderDeps, checkout, 'H5', { clientIp: visitor.ip });
+        const order = await ensureChannelOrder(orderDeps, checkout, 'H5', { clientIp: visitor.ip }, known(visitor.ip));
         // redirect_url brings the shopper back to our result page (WeChat requires it on the H5 domain).
         const h5Url = `${order.h5Url!}&redirect_url=${encodeURIComponent(resultUrl(deps.config, checkout.id))}`;
         return { kind: 'h5', checkout, h5Url };
       }
       case 'native': {
-        const order = await ensureChannelOrder(orderDeps, checkout, 'NATIVE', {});
+        const order = await ensureChannelOrder(orderDeps, checkout, 'NATIVE', {}, known(''));
         return { kind: 'native', checkout, codeUrl: order.codeUrl! };
       }
     }

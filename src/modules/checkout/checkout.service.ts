@@ -39,7 +39,8 @@ export async function createCheckout(
   // WeChat's time_expire has second precision; keep ours identical so re-orders send identical bodies.
   const expiresAt = new Date(Math.floor((now.getTime() + expiresIn * 1000) / 1000) * 1000);
   try {
-    return await deps.prisma.checkout.create({
+    // One INSERT … RETURNING: a new checkout has no channel orders (an include would add a transaction and a SELECT).
+    const created = await deps.prisma.checkout.create({
       data: {
         id: newId('co'),
         merchantId,
@@ -55,8 +56,8 @@ export async function createCheckout(
         profitSharing: mode,
         splitPlan: mode === 'planned' ? (ps!.receivers as object[]) : undefined,
       },
-      include: { channelOrders: true },
     });
+    return { ...created, channelOrders: [] };
   } catch (e) {
     if (!isUniqueViolation(e)) throw e;
     if (idempotencyKey !== undefined) {

@@ -51,7 +51,7 @@ export function adminRouter(deps: AppDeps): Router {
     res.json({ object: 'list', data: await listApiKeys(deps.prisma, String(req.params.id)) });
   });
   r.post('/admin/api/keys/:id/revoke', async (req, res) => {
-    res.json(await revokeApiKey(deps.prisma, String(req.params.id), deps.now()));
+    res.json(await revokeApiKey(deps.prisma, String(req.params.id), deps.now(), async (h) => deps.merchantCache?.invalidate(h)));
   });
   r.post('/admin/api/service-providers', async (req, res) => {
     res.status(201).json(await addServiceProvider(deps, req.body ?? {}));

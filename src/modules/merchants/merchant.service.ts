@@ -143,10 +143,12 @@ export async function listApiKeys(prisma: PrismaClient, merchantId: string): Pro
 }
 
 /** Revokes a key at once (the next request with it is a 401). Revoking twice keeps the first time. */
-export async function revokeApiKey(prisma: PrismaClient, keyId: string, now = new Date()): Promise<ApiKeyView> {
+/** `dropCached` tells every gateway's key cache (src/http/merchant-cache.ts) to forget the key at once. */
+export async function revokeApiKey(prisma: PrismaClient, keyId: string, now = new Date(), dropCached?: (keyHash: string) => Promise<void>): Promise<ApiKeyView> {
   await prisma.merchantApiKey.updateMany({ where: { id: keyId, revokedAt: null }, data: { revokedAt: now } });
   const row = await prisma.merchantApiKey.findUnique({ where: { id: keyId } });
   if (!row) throw new AppError('NOT_FOUND', `No API key ${keyId}`);
+  await dropCached?.(row.keyHash);
   return toKeyView(row);
 }
 

@@ -46,13 +46,15 @@ export async function ensureChannelOrder(
   checkout: Checkout,
   tradeType: TradeType,
   payer: PayerBinding,
+  /** The order of this (checkout, type, payer) if the caller already read it; null = it has none. */
+  known?: ChannelOrder | null,
 ): Promise<ChannelOrder> {
   const { prisma, channel } = deps;
   const payerKey = tradeType === 'JSAPI' ? payer.openid ?? '' : tradeType === 'H5' ? payer.clientIp ?? '' : '';
   if (tradeType !== 'NATIVE' && !payerKey) throw new Error(`ensureChannelOrder: ${tradeType} needs a payer binding`);
 
   const key = { checkoutId_tradeType_payerKey: { checkoutId: checkout.id, tradeType, payerKey } };
-  let order = await prisma.channelOrder.findUnique({ where: key });
+  let order = known !== undefined ? known : await prisma.channelOrder.findUnique({ where: key });
   if (!order) {
     try {
       order = await prisma.channelOrder.create({

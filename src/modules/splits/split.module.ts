@@ -3,7 +3,7 @@ import { startLoop } from '../../jobs/loop';
 import { PAYMENT_SUCCEEDED } from '../payments/payment.apply';
 import { markSplitDue, scanSplitDue } from './split.due';
 import { alertFrozenFunds, kickStalled, reconcileOnce } from './split.reconcile';
-import { createSplitQueue, type SplitQueue } from './split.queue';
+import { createSplitQueue, queueKeyPrefix, type SplitQueue } from './split.queue';
 import { splitApiRouter } from './split.routes';
 import { mismatchObjectJson, splitJson, splitObjectJson } from './split.service';
 import { startSplitWorker, type SplitWorkerOptions } from './split.worker';
@@ -33,7 +33,7 @@ export function createSplitsModule(opts: SplitsModuleOptions = {}): AppModule {
   const queueOf = (deps: AppDeps) => {
     let q = queues.get(deps);
     if (!q) {
-      q = createSplitQueue(deps.redis, opts.queuePrefix ?? deps.config.QUEUE_PREFIX);
+      q = createSplitQueue(deps.redis, opts.queuePrefix ?? queueKeyPrefix(deps.config.QUEUE_PREFIX));
       queues.set(deps, q);
     }
     return q;
@@ -62,7 +62,7 @@ export function createSplitsModule(opts: SplitsModuleOptions = {}): AppModule {
       ],
     }),
     startWorkers: async (deps) => {
-      const prefix = opts.queuePrefix ?? deps.config.QUEUE_PREFIX;
+      const prefix = opts.queuePrefix ?? queueKeyPrefix(deps.config.QUEUE_PREFIX);
       const worker = await startSplitWorker(deps, { ...opts, queuePrefix: prefix });
       const loop =
         opts.reconcile === false
@@ -86,5 +86,5 @@ export function createSplitsModule(opts: SplitsModuleOptions = {}): AppModule {
   };
 }
 
-/** The module as the gateway mounts it (BullMQ prefix: QUEUE_PREFIX). */
+/** The module as the gateway mounts it (BullMQ prefix: `{QUEUE_PREFIX}`, a cluster hash tag). */
 export const splitsModule: AppModule = createSplitsModule();

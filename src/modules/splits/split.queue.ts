@@ -23,6 +23,14 @@ const JOB_OPTIONS: JobsOptions = {
   removeOnFail: true,
 };
 
+/**
+ * BullMQ's key prefix as a Redis Cluster hash tag (`gw` -> `{gw}`): its scripts touch many keys of a
+ * queue at once, which a cluster allows only within one slot. A prefix that already has a tag is kept.
+ */
+export function queueKeyPrefix(prefix: string): string {
+  return /\{[^}]+\}/.test(prefix) ? prefix : `{${prefix}}`;
+}
+
 /** Producer side. Shares the app's ioredis connection (no blocking commands here). */
 export function createSplitQueue(redis: Redis, prefix: string): SplitQueue {
   const queue = new Queue(SPLIT_QUEUE, { connection: redis as never, prefix });

@@ -162,6 +162,7 @@ async function loadSplitRecords(prisma: PrismaClient, checkoutId: string) {
 }
 
 type Batches = Awaited<ReturnType<typeof loadSplitRecords>>['batches'];
+const NO_RECORDS: Awaited<ReturnType<typeof loadSplitRecords>> = { batches: [], unfreeze: null, mismatches: [], alerts: [] };
 
 function batchJson(b: Batches[number]) {
   return {
@@ -182,7 +183,8 @@ function batchJson(b: Batches[number]) {
 
 /** The `split` section of GET /v1/checkouts/{id}. */
 export async function splitJson(prisma: PrismaClient, config: Config, c: CheckoutWithOrders) {
-  const { batches, unfreeze, mismatches, alerts } = await loadSplitRecords(prisma, c.id);
+  // Never paid and never split (e.g. just created): there are no records to read.
+  const { batches, unfreeze, mismatches, alerts } = c.paidAt === null && c.splitSeq === 0 ? NO_RECORDS : await loadSplitRecords(prisma, c.id);
   const limits = splitLimitsOf(config);
   const paid = c.paidTotalFen ?? null;
   return {

@@ -1,6 +1,7 @@
 import { DelayedError, UnrecoverableError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { AppDeps } from '../../app.types';
+import { createRedis } from '../../lib/redis';
 import { driveCheckout, LOCK_LOST, type DriverDeps } from './split.driver';
 import { claimSplitRun, settleSplitRun } from './split.due';
 import { createRedisRateLimiter, type RateLimiter } from './split.limiter';
@@ -73,6 +74,8 @@ export async function startSplitWorker(deps: AppDeps, opts: SplitWorkerOptions):
   const inlineMax = opts.inlineWaitMaxMs ?? 1_000;
   const dueLeaseMs = opts.dueLeaseMs ?? 15_000;
   let stopping = false;
+  // Its own blocking connection (a Cluster when REDIS_URL is redis+cluster://), closed with the worker.
+  const workerRedis = createRedis(config.REDIS_URL, deps.logger, { blocking: true });
 
   const worker = new Worker(
     SPLIT_QUEUE,
@@ -143,7 +146,7 @@ export async function startSplitWorker(deps: AppDeps, opts: SplitWorkerOptions):
       }
     },
     {
-      connection: { url: config.REDIS_URL, maxRetriesPerRequest: null },
+      connection: workerRedis as never,
       prefix: opts.queuePrefix,
       concurrency: opts.concurrency ?? config.PROFIT_SHARING_CONCURRENCY,
       lockDuration: lockDurationMs,
@@ -160,10 +163,12 @@ export async function startSplitWorker(deps: AppDeps, opts: SplitWorkerOptions):
     async stop() {
       stopping = true;
       await worker.close();
+      await workerRedis.quit().catch(() => undefined);
     },
     async kill() {
       stopping = true;
       await worker.close(true);
+      workerRedis.disconnect();
     },
   };
 }

@@ -1,0 +1,144 @@
+import type { Server } from 'node:http';
+import { PrismaPg } from '@prisma/adapter-pg';
+import { Pool, type PoolClient } from 'pg';
+import request from 'supertest';
+import { buildNotify } from '../../bench/load';
+import { createApp, type AppDeps } from '../../src/app';
+import { modules } from '../../src/gateway';
+import { createMerchantCache, MERCHANT_KEY_REVOKED_CHANNEL, type MerchantCache } from '../../src/http/merchant-cache';
+import { PrismaClient } from '../../src/lib/prisma';
+import { createRedis } from '../../src/lib/redis';
+import { API_KEY, checkoutBody, startHarness, UA, type Harness } from '../support/harness';
+
+/**
+ * Round trips to PostgreSQL and Redis of each hot request, counted at the drivers (every pg
+ * `query` and every Redis command is one trip), so a regression fails CI without timing anything.
+ * Budgets: raise one only with a reason written here.
+ */
+const BUDGET = {
+  // Merchant from the in-process cache (src/http/merchant-cache.ts), then one INSERT … RETURNING.
+  create: { db: 1, redis: 0 },
+  // Checkout + merchant name + the (fresh) channel order of this payer in one SELECT.
+  firstPageExistingOrder: { db: 1, redis: 0 },
+  // Notify ingestion as it is (owned by the hardening work): raw log insert, order lookup, BEGIN,
+  // 2 compare-and-set updates, outbox insert, COMMIT, outcome update (the order and its checkout are 2 SELECTs).
+  notifyApplied: { db: 9, redis: 0 },
+  // Same, the second copy: the updates move nothing, one read (instead of the outbox insert) tells "duplicate".
+  notifyDuplicate: { db: 9, redis: 0 },
+};
+
+let h: Harness;
+let app: ReturnType<typeof createApp>;
+let server: Server;
+let pool: Pool;
+let prisma: PrismaClient;
+let redis: AppDeps['redis'];
+let merchantCache: MerchantCache;
+const trips = { db: 0, redis: 0, sql: [] as string[] };
+
+beforeAll(async () => {
+  h = await startHarness();
+  // The same gateway, on a pool and a Redis client whose every round trip is counted.
+  pool = new Pool({ connectionString: h.db.url });
+  pool.on('connect', (client: PoolClient) => {
+    const query = client.query.bind(client) as (...a: unknown[]) => unknown;
+    (client as unknown as { query: (...a: unknown[]) => unknown }).query = (...a: unknown[]) => {
+      trips.db++;
+      const q = a[0] as string | { text?: string };
+      trips.sql.push(typeof q === 'string' ? q : String(q?.text));
+      return query(...a);
+    };
+  });
+  prisma = new PrismaClient({ adapter: new PrismaPg(pool) });
+  redis = createRedis(h.config.REDIS_URL);
+  const send = redis.sendCommand.bind(redis);
+  redis.sendCommand = ((...a: Parameters<typeof send>) => {
+    trips.redis++;
+    return send(...a);
+  }) as typeof send;
+  merchantCache = createMerchantCache(h.deps.redis);
+  app = createApp({ ...h.deps, prisma, redis, merchantCache }, modules);
+  server = app.listen(0);
+  await subscribers(1);
+});
+
+/** Waits until `n` merchant caches listen for revocations (their subscription is asynchronous). */
+async function subscribers(n: number) {
+  for (let i = 0; i < 200; i++) {
+    const [, count] = (await h.deps.redis.pubsub('NUMSUB', MERCHANT_KEY_REVOKED_CHANNEL)) as [string, number];
+    if (Number(count) >= n) return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error('merchant caches did not subscribe');
+}
+afterAll(async () => {
+  server?.close();
+  await prisma?.$disconnect();
+  await pool?.end();
+  await redis?.quit();
+  await merchantCache?.close();
+  await h?.close();
+});
+
+async function count(fn: () => Promise<unknown>): Promise<{ db: number; redis: number; sql: string[] }> {
+  trips.db = 0;
+  trips.redis = 0;
+  trips.sql = [];
+  await fn();
+  return { db: trips.db, redis: trips.redis, sql: trips.sql };
+}
+
+const within = (got: { db: number; redis: number; sql: string[] }, budget: { db: number; redis: number }) => {
+  if (got.db > budget.db || got.redis > budget.redis) throw new Error(`over budget ${JSON.stringify(budget)}: ${got.db} db, ${got.redis} redis\n${got.sql.join('\n')}`);
+  expect(got.db).toBeGreaterThan(0);
+};
+
+it('When a merchant creates a checkout, then it costs at most its budget of round trips', async () => {
+  await request(app).post('/v1/checkouts').set('Authorization', `Bearer ${API_KEY}`).send(checkoutBody()).expect(201); // warms the merchant cache
+  const got = await count(() => request(app).post('/v1/checkouts').set('Authorization', `Bearer ${API_KEY}`).send(checkoutBody()).expect(201));
+  within(got, BUDGET.create);
+});
+
+it('When a shopper reloads a checkout whose channel order exists, then the page costs at most its budget', async () => {
+  const c = await request(app).post('/v1/checkouts').set('Authorization', `Bearer ${API_KEY}`).send(checkoutBody({ payer: { openid: 'oUpF8uMuAJO_M2pxb1Q9zNjWeS6o' } })).expect(201);
+  await request(app).get(`/checkout/${c.body.id}`).set('User-Agent', UA.wechatIos).expect(200);
+  const got = await count(() => request(app).get(`/checkout/${c.body.id}`).set('User-Agent', UA.wechatIos).expect(200));
+  within(got, BUDGET.firstPageExistingOrder);
+  const h5 = await request(app).post('/v1/checkouts').set('Authorization', `Bearer ${API_KEY}`).send(checkoutBody()).expect(201);
+  await request(app).get(`/checkout/${h5.body.id}`).set('User-Agent', UA.safariIos).expect(200);
+  within(await count(() => request(app).get(`/checkout/${h5.body.id}`).set('User-Agent', UA.safariIos).expect(200)), BUDGET.firstPageExistingOrder);
+});
+
+it('When a notify is applied and then repeated, then each copy costs at most its budget', async () => {
+  const c = await request(app).post('/v1/checkouts').set('Authorization', `Bearer ${API_KEY}`).send(checkoutBody({ amount: 1999 })).expect(201);
+  await request(app).get(`/checkout/${c.body.id}`).set('User-Agent', UA.chromeMac).set('Accept', 'application/json').expect(200);
+  const order = await h.db.prisma.channelOrder.findFirstOrThrow({ where: { checkoutId: c.body.id } });
+  const n = buildNotify({ platformKey: h.keys.platformPrivateKey, apiv3Key: h.keys.apiv3Key, serial: h.keys.platformPublicKeyId }, {
+    mchid: h.config.WECHATPAY_MCHID, appid: h.config.WECHATPAY_APPID, out_trade_no: order.outTradeNo, transaction_id: `4200${Date.now()}`,
+    trade_type: 'NATIVE', trade_state: 'SUCCESS', trade_state_desc: '支付成功', bank_type: 'OTHERS', attach: '', success_time: '2026-11-25T18:00:00+08:00',
+    payer: { openid: 'oUpF8uMuAJO_M2pxb1Q9zNjWeS6o' }, amount: { total: 1999, payer_total: 1999, currency: 'CNY', payer_currency: 'CNY' },
+  });
+  const post = () => request(app).post('/notify/wechatpay/transactions').set(n.headers).send(n.body).expect(204);
+  within(await count(post), BUDGET.notifyApplied);
+  within(await count(post), BUDGET.notifyDuplicate);
+  const paid = await h.db.prisma.checkout.findUniqueOrThrow({ where: { id: c.body.id } });
+  expect(paid.status).toBe('paid');
+  expect(await h.db.prisma.outboxEvent.count({ where: { aggregateId: c.body.id, type: 'payment.succeeded' } })).toBe(1);
+});
+
+it('When a key is revoked on one instance, then every instance stops answering from its cache at once', async () => {
+  const other = createMerchantCache(h.deps.redis);
+  try {
+    await subscribers(2);
+    let loads = 0;
+    const load = async () => ({ id: 'mch_test', name: `load ${++loads}` });
+    await other.get('hash-of-a-key', load);
+    await other.get('hash-of-a-key', load);
+    expect(loads).toBe(1);
+    await merchantCache.invalidate('hash-of-a-key'); // the other instance's cache, through Redis
+    for (let i = 0; i < 100 && (await other.get('hash-of-a-key', load))?.name === 'load 1'; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(loads).toBe(2);
+  } finally {
+    await other.close();
+  }
+});
