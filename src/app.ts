@@ -52,6 +52,7 @@ export function createApp(deps: AppDeps, modules: AppModule[] = []): express.Exp
   app.use(checkoutApiRouter(deps, modules.flatMap((m) => (m.checkoutJson ? [m.checkoutJson(deps)] : []))));
   for (const m of modules) if (m.apiRoutes) app.use(m.apiRoutes(deps));
   app.use(checkoutPagesRouter(deps));
+  for (const m of modules) if (m.pageRoutes) app.use(m.pageRoutes(deps));
   if (deps.config.sandbox) app.use(demoRouter(deps));
 
   app.use(notFoundHandler);

@@ -23,6 +23,8 @@ export interface AppModule {
   /** Routes; anything under /v1 is already behind merchant Bearer auth and JSON parsing. */
   apiRoutes?: (deps: AppDeps) => Router;
   checkoutJson?: (deps: AppDeps) => CheckoutJsonExtension;
+  /** Browser pages outside /v1 (e.g. the console): mounted after the checkout pages, before the 404. */
+  pageRoutes?: (deps: AppDeps) => Router;
   /** Follow-up work for outbox events (type -> handlers). */
   outboxHandlers?: (deps: AppDeps) => Record<string, OutboxHandler[]>;
   /** Background workers (BullMQ etc.), started by the gateway when RUN_WORKERS is on. */

@@ -12,10 +12,11 @@ import { createRedis } from './lib/redis';
 import { PAYMENT_SUCCEEDED } from './modules/payments/payment.apply';
 import { closeSiblingOrders } from './modules/payments/payment.followups';
 import { SweepBackoff, sweepExpiredCheckouts } from './modules/payments/payment.sync';
+import { consoleModule } from './modules/console/console.module';
 import { splitsModule } from './modules/splits/split.module';
 
 /** The feature modules plugged into the core. */
-export const modules: AppModule[] = [splitsModule];
+export const modules: AppModule[] = [splitsModule, consoleModule];
 
 export interface Gateway {
   deps: AppDeps;
