@@ -20,6 +20,9 @@ const LOGIN_WINDOW_S = 15 * 60;
 const LOGIN_MAX_PER_EMAIL = 10;
 const LOGIN_MAX_PER_IP = 100;
 
+/** Operators work in Beijing time: `2026-12-02 13:29:18`. */
+const beijingTime = (d: Date) => new Date(d.getTime() + 8 * 3600_000).toISOString().slice(0, 19).replace('T', ' ');
+
 const scopeOf = (s: ConsoleSessionRef): Scope => ({ merchantId: s.user.role === 'operator' ? null : s.user.merchantId });
 const session = (res: Response) => res.locals.console as ConsoleSessionRef;
 
@@ -29,7 +32,7 @@ export function consoleRouter(deps: AppDeps): Router {
   const secure = deps.config.PUBLIC_BASE_URL.startsWith('https:');
   const cookieOpts = { httpOnly: true, sameSite: 'strict' as const, secure, path: '/console' };
   const view = (res: Response, name: string, locals: Record<string, unknown> = {}) =>
-    res.render(`console/${name}`, { sandbox: deps.config.sandbox, yuan: fenToYuan, me: res.locals.console?.user, csrf: res.locals.console?.csrfToken, ...locals });
+    res.render(`console/${name}`, { sandbox: deps.config.sandbox, yuan: fenToYuan, bj: beijingTime, me: res.locals.console?.user, csrf: res.locals.console?.csrfToken, ...locals });
 
   r.use('/console', express.urlencoded({ extended: false, limit: '20kb', parameterLimit: 50 }));
   r.use('/console', (_req, res, next) => {
