@@ -56,7 +56,7 @@ run('console in Chromium (390 px)', () => {
     await page.getByText('需要关注 · Needs attention').waitFor();
     expect(await page.locator('.kpi .value').first().textContent()).toContain('¥88.88');
     // Nothing wider than the phone's screen.
-    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+    expect(Number(await page.evaluate('document.documentElement.scrollWidth'))).toBeLessThanOrEqual(390);
     if (process.env.SCREENSHOT_DIR) await page.screenshot({ path: `${process.env.SCREENSHOT_DIR}/console-overview.png`, fullPage: true });
 
     await page.click('a[href="/console/checkouts"]');
@@ -68,7 +68,7 @@ run('console in Chromium (390 px)', () => {
     expect(timeline).toContain('paid 已支付');
     expect(timeline).toContain(`${outTradeNo}`);
     expect(timeline).toContain('receiver 接收方 br-000: SUCCESS');
-    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+    expect(Number(await page.evaluate('document.documentElement.scrollWidth'))).toBeLessThanOrEqual(390);
     if (process.env.SCREENSHOT_DIR) await page.screenshot({ path: `${process.env.SCREENSHOT_DIR}/console-timeline.png`, fullPage: true });
 
     // A merchant user of another merchant: the same URL is "not found".
