@@ -63,6 +63,8 @@ async function main(): Promise<void> {
   Gateway (sandbox)   ${publicBaseUrl}        demo shop at /
   WeChat Pay sim      ${sim.url}
   Merchant API key    ${config.SANDBOX_API_KEY}
+  Metrics             curl -H 'Authorization: Bearer ${config.METRICS_TOKEN}' ${publicBaseUrl}/metrics
+  Console             ${publicBaseUrl}/console
 
   curl -s ${publicBaseUrl}/v1/checkouts -H 'Authorization: Bearer ${config.SANDBOX_API_KEY}' \\
        -H 'Content-Type: application/json' -d '{"out_trade_no":"demo-1","amount":1,"description":"Demo"}'

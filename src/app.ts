@@ -5,6 +5,9 @@ import { errorHandler, notFoundHandler } from './http/error-handler';
 import { merchantAuth } from './http/merchant-auth';
 import { buildOpenApi } from './http/openapi';
 import { requestId } from './http/request-id';
+import { healthRouter } from './http/health.routes';
+import { httpMetrics, metricsRouter } from './http/metrics.routes';
+import { registerCoreGauges } from './jobs/metrics.gauges';
 import { checkoutApiRouter } from './modules/checkout/checkout.api';
 import { checkoutPagesRouter } from './modules/checkout/checkout.pages';
 import { demoRouter } from './modules/demo/demo.routes';
@@ -29,18 +32,12 @@ export function createApp(deps: AppDeps, modules: AppModule[] = []): express.Exp
   app.set('views', path.resolve(__dirname, '../views'));
 
   app.use(requestId);
-  app.use(pinoHttp({ logger: deps.logger, genReqId: (_req, res) => String(res.locals?.requestId ?? ''), autoLogging: { ignore: (req) => req.url === '/healthz' } }));
+  app.use(httpMetrics(deps.metrics));
+  app.use(pinoHttp({ logger: deps.logger, genReqId: (_req, res) => String(res.locals?.requestId ?? ''), autoLogging: { ignore: (req) => req.url === '/healthz' || req.url === '/readyz' || req.url === '/metrics' } }));
 
-  app.get('/healthz', async (_req, res) => {
-    try {
-      await deps.prisma.$queryRaw`SELECT 1`;
-      await deps.redis.ping();
-      res.json({ status: 'ok' });
-    } catch (err) {
-      deps.logger.warn({ err }, 'healthz failed');
-      res.status(503).json({ status: 'unavailable' });
-    }
-  });
+  app.use(healthRouter(deps));
+  app.use(metricsRouter(deps.metrics, deps.config.METRICS_TOKEN));
+  registerCoreGauges(deps);
 
   const openapi = buildOpenApi(deps.config.PUBLIC_BASE_URL);
   app.get('/openapi.json', (_req, res) => res.json(openapi));

@@ -5,6 +5,7 @@ import type { PaymentChannel } from './channels/channel';
 import type { Config } from './config/config';
 import type { OutboxHandler } from './jobs/outbox.dispatcher';
 import type { Logger } from './lib/logger';
+import type { Metrics } from './lib/metrics';
 import type { PrismaClient } from './lib/prisma';
 import type { CheckoutJsonExtension } from './modules/checkout/checkout.api';
 import type { EventObjectRef } from './modules/webhooks/webhook.publish';
@@ -15,6 +16,7 @@ export interface AppDeps {
   redis: Redis;
   channel: PaymentChannel;
   logger: Logger;
+  metrics: Metrics;
   now: () => Date;
 }
 

@@ -7,6 +7,7 @@ import type { Config } from './config/config';
 import { dispatchOutboxOnce, type OutboxHandler } from './jobs/outbox.dispatcher';
 import { startLoop } from './jobs/loop';
 import { createLogger, type Logger } from './lib/logger';
+import { createMetrics } from './lib/metrics';
 import { createPrisma } from './lib/prisma';
 import { createRedis } from './lib/redis';
 import { PAYMENT_SUCCEEDED } from './modules/payments/payment.apply';
@@ -31,6 +32,7 @@ export function buildDeps(config: Config, overrides: { logger?: Logger; channel?
   return {
     config,
     logger,
+    metrics: createMetrics(),
     prisma: createPrisma(config.DATABASE_URL),
     redis: createRedis(config.REDIS_URL, logger),
     // One channel per gateway today; a second one (Alipay) is a registry entry, not a code path here.

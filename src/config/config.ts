@@ -23,6 +23,8 @@ export const envSchema = z.object({
   STATE_SECRET: z.string().min(32, 'must be at least 32 characters'),
 
   SANDBOX_API_KEY: z.string().min(16).default('sk_sandbox_demo_key_0001'),
+  /** Bearer token of GET /metrics; unset = no /metrics route (404). */
+  METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
 
   WECHATPAY_BASE_URL: z.url().default('https://api.mch.weixin.qq.com'),
   WECHAT_OAUTH_BASE_URL: z.url().default('https://open.weixin.qq.com'),
