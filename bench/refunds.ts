@@ -6,6 +6,7 @@
  * Run: node --import tsx bench/refunds.ts [--runs 7]
  */
 import type { Server } from 'node:http';
+import { createMetrics } from '../src/lib/metrics';
 import { mkdtemp, rm, chmod } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -66,6 +67,7 @@ async function main(): Promise<void> {
   const logger = createLogger('silent');
   const prisma = createPrisma(pg.url);
   const deps: AppDeps = {
+    metrics: createMetrics(),
     config,
     logger,
     prisma,

@@ -8,6 +8,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtemp, rm, writeFile, chmod } from 'node:fs/promises';
+import { createMetrics } from '../src/lib/metrics';
 import type { Server } from 'node:http';
 import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -307,6 +308,7 @@ async function run(templateUrl: string, redisUrl: string, sc: Scenario, tag: str
   const channel = createWechatPayChannel(wechatPayConfigFromAppConfig(config, (p) => readFileSync(p, 'utf8')), logger);
   const latencies: number[] = [];
   const deps: AppDeps = {
+    metrics: createMetrics(),
     config, logger, prisma,
     redis: new Redis(config.REDIS_URL, { maxRetriesPerRequest: null }),
     channel: {

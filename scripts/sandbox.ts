@@ -128,6 +128,8 @@ async function main(): Promise<void> {
   Merchant API key    ${config.SANDBOX_API_KEY}   (direct merchant)
   Partner API key     ${config.SANDBOX_PARTNER_API_KEY}   (sub-merchant ${SANDBOX_SUB_MCHID} of a service provider)
   Admin               npm run admin -- --help   (or /admin/api with ADMIN_TOKEN from .data/sandbox.json)
+  Metrics             curl -H 'Authorization: Bearer ${config.METRICS_TOKEN}' ${publicBaseUrl}/metrics
+  Console             ${publicBaseUrl}/console   (npm run admin -- user create --email you@example.com --role operator)
 
   curl -s ${publicBaseUrl}/v1/checkouts -H 'Authorization: Bearer ${config.SANDBOX_API_KEY}' \\
        -H 'Content-Type: application/json' -d '{"out_trade_no":"demo-'"$(date +%s%N)"'","amount":1,"description":"Demo"}'

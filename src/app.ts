@@ -8,6 +8,9 @@ import { buildOpenApi } from './http/openapi';
 import { requestId } from './http/request-id';
 import { redactUrl } from './lib/logger';
 import { securityHeaders } from './http/security-headers';
+import { healthRouter } from './http/health.routes';
+import { httpMetrics, metricsRouter } from './http/metrics.routes';
+import { registerCoreGauges } from './jobs/metrics.gauges';
 import { checkoutApiRouter } from './modules/checkout/checkout.api';
 import { checkoutPagesRouter } from './modules/checkout/checkout.pages';
 import { demoRouter } from './modules/demo/demo.routes';
@@ -42,11 +45,12 @@ export function createApp(deps: AppDeps, modules: AppModule[] = []): express.Exp
 
   app.use(requestId);
   app.use(securityHeaders(deps.config));
+  app.use(httpMetrics(deps.metrics));
   app.use(
     pinoHttp({
       logger: deps.logger,
       genReqId: (_req, res) => String(res.locals?.requestId ?? ''),
-      autoLogging: { ignore: (req) => req.url === '/healthz' || req.url === '/favicon.ico' },
+      autoLogging: { ignore: (req) => ['/healthz', '/readyz', '/metrics', '/favicon.ico'].includes(req.url) },
       // What a request line needs, nothing personal: no cookies, no IP, no OAuth code or openid.
       serializers: {
         req: (req: { id: unknown; method: string; url: string }) => ({ id: req.id, method: req.method, url: redactUrl(req.url) }),
@@ -57,16 +61,9 @@ export function createApp(deps: AppDeps, modules: AppModule[] = []): express.Exp
     }),
   );
 
-  app.get('/healthz', async (_req, res) => {
-    try {
-      await deps.prisma.$queryRaw`SELECT 1`;
-      await deps.redis.ping();
-      res.json({ status: 'ok' });
-    } catch (err) {
-      deps.logger.warn({ err }, 'healthz failed');
-      res.status(503).json({ status: 'unavailable' });
-    }
-  });
+  app.use(healthRouter(deps));
+  app.use(metricsRouter(deps.metrics, deps.config.METRICS_TOKEN));
+  registerCoreGauges(deps);
 
   const openapi = buildOpenApi(deps.config.PUBLIC_BASE_URL);
   app.get('/openapi.json', (_req, res) => res.json(openapi));
@@ -79,6 +76,7 @@ export function createApp(deps: AppDeps, modules: AppModule[] = []): express.Exp
   app.use(checkoutApiRouter(deps, modules.flatMap((m) => (m.checkoutJson ? [m.checkoutJson(deps)] : []))));
   for (const m of modules) if (m.apiRoutes) app.use(m.apiRoutes(deps));
   app.use(checkoutPagesRouter(deps));
+  for (const m of modules) if (m.pageRoutes) app.use(m.pageRoutes(deps));
   if (deps.config.sandbox) app.use(demoRouter(deps));
 
   app.get('/favicon.ico', noFavicon);

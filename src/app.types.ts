@@ -6,6 +6,7 @@ import type { Config } from './config/config';
 import type { MerchantCache } from './http/merchant-cache';
 import type { OutboxHandler } from './jobs/outbox.dispatcher';
 import type { Logger } from './lib/logger';
+import type { Metrics } from './lib/metrics';
 import type { PrismaClient } from './lib/prisma';
 import type { CheckoutJsonExtension } from './modules/checkout/checkout.api';
 import type { EventObjectRef } from './modules/webhooks/webhook.publish';
@@ -20,6 +21,7 @@ export interface AppDeps {
   /** Per-merchant channel accounts (issue 10); read it through channelsOf(deps), which falls back to `channel`. */
   channels?: ChannelResolver;
   logger: Logger;
+  metrics: Metrics;
   now: () => Date;
   /** Merchant-by-API-key cache (src/http/merchant-cache.ts); without it every API call reads the database. */
   merchantCache?: MerchantCache;
@@ -30,6 +32,8 @@ export interface AppModule {
   /** Routes; anything under /v1 is already behind merchant Bearer auth and JSON parsing. */
   apiRoutes?: (deps: AppDeps) => Router;
   checkoutJson?: (deps: AppDeps) => CheckoutJsonExtension;
+  /** Browser pages outside /v1 (e.g. the console): mounted after the checkout pages, before the 404. */
+  pageRoutes?: (deps: AppDeps) => Router;
   /** Follow-up work for outbox events (type -> handlers). */
   outboxHandlers?: (deps: AppDeps) => Record<string, OutboxHandler[]>;
   /** Background workers (BullMQ etc.), started by the gateway when RUN_WORKERS is on. */

@@ -7,6 +7,7 @@ import type { Config } from './config/config';
 import { dispatchOutboxOnce, type OutboxHandler } from './jobs/outbox.dispatcher';
 import { startLoop } from './jobs/loop';
 import { createLogger, type Logger } from './lib/logger';
+import { createMetrics } from './lib/metrics';
 import { createPrisma } from './lib/prisma';
 import { createRedis } from './lib/redis';
 import { createMerchantCache } from './http/merchant-cache';
@@ -15,13 +16,14 @@ import { closeSiblingOrders } from './modules/payments/payment.followups';
 import { purgeNotifyLogs } from './modules/payments/payment.notify';
 import { SweepBackoff, sweepExpiredCheckouts } from './modules/payments/payment.sync';
 import { refundsModule } from './modules/refunds/refund.module';
+import { consoleModule } from './modules/console/console.module';
 import { splitsModule } from './modules/splits/split.module';
 import { createWebhooksModule } from './modules/webhooks/webhook.module';
 import { createChannelResolver } from './modules/merchants/channel-resolver';
 import { merchantsModule } from './modules/merchants/merchant.module';
 
 /** The feature modules plugged into the core (webhooks renders every module's event objects). */
-export const modules: AppModule[] = [splitsModule, refundsModule, merchantsModule];
+export const modules: AppModule[] = [splitsModule, refundsModule, merchantsModule, consoleModule];
 modules.push(createWebhooksModule(() => modules));
 
 export interface Gateway {
@@ -41,6 +43,7 @@ export function buildDeps(config: Config, overrides: { logger?: Logger; channel?
   return {
     config,
     logger,
+    metrics: createMetrics(),
     prisma,
     redis,
     merchantCache: createMerchantCache(redis, { logger }),

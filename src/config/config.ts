@@ -42,6 +42,8 @@ export const envSchema = z.object({
         ctx.addIssue({ code: 'custom', message: (e as Error).message });
       }
     }),
+  /** Bearer token of GET /metrics; unset = no /metrics route (404). */
+  METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
 
   WECHATPAY_BASE_URL: z.url().default('https://api.mch.weixin.qq.com'),
   WECHAT_OAUTH_BASE_URL: z.url().default('https://open.weixin.qq.com'),

@@ -29,6 +29,7 @@ export function sandboxEnv(args: {
     DATABASE_URL: args.databaseUrl,
     REDIS_URL: args.redisUrl,
     STATE_SECRET: `sandbox-state-secret-${read('apiv3_key')}`,
+    METRICS_TOKEN: 'sandbox-metrics-token',
     WECHATPAY_BASE_URL: args.simulatorUrl,
     WECHAT_OAUTH_BASE_URL: args.simulatorUrl,
     WECHAT_API_BASE_URL: args.simulatorUrl,

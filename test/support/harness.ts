@@ -1,5 +1,6 @@
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createMetrics } from '../../src/lib/metrics';
 import type { Server } from 'node:http';
 import request from 'supertest';
 import { createRedis } from '../../src/lib/redis';
@@ -81,6 +82,7 @@ export async function startHarness(opts: {
   const config = loadConfig(env);
   const logger = createLogger(config.LOG_LEVEL);
   const deps: AppDeps = {
+    metrics: createMetrics(),
     config,
     logger,
     prisma: db.prisma,
