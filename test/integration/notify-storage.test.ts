@@ -25,6 +25,7 @@ const logStats = async () => {
 
 it('When 100 forged 60 KB notifies arrive from one address, then all are refused 4xx, at most the allowance is stored, each cut short', async () => {
   const before = await logStats();
+  const startedMinute = Math.floor(Date.now() / 60_000);
   const statuses: number[] = [];
   for (let i = 0; i < 100; i++) {
     const res = await fromIp('203.0.113.7')(request(h.app).post(NOTIFY).set('Content-Type', 'application/json')
@@ -32,11 +33,15 @@ it('When 100 forged 60 KB notifies arrive from one address, then all are refused
       .set('Wechatpay-Signature', randomBytes(256).toString('base64'))).send(junk(60_000));
     statuses.push(res.status);
   }
-  expect(statuses.filter((s) => s === 401)).toHaveLength(PER_MINUTE);
-  expect(statuses.filter((s) => s === 429)).toHaveLength(100 - PER_MINUTE);
+  // The allowance is per clock minute: a slow machine may straddle a minute boundary.
+  const windows = Math.floor(Date.now() / 60_000) - startedMinute + 1;
+  const stored = statuses.filter((s) => s === 401).length;
+  expect(stored).toBeGreaterThanOrEqual(PER_MINUTE);
+  expect(stored).toBeLessThanOrEqual(PER_MINUTE * windows);
+  expect(statuses.filter((s) => s === 429)).toHaveLength(100 - stored);
   const after = await logStats();
-  expect(after.n - before.n).toBe(PER_MINUTE);
-  expect(after.bytes - before.bytes).toBeLessThanOrEqual(PER_MINUTE * REJECTED_BODY_BYTES);
+  expect(after.n - before.n).toBe(stored);
+  expect(after.bytes - before.bytes).toBeLessThanOrEqual(stored * REJECTED_BODY_BYTES);
   const rows = await h.db.prisma.notifyLog.findMany({ where: { sourceIp: '203.0.113.7' } });
   expect(rows.every((r) => r.outcome === 'rejected' && r.bodyBytes === 60_000 && Buffer.byteLength(r.body) <= REJECTED_BODY_BYTES)).toBe(true);
 });
