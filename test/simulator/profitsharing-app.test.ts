@@ -67,8 +67,14 @@ async function paidProfitSharingOrder(outTradeNo: string): Promise<string> {
   return paid.tx.transactionId!;
 }
 
+/** The default fee (0.6% of 10 000 = 60) and the 30% ratio on amount − fee: floor(9 940 × 0.3). */
+const FEE = 60;
+const MAX = Math.floor((10_000 - FEE) * 0.3);
+
 it('When the gateway splits a paid profit-sharing order through the real app, then answers are signed and results arrive after the delay', async () => {
   const txId = await paidProfitSharingOrder('PSAPP0001');
+  // This test is about the ratio and the fee; the per-order second is tested in profitsharing.test.ts.
+  sim.control.profitSharing.setOptions({ perOrderRatePerSecond: 0 });
   const serial = { 'Wechatpay-Serial': keys.platformPublicKeyId };
   const add = await call(
     'POST',
@@ -78,14 +84,14 @@ it('When the gateway splits a paid profit-sharing order through the real app, th
   );
   expect(add.status).toBe(200);
 
-  const receivers = [{ type: 'MERCHANT_ID', account: '1900000201', name: enc('甲有限公司', keys.platformPublicKey), amount: 3000, description: '平台佣金' }];
+  const receivers = [{ type: 'MERCHANT_ID', account: '1900000201', name: enc('甲有限公司', keys.platformPublicKey), amount: MAX, description: '平台佣金' }];
   const early = await call('POST', '/v3/profitsharing/orders', { transaction_id: txId, out_order_no: 'PSO1', receivers, unfreeze_unsplit: false }, serial);
   expect([early.status, early.body.message]).toEqual([400, '订单处理中，请稍后重试']);
 
   sim.control.advanceTime(60_000);
   const res = await call('POST', '/v3/profitsharing/orders', { transaction_id: txId, out_order_no: 'PSO1', receivers, unfreeze_unsplit: false }, serial);
   expect(res.status).toBe(200);
-  expect(res.body).toMatchObject({ state: 'PROCESSING', receivers: [{ result: 'PENDING', amount: 3000 }] });
+  expect(res.body).toMatchObject({ state: 'PROCESSING', receivers: [{ result: 'PENDING', amount: MAX }] });
   // Signed like every WeChat answer: timestamp\nnonce\nbody\n with the platform key.
   const message = `${res.headers.get('wechatpay-timestamp')}\n${res.headers.get('wechatpay-nonce')}\n${res.raw}\n`;
   const verified = createVerify('RSA-SHA256').update(message).verify(keys.platformPublicKey, res.headers.get('wechatpay-signature')!, 'base64');
@@ -99,7 +105,7 @@ it('When the gateway splits a paid profit-sharing order through the real app, th
   sim.control.advanceTime(1_000);
   const done = await call('GET', `/v3/profitsharing/orders/PSO1?transaction_id=${txId}`);
   expect(done.body).toMatchObject({ state: 'FINISHED', receivers: [{ result: 'SUCCESS' }] });
-  expect((await call('GET', `/v3/profitsharing/transactions/${txId}/amounts`)).body).toEqual({ transaction_id: txId, unsplit_amount: 7000 });
+  expect((await call('GET', `/v3/profitsharing/transactions/${txId}/amounts`)).body).toEqual({ transaction_id: txId, unsplit_amount: 10_000 - FEE - MAX });
 
   const unsigned = await fetch(`${sim.url}/v3/profitsharing/transactions/${txId}/amounts`);
   expect(unsigned.status).toBe(401);
