@@ -136,7 +136,7 @@ it('When a key is revoked on one instance, then every instance stops answering f
     await other.get('hash-of-a-key', load);
     expect(loads).toBe(1);
     await merchantCache.invalidate('hash-of-a-key'); // the other instance's cache, through Redis
-    for (let i = 0; i < 100 && (await other.get('hash-of-a-key', load)).name === 'load 1'; i++) await new Promise((r) => setTimeout(r, 10));
+    for (let i = 0; i < 100 && (await other.get('hash-of-a-key', load))?.name === 'load 1'; i++) await new Promise((r) => setTimeout(r, 10));
     expect(loads).toBe(2);
   } finally {
     await other.close();
