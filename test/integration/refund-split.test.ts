@@ -203,7 +203,9 @@ describe('refunds racing splits', () => {
     for (const a of answers) expect([201, 422]).toContain(a.status);
     const row = await h.db.prisma.checkout.findUniqueOrThrow({ where: { id: c.id } });
     expect(row.refundedFen).toBe(refundOk.length * 150);
-    expect(row.splitReservedFen).toBe(splitOk * 60);
+    // Reserved when accepted; a batch the channel refuses later (the refunds shrank its ratio base) is released.
+    expect((await h.db.prisma.split.aggregate({ where: { checkoutId: c.id }, _sum: { totalFen: true } }))._sum.totalFen ?? 0).toBe(splitOk * 60);
+    expect(row.splitReservedFen).toBeLessThanOrEqual(splitOk * 60);
     expect(row.refundedFen + row.splitReservedFen - row.splitReturnedFen).toBeLessThanOrEqual(1000);
     // Each split was checked against (paid − refunded at its turn) × 30%, so the last one accepted fit then.
     expect(row.splitReservedFen).toBeLessThanOrEqual(300);
