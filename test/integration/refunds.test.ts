@@ -1,4 +1,7 @@
 import request from 'supertest';
+import { createMerchant, SANDBOX_MERCHANT_ID } from '../../src/modules/merchants/merchant.service';
+import { refundsModule } from '../../src/modules/refunds/refund.module';
+import * as webhooks from '../../src/modules/webhooks/webhook.publish';
 import { OTHER_API_KEY, startHarness, type Harness } from '../support/harness';
 import { paidCheckout, waitFor } from './split-support';
 import { buildRefundNotify, ENV, getRefund, newKey, postRefund, refundCalls, waitForRefund } from './refund-support';
@@ -225,5 +228,57 @@ describe('bad input writes nothing', () => {
     await waitFor(async () => (await getRefund(h, r.body.id)).status === 'succeeded', 10_000);
     await h.api('get', `/v1/refunds/${r.body.id}`, OTHER_API_KEY).expect(404);
     await h.api('post', `/v1/checkouts/${c.id}/refunds`, OTHER_API_KEY).set('Idempotency-Key', newKey()).send({ amount: 1 }).expect(404);
+  });
+});
+
+describe('events, OpenAPI and the demo shop', () => {
+  test('When refunds end succeeded, failed or abnormal, then the matching merchant event is published with the refund, rendered as GET shows it', async () => {
+    const spy = jest.spyOn(webhooks, 'publishEvent');
+    try {
+      const c = await paidCheckout(h, { amount: 900 });
+      const ok = await postRefund(h, c.id, { amount: 100 }).expect(201);
+      await waitForRefund(h, ok.body.id, ['succeeded']);
+      h.sim.control.refunds.nextOutcome('ABNORMAL');
+      const ab = await postRefund(h, c.id, { amount: 100 }).expect(201);
+      await waitForRefund(h, ab.body.id, ['abnormal']);
+      h.sim.control.refunds.setAvailableBalance(0);
+      const nf = await postRefund(h, c.id, { amount: 700 }).expect(201);
+      await waitForRefund(h, nf.body.id, ['failed']);
+      h.sim.control.refunds.setAvailableBalance(10_000_000);
+      const events = spy.mock.calls.map(([, e]) => [e.type, e.object.id]).filter(([, id]) => [ok.body.id, ab.body.id, nf.body.id].includes(id));
+      expect(events).toEqual([['refund.succeeded', ok.body.id], ['refund.abnormal', ab.body.id], ['refund.failed', nf.body.id]]);
+      expect(spy.mock.calls.find(([, e]) => e.object.id === ok.body.id)![1]).toMatchObject({ merchantId: 'mch_test', checkoutId: c.id, object: { kind: 'refund' } });
+    } finally {
+      spy.mockRestore();
+    }
+    const c2 = await paidCheckout(h, { amount: 200 });
+    const r = await postRefund(h, c2.id, { amount: 50 }).expect(201);
+    await waitForRefund(h, r.body.id, ['succeeded']);
+    expect(await refundsModule.eventObjects!(h.deps).refund!(r.body.id)).toEqual(await getRefund(h, r.body.id));
+  });
+
+  test('When the OpenAPI document is read, then it has the refund routes generated from their schemas', async () => {
+    const doc = (await request(h.app).get('/openapi.json').expect(200)).body;
+    const post = doc.paths['/v1/checkouts/{id}/refunds'].post;
+    expect(Object.keys(post.requestBody.content['application/json'].schema.properties).sort()).toEqual(['amount', 'out_refund_no', 'reason', 'split_return']);
+    expect(doc.paths['/v1/refunds/{id}'].get).toBeDefined();
+    expect(doc.components.schemas.Refund.properties.status.enum).toContain('abnormal');
+  });
+
+  test('When the sandbox shop refunds a paid checkout with its button, then the refund is made and shown', async () => {
+    await createMerchant(h.db.prisma, { id: SANDBOX_MERCHANT_ID, name: '演示商户', apiKey: 'sk_demo_refund_test_00001' });
+    const c = await h.api('post', '/v1/checkouts', 'sk_demo_refund_test_00001').send({ out_trade_no: `D${Date.now()}`, amount: 500, description: '演示' }).expect(201);
+    await h.http().get(`/checkout/${c.body.id}`).set('User-Agent', 'Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_0) AppleWebKit/537.36 Chrome/84.0 Safari/537.36').set('Accept', 'application/json').expect(200);
+    const order = await h.db.prisma.channelOrder.findFirstOrThrow({ where: { checkoutId: c.body.id } });
+    h.sim.control.pay(order.outTradeNo);
+    await waitFor(async () => (await h.db.prisma.checkout.findUniqueOrThrow({ where: { id: c.body.id } })).status === 'paid', 10_000);
+    const shop = await request(h.app).get('/').expect(200);
+    expect(shop.text).toContain(`action="/demo/checkouts/${c.body.id}/refunds"`);
+    await request(h.app).post(`/demo/checkouts/${c.body.id}/refunds`).type('form').send({ amount: '1.50' }).expect(303);
+    const rows = await h.db.prisma.refund.findMany({ where: { checkoutId: c.body.id } });
+    expect(rows.map((r) => r.amountFen)).toEqual([150]);
+    await waitFor(async () => (await h.db.prisma.refund.findUniqueOrThrow({ where: { id: rows[0]!.id } })).status === 'succeeded', 10_000);
+    expect((await request(h.app).get('/').expect(200)).text).toContain('已退款 ¥1.50');
+    await request(h.app).post(`/demo/checkouts/${c.body.id}/refunds`).type('form').send({ amount: '9.99' }).expect(422);
   });
 });

@@ -6,7 +6,7 @@ import { AppError } from '../../lib/errors';
 import { checkoutIdSchema } from '../checkout/checkout.schemas';
 import { ingestRefundNotify } from './refund.notify';
 import { createRefundSchema, refundIdSchema, retryRefundSchema } from './refund.schemas';
-import { createRefund, loadRefundJson, retryRefund } from './refund.service';
+import { createRefund, loadRefundJson, retryByKey, retryRefund } from './refund.service';
 
 const idOf = (raw: unknown, schema: typeof checkoutIdSchema, what: string) => {
   const p = schema.safeParse(raw);
@@ -31,6 +31,7 @@ export function refundRouter(deps: AppDeps): Router {
     const key = req.get('idempotency-key');
     // A retried refund without a key would refund twice: the key is mandatory.
     if (key === undefined) throw new AppError('VALIDATION_FAILED', 'Idempotency-Key header is required for refunds', { field: 'Idempotency-Key' });
+    await retryByKey(deps, merchant.id, id, key);
     const out = await withIdempotency(deps.prisma, { merchantId: merchant.id, scope: `POST /v1/checkouts/${id}/refunds`, key, body: req.body }, async () => {
       const input = createRefundSchema.parse(req.body ?? {});
       return { status: 201, body: await createRefund(deps, merchant.id, id, input, key) };

@@ -24,9 +24,10 @@ export async function runRefund(d: RefundDriverDeps, refundId: string, leaseMs =
     d.logger.error({ err, refundId }, 'refund driver failed; will retry');
     step = { kind: 'wait', until: d.now().getTime() + 5_000, reason: 'driver error' };
   }
-  await d.prisma.refund.update({
+  // Done (final, or waiting for a person's retry): nothing is due until something changes it.
+  await d.prisma.refund.updateMany({
     where: { id: refundId },
-    data: { leaseUntil: null, ...(step.kind === 'wait' ? { nextAttemptAt: new Date(step.until) } : {}) },
+    data: { leaseUntil: null, nextAttemptAt: step.kind === 'wait' ? new Date(step.until) : null },
   });
   return step;
 }

@@ -77,6 +77,23 @@ export async function retryRefund(deps: Deps, merchantId: string, id: string) {
   if (!r || r.merchantId !== merchantId) throw new AppError('NOT_FOUND', `No refund ${id}`);
   const failed = r.returns.filter((x) => x.state === 'failed');
   if (r.status !== 'returning' || failed.length === 0) throw new AppError('REFUND_NOT_ALLOWED', `Refund is ${r.status} with nothing to retry`);
+  await rearm(deps, r, failed);
+  return loadRefundJson(deps.prisma, id);
+}
+
+/**
+ * The same POST again (same Idempotency-Key) also finishes a refund left `returning`: the stored answer
+ * is replayed as usual, and the refund carries on behind it.
+ */
+export async function retryByKey(deps: Deps, merchantId: string, checkoutId: string, idempotencyKey: string): Promise<void> {
+  const r = await deps.prisma.refund.findUnique({ where: { checkoutId_idempotencyKey: { checkoutId, idempotencyKey } }, include: withReturns });
+  if (!r || r.merchantId !== merchantId || r.status !== 'returning') return;
+  const failed = r.returns.filter((x) => x.state === 'failed');
+  if (failed.length > 0) await rearm(deps, r, failed);
+}
+
+async function rearm(deps: Deps, r: Refund, failed: RefundReturn[]): Promise<void> {
+  const id = r.id;
   const now = deps.now();
   await deps.prisma.$transaction(async (db) => {
     for (const x of failed) {
@@ -90,7 +107,6 @@ export async function retryRefund(deps: Deps, merchantId: string, id: string) {
     await db.refund.update({ where: { id }, data: { failureCode: null, failureReason: null, nextAttemptAt: now } });
   });
   kickRefund(driverDeps(deps), id);
-  return loadRefundJson(deps.prisma, id);
 }
 
 /** `refunded_amount` (succeeded), `refundable_amount` and `refunds[]` of GET /v1/checkouts/{id}. */

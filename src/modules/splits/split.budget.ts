@@ -84,6 +84,8 @@ async function reserveSplitTx(
   const bp = ratioBasisPoints(limits.maxRatio);
   const finish = args.unfreezeWithLastBatch;
 
+  // Concurrent reservations queue on the row lock: on a busy machine the default 2 s to get a
+  // connection is not enough (P2028 would turn a budget refusal into a 500).
   return prisma.$transaction(async (db) => {
     if (key !== null) {
       const existing = await findByKey(db, checkoutId, key);
@@ -161,7 +163,7 @@ async function reserveSplitTx(
       });
     }
     return { splitId, seq, batches, existing: false };
-  });
+  }, { maxWait: 10_000, timeout: 20_000 });
 }
 
 /** The split already reserved under this Idempotency-Key, if any. */
