@@ -184,7 +184,10 @@ function reachableDataDir(dataDir: string, who: Ids | undefined, log: Log): stri
   } catch (e) {
     throw fsStartupError(e, parent);
   }
-  if (!who) return dataDir;
+  if (!who) {
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    return dataDir;
+  }
   if (canEnter(who, parent)) {
     privateDir(dataDir, who, 0o700);
     return dataDir;
