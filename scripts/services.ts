@@ -146,13 +146,14 @@ function privateDir(path: string, owner: Ids, mode: number): void {
  */
 function reachableNativeDir(nativeDir: string, who: Ids, log: Log): string {
   if (canEnter(who, join(nativeDir, 'bin'))) return nativeDir;
-  let version = 'unknown';
+  // One npm version = the same binaries: one copy per version serves every clone on the machine.
+  let name = `gateway-postgres-${shortHash(nativeDir)}`;
   try {
-    version = JSON.parse(readFileSync(join(nativeDir, '..', 'package.json'), 'utf8')).version;
+    name = `gateway-postgres-${JSON.parse(readFileSync(join(nativeDir, '..', 'package.json'), 'utf8')).version}`;
   } catch {
-    // a nativeDir outside an npm package: the path alone names it
+    // a nativeDir outside an npm package: its path names it
   }
-  const target = join(sharedBase(who), `gateway-postgres-${version}-${shortHash(nativeDir)}`);
+  const target = join(sharedBase(who), name);
   if (existsSync(join(target, '.complete'))) return target;
   const staging = `${target}.${process.pid}.tmp`;
   rmSync(staging, { recursive: true, force: true });
@@ -186,7 +187,10 @@ function reachableDataDir(dataDir: string, who: Ids | undefined, log: Log): stri
   } catch (e) {
     throw fsStartupError(e, parent);
   }
-  if (!who) return dataDir;
+  if (!who) {
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    return dataDir;
+  }
   if (canEnter(who, parent)) {
     privateDir(dataDir, who, 0o700);
     return dataDir;

@@ -7,6 +7,7 @@
  *   SIM_PROFIT_SHARING_RESULT_DELAY_MS / _MIN_DELAY_AFTER_PAY_MS / _RATE_PER_SECOND / _RECEIVER_LIMIT /
  *   _PER_ORDER_RATE_PER_SECOND (integers), SIM_PROFIT_SHARING_FEE_RATE (e.g. 0.006); unset keeps the
  *   simulator's defaults (WeChat's: 1 split request per second per order, 0.6% fee). SIM_PORT=0 picks a free port (printed on the first line).
+ *   SIM_STATE_FILE: keep orders, QR codes and split orders in this JSON file across restarts (unset: memory only).
  */
 import { resolve } from 'node:path';
 import { loadOrCreateSandboxKeys } from './keys';
@@ -52,6 +53,7 @@ async function main() {
     oauthDomains: list(env.SIM_OAUTH_DOMAINS, ['localhost', '127.0.0.1']),
     notifyUrlPolicy: policy,
     profitSharing,
+    stateFile: env.SIM_STATE_FILE || undefined,
   });
   const o = sim.ctx.opts;
   console.log(`WeChat Pay simulator on ${sim.url}`);

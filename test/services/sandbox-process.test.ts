@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { freePort } from '../../scripts/services';
@@ -106,3 +107,36 @@ it('When a run was killed outright, then the next start stops what it left behin
   }
   for (const p of Object.values(ports)) expect(await portFree(Number(p))).toBe(true);
 }, 240_000);
+
+describe('When the sandbox cannot start', () => {
+  /** Runs `npm run sandbox` to its end: exit code and the lines it wrote. */
+  async function failedStart(env: Record<string, string>): Promise<{ code: number | null; lines: string[] }> {
+    const npm = spawn('npm', ['run', 'sandbox'], { cwd: root, env: { ...process.env, ...ports, SANDBOX_DATA_DIR: dataDir, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    npm.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+    npm.stderr!.on('data', (c: Buffer) => (out += c.toString()));
+    const code = await new Promise<number | null>((r) => npm.once('exit', r));
+    return { code, lines: out.split('\n').filter((l) => l.startsWith('[sandbox]')) };
+  }
+
+  it('then a data folder it cannot write is one line saying so', async () => {
+    // sysfs refuses new folders even to root.
+    const r = await failedStart({ SANDBOX_DATA_DIR: '/sys/gateway-sandbox-data' });
+    expect(r.code).toBe(1);
+    expect(r.lines).toEqual([expect.stringMatching(/^\[sandbox\] cannot start: cannot write \/sys\/gateway-sandbox-data \(E\w+\): /)]);
+  }, 60_000);
+
+  it('then a taken gateway port is one line naming the holder and the variable to set', async () => {
+    const blocker = createServer();
+    await new Promise<void>((r) => blocker.listen(Number(ports.PORT), '127.0.0.1', r));
+    try {
+      const r = await failedStart({});
+      expect(r.code).toBe(1);
+      expect(r.lines).toEqual([
+        expect.stringMatching(new RegExp(`^\\[sandbox\\] cannot start: port ${ports.PORT} on 127.0.0.1 \\(gateway\\) is taken by pid ${process.pid}\\b.*set PORT to a free port$`)),
+      ]);
+    } finally {
+      blocker.close();
+    }
+  }, 60_000);
+});

@@ -34,6 +34,14 @@ describe('simulator H5 cashier', () => {
     expect(sim.control.transaction('H5_0001')!.state).toBe('SUCCESS');
   });
 
+  test('When the merchant saw the shopper on ::1 (localhost) and the visit comes over 127.0.0.1, then it is the same visitor', async () => {
+    const sim = mk();
+    const path = await h5(sim, 'H5_LOOP', '::1');
+    const page = await request(sim.app).get(path).set('Referer', 'https://shop.example.com/').set('User-Agent', BROWSER);
+    expect(page.status).toBe(200);
+    expect(page.text).toContain('确认支付');
+  });
+
   test('When the Referer is missing or foreign, then 商家参数格式有误', async () => {
     const sim = mk();
     const path = await h5(sim, 'H5_0002');

@@ -40,7 +40,8 @@ export interface Harness {
 
 /** Keys are made once per machine (RSA generation is slow) and reused by every test file. */
 function testKeys(): { keys: SandboxKeys; dir: string } {
-  const dir = join(tmpdir(), 'gateway-test-keys');
+  // Per user: another user's cache (private key 0600) is unreadable.
+  const dir = join(tmpdir(), `gateway-test-keys-${process.getuid?.() ?? 'user'}`);
   return { keys: loadOrCreateSandboxKeys(dir), dir };
 }
 
