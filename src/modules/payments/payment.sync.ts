@@ -52,14 +52,15 @@ export async function closeChannelOrders(deps: SyncDeps, checkoutId: string): Pr
   const orders = await deps.prisma.channelOrder.findMany({ where: { checkoutId, status: 'created' } });
   let paid = false;
   for (const o of orders) {
+    const channel = await channelsOf(deps).forAccount(o.accountId);
     try {
-      await (await channelsOf(deps).forAccount(o.accountId)).closeOrder(o.outTradeNo);
+      await channel.closeOrder(o.outTradeNo);
       await markClosed(deps, o.id);
     } catch (err) {
       if (!(err instanceof ChannelError)) throw err;
       // Whatever the refusal says (ORDER_PAID, its v2 name ORDERPAID, or a code we do not know), the
       // order's state at the channel decides: paid -> record it; closed -> closed; else retry later.
-      const state = err.retryable ? null : await deps.channel.queryOrder(o.outTradeNo).then((tx) => tx?.tradeState ?? 'CLOSED', () => null);
+      const state = err.retryable ? null : await channel.queryOrder(o.outTradeNo).then((tx) => tx?.tradeState ?? 'CLOSED', () => null);
       if (state === 'SUCCESS' || state === 'REFUND') paid = true;
       else if (state === 'CLOSED' || state === 'REVOKED') await markClosed(deps, o.id);
       else throw err;

@@ -1,4 +1,5 @@
 import type { ChannelRefund, PaymentChannel } from '../../channels/channel';
+import { channelsOf } from '../merchants/channel-resolver';
 import type { Config } from '../../config/config';
 import type { Refund, RefundReturn } from '../../generated/prisma/client';
 import { ChannelError } from '../../lib/errors';
@@ -32,6 +33,8 @@ export interface RefundDriverDeps {
   logger: Logger;
   now: () => Date;
   random?: () => number;
+  /** The refund notify URL of the payment's account (default: the default account's). */
+  notifyUrl?: string;
 }
 
 export type Step = { kind: 'done'; reason: string } | { kind: 'wait'; until: number; reason: string };
@@ -47,12 +50,29 @@ export function refundNotifyUrl(config: Config): string {
   return new URL('/notify/wechatpay/refunds', config.notifyUrl).toString();
 }
 
-export async function driveRefund(d: RefundDriverDeps, refundId: string, maxSteps = 200): Promise<Step> {
+export async function driveRefund(deps: RefundDriverDeps, refundId: string, maxSteps = 200): Promise<Step> {
+  const d = await forPaymentAccount(deps, refundId);
   for (let i = 0; i < maxSteps; i++) {
     const next = await stepOnce(d, refundId);
     if (next.kind !== 'continue') return next;
   }
   return { kind: 'wait', until: d.now().getTime(), reason: 'step budget used' };
+}
+
+/**
+ * A refund (and its returns) goes through the channel account the payment was made with: its keys and
+ * mchid, and its own refund notify URL, verified with that account's keys.
+ */
+async function forPaymentAccount(d: RefundDriverDeps, refundId: string): Promise<RefundDriverDeps> {
+  const row = await d.prisma.refund.findUnique({ where: { id: refundId }, select: { checkoutId: true } });
+  if (!row) return d;
+  const paid = await d.prisma.channelOrder.findFirst({ where: { checkoutId: row.checkoutId, status: 'paid' }, orderBy: { updatedAt: 'asc' }, select: { accountId: true } });
+  if (!paid?.accountId) return d;
+  return {
+    ...d,
+    channel: await channelsOf(d).forAccount(paid.accountId),
+    notifyUrl: new URL(`/notify/wechatpay/${paid.accountId}/refunds`, d.config.PUBLIC_BASE_URL).toString(),
+  };
 }
 
 async function stepOnce(d: RefundDriverDeps, refundId: string): Promise<Next> {
@@ -176,7 +196,7 @@ async function sendRefund(d: RefundDriverDeps, r: Loaded): Promise<Next> {
       ...(r.reason !== null ? { reason: r.reason } : {}),
       refundFen: r.amountFen,
       totalFen: paidTotalFen,
-      notifyUrl: refundNotifyUrl(d.config),
+      notifyUrl: d.notifyUrl ?? refundNotifyUrl(d.config),
     });
   } catch (err) {
     if (!(err instanceof ChannelError)) throw err;
