@@ -22,9 +22,11 @@ const BUDGET = {
   firstPageExistingOrder: { db: 1, redis: 0 },
   // Notify ingestion as it is (owned by the hardening work): raw log insert, order lookup, BEGIN,
   // 2 compare-and-set updates, outbox insert, COMMIT, outcome update (the order and its checkout are 2 SELECTs).
-  notifyApplied: { db: 9, redis: 0 },
+  // +3 since merchant webhooks (issue 9): in the same transaction, the endpoints read, the event and its
+  // deliveries written, and the pg_notify that wakes the dispatcher on commit.
+  notifyApplied: { db: 12, redis: 0 },
   // Same, the second copy: the updates move nothing, one read (instead of the outbox insert) tells "duplicate".
-  notifyDuplicate: { db: 9, redis: 0 },
+  notifyDuplicate: { db: 12, redis: 0 },
 };
 
 let h: Harness;

@@ -83,7 +83,8 @@ describe('simulator payment notify', () => {
     const sim = mk();
     sim.control.notifyFaults({ duplicate: 2, signTestFirst: true });
     await paidOrder(sim, 'NTF_0004', rx.url);
-    await sim.control.waitFor(() => rx.received.length === 4);
+    // The simulator records an attempt when its answer arrives, which can be after the receiver saw it.
+    await sim.control.waitFor(() => rx.received.length === 4 && sim.control.notifies.filter((a) => a.kind === 'real').length === 3);
     const [probe, ...copies] = rx.received;
     expect(String(probe!.headers['wechatpay-signature'])).toMatch(/^WECHATPAY\/SIGNTEST\//);
     expect(verifyWechatpaySignature(probe!.headers, probe!.body, keys.platformPublicKey)).toBe(false);

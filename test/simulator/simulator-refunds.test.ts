@@ -12,7 +12,7 @@ beforeAll(() => {
   keys = generateSimKeys();
 });
 beforeEach(async () => {
-  sim = await startSimulator({ keys, refundResultDelayMs: 1_000, profitSharing: { resultDelayMs: 0 } });
+  sim = await startSimulator({ keys, refundResultDelayMs: 1_000, profitSharing: { resultDelayMs: 0, feeRate: 0 } });
   sim.control.notifyFaults({ hold: true });
 });
 afterEach(async () => sim.close());

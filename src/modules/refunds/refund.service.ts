@@ -111,7 +111,8 @@ async function rearm(deps: Deps, r: Refund, failed: RefundReturn[]): Promise<voi
 
 /** `refunded_amount` (succeeded), `refundable_amount` and `refunds[]` of GET /v1/checkouts/{id}. */
 export async function checkoutRefundsJson(prisma: PrismaClient, c: CheckoutWithOrders) {
-  const rows = await prisma.refund.findMany({ where: { checkoutId: c.id }, orderBy: { seq: 'asc' }, include: withReturns });
+  // refund_seq counts refunds ever created: none yet, no query (the create path stays one statement).
+  const rows = c.refundSeq === 0 ? [] : await prisma.refund.findMany({ where: { checkoutId: c.id }, orderBy: { seq: 'asc' }, include: withReturns });
   return {
     refunded_amount: rows.filter((r) => r.status === 'succeeded').reduce((s, r) => s + r.amountFen, 0),
     refundable_amount: c.status === 'paid' && c.paidTotalFen !== null ? c.paidTotalFen - c.refundedFen : 0,
