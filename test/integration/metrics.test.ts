@@ -38,6 +38,10 @@ it('When traffic has happened, then HTTP latencies are labelled by route pattern
   expect(sample(text, 'gateway_http_request_duration_seconds_count', { method: 'GET', route: '/v1/checkouts/:id', status: '404' })).toBe(1);
   // No raw ids in labels.
   expect(text).not.toContain(id);
+  // Counters against what happened: one checkout created, paid by NATIVE through one applied notify.
+  expect(sample(text, 'gateway_checkouts_created_total')).toBe(1);
+  expect(sample(text, 'gateway_checkouts_paid_total', { trade_type: 'NATIVE' })).toBe(1);
+  expect(sample(text, 'gateway_notifies_total', { kind: 'payment', outcome: 'applied' })).toBe(1);
   expect(sample(text, 'gateway_split_batches', { state: 'pending' })).toBe(0);
   expect(sample(text, 'gateway_reconciliation_mismatches_open')).toBe(0);
   expect(sample(text, 'gateway_process_resident_memory_bytes')).toBeGreaterThan(0);

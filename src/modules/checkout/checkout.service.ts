@@ -1,3 +1,4 @@
+import type { Metrics } from '../../lib/metrics';
 import type { Config } from '../../config/config';
 import { AppError } from '../../lib/errors';
 import { newId } from '../../lib/ids';
@@ -18,7 +19,7 @@ export function splitLimitsOf(config: Config): SplitLimits {
 }
 
 export async function createCheckout(
-  deps: { prisma: PrismaClient; config: Config; now: () => Date },
+  deps: { prisma: PrismaClient; config: Config; now: () => Date; metrics?: Metrics },
   merchantId: string,
   input: CreateCheckoutInput,
   idempotencyKey?: string,
@@ -57,6 +58,7 @@ export async function createCheckout(
         splitPlan: mode === 'planned' ? (ps!.receivers as object[]) : undefined,
       },
     });
+    deps.metrics?.checkoutsCreated.inc();
     return { ...created, channelOrders: [] };
   } catch (e) {
     if (!isUniqueViolation(e)) throw e;

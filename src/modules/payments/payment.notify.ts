@@ -3,6 +3,7 @@ import { ChannelError } from '../../lib/errors';
 import { newId } from '../../lib/ids';
 import type { Logger } from '../../lib/logger';
 import type { PrismaClient } from '../../lib/prisma';
+import type { Metrics } from '../../lib/metrics';
 import type { SourceLimiter } from '../../lib/source-limiter';
 import { applyPaidTransaction, PaymentMismatch } from './payment.apply';
 
@@ -28,6 +29,7 @@ export interface NotifyDeps {
   now: () => Date;
   /** Per-source allowance for storing rejected notifies. */
   rejectedLimiter: SourceLimiter;
+  metrics?: Metrics;
 }
 
 /**
@@ -47,6 +49,7 @@ export async function ingestPaymentNotify(
 ): Promise<NotifyAnswer> {
   const { prisma, channel, logger } = deps;
   const logId = newId('ntf');
+  const count = (outcome: string) => (deps.metrics?.notifies.inc({ kind: 'payment', outcome }), true);
   const store = (outcome: string, body: string, hdrs: Record<string, string>, extra: { error?: string } = {}) =>
     prisma.notifyLog.create({
       data: { id: logId, channel: channel.name, kind: 'payment', headers: hdrs, body, outcome, sourceIp, bodyBytes: rawBody.length, ...extra },
@@ -61,9 +64,11 @@ export async function ingestPaymentNotify(
     if (AUTHENTIC_FAILURES.has(code)) {
       // Signed by WeChat but unusable (e.g. a wrong APIv3 key): keep it whole, WeChat will retry.
       logger.error({ code, logId }, 'notify: signed by WeChat but not decryptable or not understood');
+      count(`invalid:${code}`);
       await store('invalid', keepText(rawBody), pickHeaders(headers), { error: code }).catch((e: unknown) => logger.warn({ err: e, logId }, 'notify: not recorded'));
       return fail(400, code);
     }
+    count(`rejected:${code}`);
     return rejectUnauthenticated(deps, { logId, code, headers, rawBody, sourceIp, store });
   }
 
@@ -76,7 +81,7 @@ export async function ingestPaymentNotify(
     return fail(500, 'storage unavailable');
   }
   const setOutcome = (outcome: string, extra: { error?: string; eventId?: string; outTradeNo?: string } = {}) =>
-    prisma.notifyLog.update({ where: { id: logId }, data: { outcome, ...extra } }).catch((err: unknown) => logger.warn({ err, logId }, 'notify: outcome not recorded'));
+    count(outcome) && prisma.notifyLog.update({ where: { id: logId }, data: { outcome, ...extra } }).catch((err: unknown) => logger.warn({ err, logId }, 'notify: outcome not recorded'));
 
   if (event.eventType !== 'TRANSACTION.SUCCESS') {
     await setOutcome('ignored', { eventId: event.eventId, outTradeNo: tx.outTradeNo, error: event.eventType });
@@ -87,6 +92,7 @@ export async function ingestPaymentNotify(
   try {
     const { outcome, checkoutId } = await applyPaidTransaction(prisma, channel.name, tx, deps.now(), accountId);
     await setOutcome(outcome, { eventId: event.eventId, outTradeNo: tx.outTradeNo });
+    if (outcome === 'applied') deps.metrics?.checkoutsPaid.inc({ trade_type: tx.tradeType });
     if (outcome === 'double_payment') logger.error({ checkoutId, transactionId: tx.transactionId }, 'checkout paid twice: refund needed');
     else logger.info({ checkoutId, outcome, transactionId: tx.transactionId }, 'payment notify applied');
     return { status: 204 };
