@@ -16,6 +16,7 @@ import { AppError } from '../lib/errors';
 import { createPrisma, type PrismaClient } from '../lib/prisma';
 import { newMasterKeySpec } from '../lib/secrets';
 import { addAccount, addServiceProvider, listAccounts, listServiceProviders, rotateSecrets } from '../modules/merchants/account.service';
+import { createConsoleUser } from '../modules/console/console.users';
 import { createApiKey, listApiKeys, listMerchants, onboardMerchant, revokeApiKey } from '../modules/merchants/merchant.service';
 
 type Ctx = { prisma: PrismaClient; config: AdminEnvConfig; json: boolean; out: (s: string) => void };
@@ -133,6 +134,23 @@ const COMMANDS: Record<string, Command> = {
       const k = await revokeApiKey(ctx.prisma, arg(a, 0, 'key id'), new Date(), (h) => publishRevocation(ctx.config.REDIS_URL, h));
       if (!ctx.json) ctx.out(`revoked ${k.id} (${k.prefix}…) at ${k.revoked_at}`);
       return k;
+    },
+  },
+  'user create': {
+    usage: 'user create --email <email> --role operator|merchant [--merchant <merchant id>] [--password <p|@file>]',
+    help: 'Creates a console user (/console). Operators see every merchant; merchant users only theirs. Without --password a strong one is generated and shown only this once.',
+    options: { email: { type: 'string' }, role: { type: 'string' }, merchant: { type: 'string' }, password: { type: 'string' } },
+    async run(ctx, _a, f) {
+      const role = value(f.role, 'role');
+      if (role !== 'operator' && role !== 'merchant') throw new AppError('VALIDATION_FAILED', '--role must be operator or merchant', { field: 'role' });
+      const out = await createConsoleUser(ctx.prisma, {
+        email: value(f.email, 'email'),
+        role,
+        merchantId: typeof f.merchant === 'string' ? value(f.merchant, 'merchant') : null,
+        password: typeof f.password === 'string' ? value(f.password, 'password') : undefined,
+      });
+      if (!ctx.json) ctx.out(`console user ${out.user.id}  ${out.user.email}  ${out.user.role}${out.user.merchantId ? ` of ${out.user.merchantId}` : ''}${out.generated ? `\npassword  ${out.password}\n(the password is shown only now: store it)` : ''}`);
+      return { id: out.user.id, email: out.user.email, role: out.user.role, merchant_id: out.user.merchantId, ...(out.generated ? { password: out.password } : {}) };
     },
   },
   'sp add': {

@@ -145,3 +145,20 @@ function envOf(x: Harness): Record<string, string> {
   }
   return out;
 }
+
+it('When `user create` is run, then the console user exists with a generated password shown once, and bad roles are refused', async () => {
+  const op = await inProcess(['user', 'create', '--email', 'Ops@Example.com', '--role', 'operator', '--json']);
+  expect(op.code).toBe(0);
+  const created = JSON.parse(op.stdout) as { id: string; email: string; role: string; password: string };
+  expect(created).toMatchObject({ email: 'ops@example.com', role: 'operator' });
+  expect(created.password.length).toBeGreaterThanOrEqual(20);
+  const row = await h.db.prisma.consoleUser.findUniqueOrThrow({ where: { email: 'ops@example.com' } });
+  expect(row.passwordHash).toMatch(/^\$argon2id\$/);
+  expect(row.passwordHash).not.toContain(created.password);
+  // A merchant user needs an existing merchant; a wrong role is refused without writing anything.
+  expect((await inProcess(['user', 'create', '--email', 'staff@example.com', '--role', 'merchant', '--merchant', 'mch_test', '--password', 'a long enough password'])).code).toBe(0);
+  const bad = await inProcess(['user', 'create', '--email', 'x@example.com', '--role', 'admin']);
+  expect(bad.code).not.toBe(0);
+  expect(bad.stderr).toContain('--role must be operator or merchant');
+  expect(await h.db.prisma.consoleUser.count()).toBe(2);
+});

@@ -2,13 +2,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import request from 'supertest';
 import { SANDBOX_PARTNER_MERCHANT_ID, SANDBOX_SUB_MCHID, seedSandboxMerchants } from '../../src/modules/merchants/sandbox.seed';
-import { startHarness, UA, type Harness } from '../support/harness';
+import { startHarness, TEST_KEYS_DIR, UA, type Harness } from '../support/harness';
 
 let h: Harness;
 beforeAll(async () => {
   h = await startHarness({ sim: { partner: { subMerchants: { [SANDBOX_SUB_MCHID]: { maxRatioBp: 3000 } } } } });
-  await seedSandboxMerchants(h.deps, join(tmpdir(), 'gateway-test-keys'));
-  await seedSandboxMerchants(h.deps, join(tmpdir(), 'gateway-test-keys')); // a restart seeds again: idempotent
+  await seedSandboxMerchants(h.deps, TEST_KEYS_DIR);
+  await seedSandboxMerchants(h.deps, TEST_KEYS_DIR); // a restart seeds again: idempotent
 });
 afterAll(async () => h?.close());
 

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { sandboxEnv } from '../../src/config/sandbox';
 import { freePort } from '../../scripts/services';
-import { API_KEY, checkoutBody, startHarness, UA, type Harness } from '../support/harness';
+import { API_KEY, checkoutBody, startHarness, TEST_KEYS_DIR, UA, type Harness } from '../support/harness';
 import { testQueuePrefix, testRedisUrl } from '../support/redis';
 import { receivers, waitFor } from './split-support';
 
@@ -25,7 +25,7 @@ beforeAll(async () => {
   const port = await freePort();
   url = `http://127.0.0.1:${port}`;
   const env = {
-    ...sandboxEnv({ keysDir: join(tmpdir(), 'gateway-test-keys'), simulatorUrl: h.sim.url, databaseUrl: h.db.url, redisUrl: testRedisUrl(), port, publicBaseUrl: url }),
+    ...sandboxEnv({ keysDir: TEST_KEYS_DIR, simulatorUrl: h.sim.url, databaseUrl: h.db.url, redisUrl: testRedisUrl(), port, publicBaseUrl: url }),
     WEB_CONCURRENCY: '2', LOG_LEVEL: 'warn', QUEUE_PREFIX: testQueuePrefix('two'), PROFIT_SHARING_RECEIVER_LIMIT: '5', PROFIT_SHARING_POLL_MS: '20',
     SWEEPER_INTERVAL_MS: '500', RECONCILE_INTERVAL_MS: '60000',
   };

@@ -19,6 +19,9 @@ import { createTestDatabase, type TestDatabase } from './db';
 import { testQueuePrefix, testRedisUrl } from './redis';
 import { readFileSync } from 'node:fs';
 
+/** Where the test keys live (per user: another user's folder may not be readable). */
+export const TEST_KEYS_DIR = join(tmpdir(), `gateway-test-keys-${process.getuid?.() ?? 'user'}`);
+
 export const API_KEY = 'sk_test_merchant_key_000000001';
 export const OTHER_API_KEY = 'sk_test_merchant_key_000000002';
 
@@ -41,7 +44,7 @@ export interface Harness {
 /** Keys are made once per machine (RSA generation is slow) and reused by every test file. */
 function testKeys(): { keys: SandboxKeys; dir: string } {
   // Per user: another user's cache (private key 0600) is unreadable.
-  const dir = join(tmpdir(), `gateway-test-keys-${process.getuid?.() ?? 'user'}`);
+  const dir = TEST_KEYS_DIR;
   return { keys: loadOrCreateSandboxKeys(dir), dir };
 }
 
