@@ -1,5 +1,6 @@
 import request from 'supertest';
 import { API_KEY, checkoutBody, OTHER_API_KEY, startHarness, type Harness } from '../support/harness';
+import { paidCheckout } from './split-support';
 
 /**
  * Isolation: every route of the merchant API, taken from the OpenAPI document (so a new route cannot
@@ -25,14 +26,25 @@ const BODIES: Record<string, unknown> = {
   'POST /v1/checkouts/{id}/splits': { receivers: [receiver] },
   'POST /v1/checkouts/{id}/splits/finish': {},
   'POST /v1/checkouts/{id}/close': undefined,
+  'POST /v1/checkouts/{id}/refunds': { amount: 1 },
+  'PATCH /v1/webhook_endpoints/{id}': { description: 'taken over' },
 };
 
 it('When merchant B calls every merchant route with merchant A\'s objects, then each is a 404 and A\'s objects are unchanged', async () => {
   const a = await h.api('post', '/v1/checkouts', API_KEY).send(checkoutBody({ profit_sharing: { receivers: [receiver] } })).expect(201);
+  // A's objects of the other modules: a webhook endpoint, and a paid checkout with its event and a refund.
+  const hook = await h.api('post', '/v1/webhook_endpoints', API_KEY).send({ url: 'https://merchant-a.example.com/hooks' }).expect(201);
+  const paid = await paidCheckout(h, {});
+  const refund = await h.api('post', `/v1/checkouts/${paid.id}/refunds`, API_KEY).set('Idempotency-Key', 'iso-a-refund').send({ amount: 1 }).expect(201);
+  const event = await h.db.prisma.merchantEvent.findFirstOrThrow({ where: { merchantId: 'mch_test' } });
+  const keysOfA = await h.db.prisma.idempotencyRecord.count({ where: { merchantId: 'mch_test' } });
   const before = await h.db.prisma.checkout.findUniqueOrThrow({ where: { id: a.body.id } });
   /** A's object for each path parameter (other modules' routes add theirs here). */
   const objectFor = (path: string, param: string): string => {
     if (param === 'id' && path.startsWith('/v1/checkouts/')) return a.body.id;
+    if (param === 'id' && path.startsWith('/v1/webhook_endpoints/')) return hook.body.id;
+    if (param === 'id' && path.startsWith('/v1/events/')) return event.id;
+    if (param === 'id' && path.startsWith('/v1/refunds/')) return refund.body.id;
     throw new Error(`no fixture object of merchant A for {${param}} in ${path}: add one to this test`);
   };
 
@@ -46,7 +58,7 @@ it('When merchant B calls every merchant route with merchant A\'s objects, then 
     const name = `${op.method.toUpperCase()} ${op.path}`;
     if (params.length === 0) continue; // collection routes: checked below
     const url = params.reduce((p, param) => p.replace(`{${param}}`, objectFor(op.path, param)), op.path);
-    let req = request(h.app)[op.method as 'get' | 'post' | 'put' | 'delete'](url).set('Authorization', `Bearer ${OTHER_API_KEY}`);
+    let req = request(h.app)[op.method as 'get' | 'post' | 'put' | 'patch' | 'delete'](url).set('Authorization', `Bearer ${OTHER_API_KEY}`);
     if (op.parameters?.some((p) => p.in === 'header' && p.name === 'Idempotency-Key')) req = req.set('Idempotency-Key', `iso-${walked.length}`);
     const body = name in BODIES ? BODIES[name] : {};
     const res = body === undefined ? await req : await req.send(body as object);
@@ -66,5 +78,7 @@ it('When merchant B calls every merchant route with merchant A\'s objects, then 
   const after = await h.db.prisma.checkout.findUniqueOrThrow({ where: { id: a.body.id } });
   expect(after).toEqual(before);
   expect(await h.db.prisma.split.count({ where: { checkoutId: a.body.id } })).toBe(0);
-  expect(await h.db.prisma.idempotencyRecord.count({ where: { merchantId: 'mch_test' } })).toBe(0);
+  expect(await h.db.prisma.idempotencyRecord.count({ where: { merchantId: 'mch_test' } })).toBe(keysOfA);
+  expect(await h.db.prisma.webhookEndpoint.findUniqueOrThrow({ where: { id: hook.body.id } })).toMatchObject({ description: null, deletedAt: null, disabled: false });
+  expect(await h.db.prisma.refund.count({ where: { checkoutId: paid.id } })).toBe(1);
 });
