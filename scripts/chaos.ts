@@ -317,7 +317,7 @@ async function main(): Promise<number> {
   // A reconciliation cycle after quiescence (the loop runs every 5 s).
   await sleep(7000);
 
-  const ctx: CheckContext = { db: q, ledger, sim: { get: simGet }, ratio: RATIO };
+  const ctx: CheckContext = { db: q, ledger, sim: { get: simGet }, ratio: RATIO, kills: Object.values(procs).reduce((a, p) => a + p.kills, 0) };
   let failed = pending.length ? 1 : 0;
   for (const inv of INVARIANTS) {
     const problems = await inv.check(ctx);
@@ -376,6 +376,7 @@ interface CheckContext {
   ledger: Ledger;
   sim: { get(path: string): Promise<{ status: number; json: any }> };
   ratio: number;
+  kills: number;
 }
 
 /** Work still in progress; empty = quiescent. */
@@ -408,6 +409,12 @@ interface Invariant {
 
 /** The invariants, checked in order. Add refunds / webhooks here once they exist. */
 export const INVARIANTS: Invariant[] = [
+  {
+    name: 'the run exercised something: at least one payment and one kill',
+    async check({ ledger, kills }) {
+      return ledger.paid.size > 0 && kills > 0 ? [] : [`${ledger.paid.size} payments and ${kills} kills: a run that did nothing proves nothing`];
+    },
+  },
   {
     name: 'every order paid at the channel is applied once in our database, with its transaction and amount',
     async check({ db, ledger, sim }) {
