@@ -196,19 +196,24 @@ async function main(): Promise<number> {
       body: body === undefined ? undefined : JSON.stringify(body),
       signal: AbortSignal.timeout(15_000),
     });
-  /** Retries through kills: the same request (same Idempotency-Key) until a non-5xx answer. */
-  async function retrying(method: string, path: string, body?: unknown, key?: string, untilMs = 60_000): Promise<{ status: number; json: any } | null> {
+  /**
+   * Retries through kills as a merchant would: the same request (same Idempotency-Key) until an
+   * answer that is neither a 5xx nor "in progress" (a key left by a request the kill cut off is
+   * taken over after its 60 s lease).
+   */
+  async function retrying(method: string, path: string, body?: unknown, key?: string, untilMs = 90_000): Promise<{ status: number; json: any } | null> {
     const end = Date.now() + untilMs;
     for (;;) {
       try {
         const r = await api(method, path, body, key);
-        if (r.status < 500) return { status: r.status, json: await r.json().catch(() => null) };
+        const json: any = await r.json().catch(() => null);
+        if (r.status < 500 && json?.error?.code !== 'IDEMPOTENCY_IN_PROGRESS') return { status: r.status, json };
       } catch {
         /* gateway down */
       }
       counters.requestErrors++;
       if (Date.now() > end) return null;
-      await sleep(300 + trafficRng.int(0, 700));
+      await sleep(300 + Math.floor(Math.random() * 700)); // not the seeded RNG: timing is not a decision
     }
   }
 
