@@ -125,7 +125,7 @@ export const MUTANTS: Mutant[] = [
     file: 'src/modules/splits/split.budget.ts',
     find: "WHERE id = ${r.id} AND state = 'PENDING'",
     replace: 'WHERE id = ${r.id}',
-    tests: ['test/integration/split-pipeline.test.ts', 'test/integration/split-invariant.test.ts'],
+    tests: ['test/integration/split-release.test.ts'],
   },
   {
     id: 'driver-unknown-outcome-terminal',
