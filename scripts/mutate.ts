@@ -81,8 +81,8 @@ export const MUTANTS: Mutant[] = [
     id: 'due-scan-off',
     why: 'the due scan never hands work back (split work stalls after Redis lost its data)',
     file: 'src/modules/splits/split.due.ts',
-    find: '  for (const r of rows) {\n    await queue.enqueue(',
-    replace: '  for (const r of rows.slice(0, 0)) {\n    await queue.enqueue(',
+    find: '  for (const r of rows) {\n    try {\n      await queue.enqueue(',
+    replace: '  for (const r of rows.slice(0, 0)) {\n    try {\n      await queue.enqueue(',
     tests: ['test/integration/split-redis-loss.test.ts'],
   },
   // ---- idempotency takeover ----
