@@ -100,7 +100,7 @@ async function reserveSplitTx(
          AND paid_total_fen IS NOT NULL
          AND (${kind} <> 'planned' OR split_seq = 0)
          AND split_reserved_fen + ${totalFen} <= (paid_total_fen::bigint * ${bp}) / 10000
-         
+         AND split_requests + ${chunks.length} <= ${limits.maxRequests}
          ${args.expectedPlan === undefined ? Prisma.empty : Prisma.sql`AND split_plan = ${JSON.stringify(args.expectedPlan)}::jsonb`}
       RETURNING split_seq`;
     if (rows.length !== 1) {
