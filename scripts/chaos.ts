@@ -280,7 +280,7 @@ async function main(): Promise<number> {
         left -= list.reduce((a, x) => a + x.amount, 0);
       }
     }
-    if (trafficRng.next() < 0.6 && (await retrying('POST', `/v1/checkouts/${id}/splits/finish`))?.status === 200) counters.finishes++;
+    if (trafficRng.next() < 0.6 && (await retrying('POST', `/v1/checkouts/${id}/splits/finish`))?.status === 202) counters.finishes++;
   }
 
   // ---- the kill scheduler -------------------------------------------------------------------------
