@@ -394,7 +394,7 @@ async function pendingWork(db: Client, ledger: Ledger): Promise<string[]> {
   };
   // A row claimed by a killed gateway comes back when its lease (5 min) ends: bounded by design, so
   // only rows due now count as pending.
-  await q('unprocessed outbox events due now', 'SELECT count(*) AS n FROM outbox_events WHERE processed_at IS NULL AND available_at <= (now() AT TIME ZONE '"'"'UTC'"'"')');
+  await q('unprocessed outbox events due now', "SELECT count(*) AS n FROM outbox_events WHERE processed_at IS NULL AND available_at <= (now() AT TIME ZONE 'UTC')");
   await q('split batches pending/processing', "SELECT count(*) AS n FROM split_batches WHERE state IN ('pending','processing')");
   await q('unfreezes pending/processing', "SELECT count(*) AS n FROM split_unfreezes WHERE state IN ('pending','processing')");
   await q('payments with split work due', 'SELECT count(*) AS n FROM checkouts WHERE split_due_at IS NOT NULL');
