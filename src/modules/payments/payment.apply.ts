@@ -64,6 +64,9 @@ export async function applyPaidTransaction(
         paidTotalFen: tx.amountTotalFen,
         payerTotalFen: tx.payerTotalFen ?? tx.amountTotalFen,
         merchantFundedFen: Math.min(tx.merchantFundedFen ?? 0, tx.amountTotalFen!),
+        // Split work is due from now on, in the payment's own transaction (split.due.ts): the due
+        // scan starts it even if the outbox event's handler is held (e.g. claimed by a killed instance).
+        ...(order.checkout.profitSharing !== 'none' ? { splitDueAt: paidAt } : {}),
       },
     });
     if (moved.count === 1) {

@@ -73,10 +73,18 @@ export async function scanSplitDue(
     SELECT id, split_due_at AS due FROM checkouts
      WHERE split_due_at <= ${ts(new Date(now - opts.graceMs))}::timestamptz AT TIME ZONE 'UTC'
      ORDER BY split_due_at LIMIT ${opts.limit ?? 500}`;
+  let handed = 0;
   for (const r of rows) {
-    await queue.enqueue(`due_${r.id}`, { checkoutId: r.id });
+    try {
+      await queue.enqueue(`due_${r.id}`, { checkoutId: r.id });
+    } catch (err) {
+      // Redis down: nothing was pushed out, so the next scan tries these again.
+      d.logger.warn({ err, overdue: rows.length }, 'split due scan: queue unavailable; the next scan retries');
+      break;
+    }
     await settleSplitRun(d.prisma, r.id, r.due, new Date(now + opts.rescanMs));
+    handed++;
   }
-  if (rows.length) d.logger.info({ count: rows.length }, 'split due scan: overdue payments handed back to the queue');
-  return rows.length;
+  if (handed) d.logger.info({ count: handed }, 'split due scan: overdue payments handed back to the queue');
+  return handed;
 }

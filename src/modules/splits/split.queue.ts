@@ -31,13 +31,25 @@ export function queueKeyPrefix(prefix: string): string {
   return /\{[^}]+\}/.test(prefix) ? prefix : `{${prefix}}`;
 }
 
+const ENQUEUE_TIMEOUT_MS = 5_000;
+
 /** Producer side. Shares the app's ioredis connection (no blocking commands here). */
 export function createSplitQueue(redis: Redis, prefix: string): SplitQueue {
   const queue = new Queue(SPLIT_QUEUE, { connection: redis as never, prefix });
   return {
     prefix,
     async enqueue(jobId, data, delayMs = 0) {
-      await queue.add(DRIVE_JOB, data, { ...JOB_OPTIONS, jobId: jobId.replace(/:/g, '_'), delay: Math.max(0, Math.round(delayMs)) });
+      // Bounded: while Redis restarts, BullMQ can wait for the connection indefinitely, which would
+      // hold the caller (the outbox loop, the due scan) with it. A timeout is a failure the caller retries.
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error('split queue: enqueue timed out (Redis unavailable?)')), ENQUEUE_TIMEOUT_MS);
+      });
+      try {
+        await Promise.race([queue.add(DRIVE_JOB, data, { ...JOB_OPTIONS, jobId: jobId.replace(/:/g, '_'), delay: Math.max(0, Math.round(delayMs)) }), timeout]);
+      } finally {
+        clearTimeout(timer);
+      }
     },
     close: () => queue.close(),
   };
