@@ -88,8 +88,9 @@ export class WebhookDispatcher {
 
   async renderPending(limit = 100): Promise<number> {
     const events = await this.deps.prisma.merchantEvent.findMany({ where: { body: null }, orderBy: { seq: 'asc' }, take: limit });
-    // A few at a time: each render is a handful of reads.
-    for (let i = 0; i < events.length; i += 8) await Promise.all(events.slice(i, i + 8).map((ev) => this.render(ev)));
+    // Two at a time: each render is a handful of reads, and the connection pool is shared with
+    // payments and splits, which must not queue behind a burst of renders.
+    for (let i = 0; i < events.length; i += 2) await Promise.all(events.slice(i, i + 2).map((ev) => this.render(ev)));
     return events.length;
   }
 
