@@ -54,6 +54,16 @@ it('When the simulator closes a receiver we recorded as paid and forgets a batch
   expect(repeated.map((m) => m.kind).sort()).toEqual(['BATCH_UNKNOWN_AT_CHANNEL', 'RECEIVER_CLOSED_AT_CHANNEL', 'UNSPLIT_AMOUNT_MISMATCH']);
   expect(await h.db.prisma.splitMismatch.count({ where: { checkoutId: id } })).toBe(3);
   expect(mismatchCounter.created - before).toBe(3);
+  // One reconciliation.mismatch event per stored mismatch (not per observation), its object the mismatch.
+  const events = await h.db.prisma.merchantEvent.findMany({ where: { checkoutId: id, type: 'reconciliation.mismatch' } });
+  expect(events).toHaveLength(3);
+  const rows = await h.db.prisma.splitMismatch.findMany({ where: { checkoutId: id } });
+  expect(events.map((e) => e.objectId).sort()).toEqual(rows.map((m) => m.id).sort());
+  const rendered = await waitFor(async () => {
+    const e = await h.db.prisma.merchantEvent.findUniqueOrThrow({ where: { id: events[0]!.id } });
+    return e.body ? (JSON.parse(e.body) as { data: { object: Record<string, unknown> } }) : null;
+  }, 10_000, 'the event body');
+  expect(rendered.data.object).toMatchObject({ object: 'mismatch', checkout_id: id, id: events[0]!.objectId });
   // Our records are not rewritten by reconciliation: a person decides.
   expect((await splitOf(h, id)).batches[0]!.receivers[0]!.state).toBe('SUCCESS');
 });

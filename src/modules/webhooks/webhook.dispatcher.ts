@@ -9,6 +9,9 @@ export type EventRenderers = Partial<Record<EventObjectRef['kind'], (id: string)
 
 type Deps = Pick<AppDeps, 'prisma' | 'config' | 'logger' | 'now'>;
 
+/** Events rendered per dispatcher pass (more follow in the next pass, after the claims). */
+const RENDER_BATCH = 20;
+
 /**
  * Renders new events and delivers them. One per gateway process; several processes share the work.
  *
@@ -57,8 +60,12 @@ export class WebhookDispatcher {
       let started = 0;
       do {
         this.again = false;
-        await this.renderPending();
+        // Due deliveries first, then a small batch of renders, then what they made due: a burst of
+        // new events never keeps retries and the next events of checkouts waiting behind it.
         started += await this.claimAndSend();
+        const rendered = await this.renderPending(RENDER_BATCH);
+        if (rendered) started += await this.claimAndSend();
+        if (rendered === RENDER_BATCH) this.again = true;
       } while (this.again);
       return started;
     })().finally(() => {
@@ -86,10 +93,11 @@ export class WebhookDispatcher {
     this.sender.close();
   }
 
-  async renderPending(limit = 100): Promise<number> {
+  async renderPending(limit = RENDER_BATCH): Promise<number> {
     const events = await this.deps.prisma.merchantEvent.findMany({ where: { body: null }, orderBy: { seq: 'asc' }, take: limit });
-    // A few at a time: each render is a handful of reads.
-    for (let i = 0; i < events.length; i += 8) await Promise.all(events.slice(i, i + 8).map((ev) => this.render(ev)));
+    // Two at a time: each render is a handful of reads, and the connection pool is shared with
+    // payments and splits, which must not queue behind a burst of renders.
+    for (let i = 0; i < events.length; i += 2) await Promise.all(events.slice(i, i + 2).map((ev) => this.render(ev)));
     return events.length;
   }
 
