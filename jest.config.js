@@ -14,4 +14,7 @@ module.exports = {
   globalSetup: '<rootDir>/test/setup/global-setup.ts',
   globalTeardown: '<rootDir>/test/setup/global-teardown.ts',
   testTimeout: 30000,
+  // After the last file (and the global teardown) some client handle can stay open and keep jest alive,
+  // which CI's timeout would turn into a failure. Known limit: find it with --detectOpenHandles.
+  forceExit: true,
 };
