@@ -46,7 +46,8 @@ function nodeChildrenOf(pid: number): number[] {
   return readdirSync('/proc').filter((d) => /^\d+$/.test(d)).flatMap((d) => {
     try {
       const s = readFileSync(`/proc/${d}/stat`, 'utf8');
-      return Number(s.slice(s.lastIndexOf(')') + 2).split(' ')[1]) === pid && s.includes('(node)') ? [Number(d)] : [];
+      // The main thread's name: `node` up to Node 22, `MainThread` from Node 24.
+      return Number(s.slice(s.lastIndexOf(')') + 2).split(' ')[1]) === pid && /\((node|MainThread)\)/.test(s) ? [Number(d)] : [];
     } catch {
       return [];
     }
