@@ -113,7 +113,9 @@ async function main(): Promise<number> {
   await applyMigrations(dbUrl, () => undefined);
   const db = new Client({ connectionString: dbUrl });
   await db.connect();
-  await db.query(`INSERT INTO merchants (id, name, api_key_hash) VALUES ('mch_chaos', 'Chaos Shop', $1)`, [hashApiKey(API_KEY)]);
+  await db.query(`INSERT INTO merchants (id, name) VALUES ('mch_chaos', 'Chaos Shop')`);
+  // Keys live in merchant_api_keys (only their SHA-256), as `npm run admin -- key create` writes them.
+  await db.query(`INSERT INTO merchant_api_keys (id, merchant_id, prefix, key_hash) VALUES ('key_chaos', 'mch_chaos', $1, $2)`, [API_KEY.slice(0, 12), hashApiKey(API_KEY)]);
   await db.end();
 
   // Redis without persistence: a kill loses everything it held.
