@@ -108,7 +108,9 @@ async function main(): Promise<number> {
   // PostgreSQL (killed through the postmaster's pid; restarted on the same data directory).
   const pgDir = join(base, 'pg');
   const pgPort = await freePort();
-  let pg: RunningService = await startEmbeddedPostgres({ dataDir: pgDir, port: pgPort, database: 'chaos', unsafeFast: true, log: () => undefined });
+  // Durable commits (no unsafeFast): PostgreSQL is SIGKILLed here, and with synchronous_commit=off a kill
+  // loses the last committed transactions — a channel order row, say — which no production setup does.
+  let pg: RunningService = await startEmbeddedPostgres({ dataDir: pgDir, port: pgPort, database: 'chaos', log: () => undefined });
   const dbUrl = pg.url;
   await applyMigrations(dbUrl, () => undefined);
   const db = new Client({ connectionString: dbUrl });
@@ -177,7 +179,7 @@ async function main(): Promise<number> {
       // Backends of the killed postmaster may hold its shared memory for a moment: retry.
       for (let attempt = 1; ; attempt++) {
         try {
-          pg = await startEmbeddedPostgres({ dataDir: pgDir, port: pgPort, database: 'chaos', unsafeFast: true, log: () => undefined });
+          pg = await startEmbeddedPostgres({ dataDir: pgDir, port: pgPort, database: 'chaos', log: () => undefined });
           break;
         } catch (err) {
           if (attempt >= 30) throw err;
