@@ -1,11 +1,11 @@
-import express, { Router } from 'express';
+import { Router } from 'express';
 import type { AppDeps } from '../../app.types';
 import { currentMerchant } from '../../http/merchant-auth';
 import { withIdempotency } from '../../http/idempotency';
 import { AppError } from '../../lib/errors';
 import { checkoutIdSchema } from '../checkout/checkout.schemas';
 import { ingestRefundNotify } from './refund.notify';
-import { channelsOf } from '../merchants/channel-resolver';
+import { notifyAccountChannel, notifyBytes, rawNotifyBody, sendNotifyAnswer } from '../payments/notify.http';
 import { createRefundSchema, refundIdSchema, retryRefundSchema } from './refund.schemas';
 import { createRefund, loadRefundJson, retryByKey, retryRefund } from './refund.service';
 
@@ -20,19 +20,12 @@ export function refundRouter(deps: AppDeps): Router {
   const r = Router();
 
   // No auth: the signature is the auth. Raw bytes for the signature (this path has no JSON parser).
-  const raw = express.raw({ type: () => true, limit: '64kb', inflate: false });
-  const body = (req: express.Request) => (Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0));
-  const send = (res: express.Response, answer: Awaited<ReturnType<typeof ingestRefundNotify>>) => {
-    if (answer.body) res.status(answer.status).json(answer.body);
-    else res.status(answer.status).end();
-  };
-  r.post('/notify/wechatpay/refunds', raw, async (req, res) => send(res, await ingestRefundNotify(deps, req.headers, body(req))));
+  r.post('/notify/wechatpay/refunds', rawNotifyBody, async (req, res) => sendNotifyAnswer(res, await ingestRefundNotify(deps, req.headers, notifyBytes(req))));
   // A merchant's own account: verified with that account's keys only.
-  r.post('/notify/wechatpay/:accountId/refunds', raw, async (req, res) => {
-    const accountId = String(req.params.accountId);
-    const channel = /^acct_[0-9a-z]{20}$/.test(accountId) ? await channelsOf(deps).forAccount(accountId).catch(() => null) : null;
-    if (!channel) return res.status(404).json({ code: 'FAIL', message: 'unknown account' });
-    send(res, await ingestRefundNotify({ ...deps, channel }, req.headers, body(req)));
+  r.post('/notify/wechatpay/:accountId/refunds', rawNotifyBody, async (req, res) => {
+    const channel = await notifyAccountChannel(deps, String(req.params.accountId), res);
+    if (!channel) return;
+    sendNotifyAnswer(res, await ingestRefundNotify({ ...deps, channel }, req.headers, notifyBytes(req)));
   });
 
   r.post('/v1/checkouts/:id/refunds', async (req, res) => {
