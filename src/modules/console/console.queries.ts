@@ -3,6 +3,7 @@
  * scope: a merchant user's merchantId is part of every WHERE, so another merchant's rows are never read
  * (an unknown or foreign id is the same "not found").
  */
+import { fenToYuan } from '../../lib/money';
 import { Prisma, type PrismaClient } from '../../lib/prisma';
 import { mismatchResolution } from '../splits/split.reconcile';
 
@@ -136,10 +137,12 @@ export async function searchCheckouts(prisma: PrismaClient, scope: Scope, s: Che
 
 export interface TimelineEntry {
   at: Date;
-  kind: 'checkout' | 'channel_order' | 'notify' | 'split' | 'receiver' | 'unfreeze' | 'mismatch' | 'alert' | 'event' | 'action';
+  kind: 'checkout' | 'channel_order' | 'notify' | 'split' | 'receiver' | 'unfreeze' | 'mismatch' | 'alert' | 'event' | 'refund' | 'webhook' | 'action';
   title: string;
   detail?: string;
   tone?: 'ok' | 'warn' | 'err';
+  /** Console actions on this entry (each opens its confirm page). */
+  links?: Array<{ href: string; label: string }>;
 }
 
 export async function checkoutTimeline(prisma: PrismaClient, scope: Scope, id: string) {
@@ -156,11 +159,20 @@ export async function checkoutTimeline(prisma: PrismaClient, scope: Scope, id: s
   });
   if (!checkout) return null;
   const outTradeNos = checkout.channelOrders.map((o) => o.outTradeNo);
-  const [notifies, events, actions] = await Promise.all([
+  const [notifies, events, audit, refunds, merchantEvents] = await Promise.all([
     outTradeNos.length ? prisma.notifyLog.findMany({ where: { outTradeNo: { in: outTradeNos } }, orderBy: { receivedAt: 'asc' }, take: 200 }) : [],
     prisma.outboxEvent.findMany({ where: { aggregateId: checkout.id }, orderBy: { id: 'asc' }, take: 200 }),
     prisma.consoleAudit.findMany({ where: { target: { startsWith: checkout.id } }, orderBy: { createdAt: 'asc' }, take: 200 }),
+    prisma.refund.findMany({ where: { checkoutId: checkout.id }, orderBy: { seq: 'asc' }, take: 200 }),
+    prisma.merchantEvent.findMany({ where: { checkoutId: checkout.id, merchantId: checkout.merchantId }, orderBy: { seq: 'asc' }, take: 200 }),
   ]);
+  const [users, deliveries] = await Promise.all([
+    audit.length ? prisma.consoleUser.findMany({ where: { id: { in: [...new Set(audit.map((a) => a.userId))] } }, select: { id: true, email: true } }) : [],
+    merchantEvents.length ? prisma.webhookDelivery.findMany({ where: { eventId: { in: merchantEvents.map((e) => e.id) } }, orderBy: { createdAt: 'asc' } }) : [],
+  ]);
+  const emailOf = new Map(users.map((u) => [u.id, u.email]));
+  const actions = audit.map((a) => ({ ...a, by: emailOf.get(a.userId) ?? a.userId }));
+  const base = `/console/checkouts/${encodeURIComponent(checkout.id)}`;
   const t: TimelineEntry[] = [{ at: checkout.createdAt, kind: 'checkout', title: 'created 创建', detail: `${checkout.outTradeNo} · ${checkout.description}` }];
   if (checkout.paidAt) t.push({ at: checkout.paidAt, kind: 'checkout', title: 'paid 已支付', detail: `${checkout.transactionId ?? ''}`, tone: 'ok' });
   if (checkout.status === 'expired' || checkout.status === 'closed') t.push({ at: checkout.updatedAt, kind: 'checkout', title: `${checkout.status} ${checkout.status === 'expired' ? '已过期' : '已关闭'}` });
@@ -170,7 +182,12 @@ export async function checkoutTimeline(prisma: PrismaClient, scope: Scope, id: s
     t.push({ at: n.receivedAt, kind: 'notify', title: `notify 通知: ${n.outcome}`, detail: n.error ?? n.eventId ?? undefined, tone: /applied|duplicate/.test(n.outcome) ? 'ok' : n.outcome === 'received' ? undefined : 'err' });
   for (const sp of checkout.splits)
     for (const b of sp.batches) {
-      t.push({ at: b.createdAt, kind: 'split', title: `split batch 分账批次 ${b.outOrderNo}: ${b.state}`, detail: [`${b.amountFen} fen`, b.failCode && `${b.failCode} ${b.failMessage ?? ''}`].filter(Boolean).join(' · '), tone: b.state === 'succeeded' ? 'ok' : b.state.includes('fail') ? 'err' : undefined });
+      t.push({
+        at: b.createdAt, kind: 'split', title: `split batch 分账批次 ${b.outOrderNo}: ${b.state}`,
+        detail: [`${b.amountFen} fen`, b.failCode && `${b.failCode} ${b.failMessage ?? ''}`].filter(Boolean).join(' · '),
+        tone: b.state === 'succeeded' ? 'ok' : b.state.includes('fail') ? 'err' : undefined,
+        links: b.state.includes('fail') ? [{ href: `${base}/batches/${encodeURIComponent(b.outOrderNo)}/retry`, label: '重试 Retry' }] : undefined,
+      });
       for (const r of b.receivers)
         if (r.finishedAt) t.push({ at: r.finishedAt, kind: 'receiver', title: `receiver 接收方 ${r.account}: ${r.state}`, detail: [`${r.amountFen} fen`, r.failReason].filter(Boolean).join(' · '), tone: r.state === 'SUCCESS' ? 'ok' : 'err' });
     }
@@ -180,14 +197,32 @@ export async function checkoutTimeline(prisma: PrismaClient, scope: Scope, id: s
   }
   for (const m of checkout.splitMismatches) {
     const res = mismatchResolution(m.detail);
-    t.push({ at: m.firstSeenAt, kind: 'mismatch', title: `mismatch 对账不符 ${m.kind}${res.resolvedAt ? ' (resolved 已解决)' : ''}`, detail: `${m.message} ×${m.occurrences}`, tone: res.resolvedAt ? undefined : 'warn' });
+    const by = res.detail && typeof res.detail === 'object' && 'resolved_by' in res.detail ? (res.detail as { resolved_by: string; resolution_note?: string }) : null;
+    t.push({
+      at: m.firstSeenAt, kind: 'mismatch', title: `mismatch 对账不符 ${m.kind}${res.resolvedAt ? ' (resolved 已解决)' : ''}`,
+      detail: [`${m.message} ×${m.occurrences}`, by && `${by.resolved_by}: ${by.resolution_note ?? ''}`].filter(Boolean).join(' · '),
+      tone: res.resolvedAt ? undefined : 'warn',
+      links: res.resolvedAt ? undefined : [{ href: `${base}/mismatches/${encodeURIComponent(m.id)}/resolve`, label: '处理 Resolve' }],
+    });
   }
   for (const a of checkout.splitAlerts) t.push({ at: a.createdAt, kind: 'alert', title: `alert 提醒 ${a.kind}`, detail: a.message, tone: 'warn' });
   for (const e of events)
     t.push({ at: e.createdAt, kind: 'event', title: `event 事件 ${e.type}`, detail: e.processedAt ? `handled after ${e.attempts} attempt(s)` : `pending, ${e.attempts} attempt(s)${e.lastError ? `: ${e.lastError}` : ''}` });
-  for (const a of actions) t.push({ at: a.createdAt, kind: 'action', title: `action 操作 ${a.action}`, detail: [a.target, a.note, a.outcome].filter(Boolean).join(' · ') });
+  for (const r of refunds)
+    t.push({ at: r.createdAt, kind: 'refund', title: `refund 退款 ${r.id} ¥${fenToYuan(r.amountFen)}: ${r.status}`, detail: [r.reason, r.failureReason].filter(Boolean).join(' · ') || undefined, tone: r.status === 'succeeded' ? 'ok' : r.status === 'failed' ? 'err' : undefined });
+  for (const e of merchantEvents) {
+    const ds = deliveries.filter((d) => d.eventId === e.id);
+    t.push({
+      at: e.createdAt, kind: 'webhook', title: `webhook ${e.type}`,
+      detail: ds.length ? ds.map((d) => `${d.endpointId}: ${d.status} (${d.attempts} attempt(s))`).join(' · ') : 'no endpoint 无端点',
+      tone: ds.some((d) => d.status === 'failed') ? 'err' : ds.length && ds.every((d) => d.status === 'delivered') ? 'ok' : undefined,
+      links: [{ href: `${base}/events/${encodeURIComponent(e.id)}/redeliver`, label: '重新推送 Redeliver' }],
+    });
+  }
+  for (const a of actions)
+    t.push({ at: a.createdAt, kind: 'action', title: `action 操作 ${a.action} · ${a.by}`, detail: [a.target, a.note, a.outcome ?? 'in progress 进行中'].filter(Boolean).join(' · ') });
   t.sort((a, b) => a.at.getTime() - b.at.getTime());
-  return { checkout, timeline: t };
+  return { checkout, timeline: t, actions };
 }
 
 export interface ReceiverTotals {

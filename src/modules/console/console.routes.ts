@@ -11,6 +11,8 @@ import { AppError } from '../../lib/errors';
 import { fenToYuan } from '../../lib/money';
 import { parseCookies } from '../../lib/signed';
 import { checkoutTimeline, overview, receiverTotals, searchCheckouts, type Scope } from './console.queries';
+import { actionKeySchema } from './console.actions';
+import { mountCheckoutActions } from './console.checkout-actions';
 import { checkCredentials, createSession, csrfMatches, destroySession, loadSession, SESSION_TTL_MS, type ConsoleSessionRef } from './console.users';
 
 export const SESSION_COOKIE = 'gw_console';
@@ -97,8 +99,13 @@ export function consoleRouter(deps: AppDeps): Router {
   r.get('/console/checkouts/:id', async (req, res) => {
     const found = await checkoutTimeline(deps.prisma, scopeOf(session(res)), req.params.id!);
     if (!found) throw new AppError('NOT_FOUND', '没有这个订单 · No such checkout');
-    view(res, 'checkout', { title: `订单 ${found.checkout.outTradeNo}`, c: found.checkout, timeline: found.timeline });
+    // ?done=<actionKey>: the outcome of the action just confirmed (only an action on this checkout).
+    const key = actionKeySchema.safeParse(req.query.done);
+    const done = key.success ? found.actions.find((a) => a.actionKey === key.data) ?? null : null;
+    view(res, 'checkout', { title: `订单 ${found.checkout.outTradeNo}`, c: found.checkout, timeline: found.timeline, done });
   });
+
+  mountCheckoutActions(r, deps, { prisma: deps.prisma, render: view, session, scope: (res) => scopeOf(session(res)) });
 
   r.get('/console/receivers', async (req, res) => {
     const byDay = req.query.by === 'day';

@@ -1,7 +1,7 @@
 import type { PaymentChannel, SplitOrderResult } from '../../channels/channel';
 import { channelsOf, type ChannelResolver } from '../merchants/channel-resolver';
 import type { Config } from '../../config/config';
-import { ChannelError } from '../../lib/errors';
+import { AppError, ChannelError } from '../../lib/errors';
 import { newId } from '../../lib/ids';
 import type { Logger } from '../../lib/logger';
 import type { Prisma, PrismaClient } from '../../lib/prisma';
@@ -42,6 +42,30 @@ export function mismatchResolution(detail: unknown): { detail: unknown; resolved
   if (detail === null || typeof detail !== 'object' || Array.isArray(detail) || !('resolved_at' in detail)) return { detail, resolvedAt: null };
   const { resolved_at: resolvedAt, ...rest } = detail as Record<string, unknown>;
   return { detail: 'previous' in rest ? rest.previous : rest, resolvedAt: typeof resolvedAt === 'string' ? resolvedAt : null };
+}
+
+/** `detail` marked resolved (plus who and why, when a person resolved it); a non-object detail is kept under `previous`. */
+export function resolvedDetail(base: unknown, now: Date, by?: { resolved_by: string; resolution_note: string }): Prisma.InputJsonValue {
+  const detail = (base !== null && typeof base === 'object' && !Array.isArray(base) ? { ...base } : { previous: base }) as Record<string, unknown>;
+  detail.resolved_at = now.toISOString();
+  if (by) Object.assign(detail, by);
+  return detail as Prisma.InputJsonValue;
+}
+
+/**
+ * A person resolves a mismatch with a note (console action): the same mark reconciliation sets when it
+ * no longer sees it. Compare-and-set on last_seen_at, like the loop: if a cycle sees it again meanwhile,
+ * that observation wins and the person is told. Seen again later, it reopens: the money still disagrees.
+ * Returns false when it was already resolved (nothing changed).
+ */
+export async function resolveMismatch(db: Prisma.TransactionClient, m: { id: string; detail: unknown; lastSeenAt: Date }, by: { email: string; note: string }, now: Date): Promise<boolean> {
+  if (mismatchResolution(m.detail).resolvedAt !== null) return false;
+  const r = await db.splitMismatch.updateMany({
+    where: { id: m.id, lastSeenAt: m.lastSeenAt },
+    data: { detail: resolvedDetail(m.detail, now, { resolved_by: by.email, resolution_note: by.note }) },
+  });
+  if (r.count !== 1) throw new AppError('CONFLICT', '对账刚刚再次发现此不符，请刷新后再判断 · Reconciliation just saw this mismatch again: reload and decide again');
+  return true;
 }
 
 type Snapshot = NonNullable<Awaited<ReturnType<typeof readSnapshot>>>;
@@ -186,12 +210,8 @@ async function storeFindings(d: Deps, checkoutId: string, findings: Finding[], e
   const seen = new Set(findings.map((f) => `${f.kind}|${f.ref}`));
   for (const m of known) {
     if (seen.has(`${m.kind}|${m.ref}`) || !evaluated(m.kind) || mismatchResolution(m.detail).resolvedAt !== null) continue;
-    const base = m.detail;
-    // A non-object detail is kept under `previous` (mismatchResolution unwraps it).
-    const detail = (base !== null && typeof base === 'object' && !Array.isArray(base) ? { ...base } : { previous: base }) as Record<string, unknown>;
-    detail.resolved_at = now.toISOString();
     // Compare-and-set on last_seen_at: a concurrent cycle that saw it again wins.
-    const r = await d.prisma.splitMismatch.updateMany({ where: { id: m.id, lastSeenAt: m.lastSeenAt }, data: { detail: detail as Prisma.InputJsonValue } });
+    const r = await d.prisma.splitMismatch.updateMany({ where: { id: m.id, lastSeenAt: m.lastSeenAt }, data: { detail: resolvedDetail(m.detail, now) } });
     if (r.count === 1) {
       mismatchCounter.resolved += 1;
       d.logger.info({ checkoutId, kind: m.kind, ref: m.ref }, 'split reconciliation mismatch resolved');

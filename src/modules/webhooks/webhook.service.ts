@@ -3,7 +3,9 @@ import type { AppDeps } from '../../app.types';
 import type { MerchantEvent, WebhookEndpoint } from '../../generated/prisma/client';
 import { AppError } from '../../lib/errors';
 import { newId } from '../../lib/ids';
-import type { PrismaClient } from '../../lib/prisma';
+import type { Prisma, PrismaClient } from '../../lib/prisma';
+
+type Db = PrismaClient | Prisma.TransactionClient;
 import type { CreateEndpointInput, ListEventsInput, UpdateEndpointInput } from './webhook.schemas';
 import { refusedAddress } from './webhook.sender';
 
@@ -46,7 +48,7 @@ export function endpointJson(e: WebhookEndpoint, now: Date) {
   };
 }
 
-export async function getEndpoint(prisma: PrismaClient, merchantId: string, id: string): Promise<WebhookEndpoint> {
+export async function getEndpoint(prisma: Db, merchantId: string, id: string): Promise<WebhookEndpoint> {
   const e = await prisma.webhookEndpoint.findFirst({ where: { id, merchantId, deletedAt: null } });
   if (!e) throw new AppError('NOT_FOUND', `No webhook endpoint ${id}`);
   return e;
@@ -126,7 +128,7 @@ export function eventJson(ev: MerchantEvent) {
   };
 }
 
-async function getEvent(prisma: PrismaClient, merchantId: string, id: string): Promise<MerchantEvent> {
+async function getEvent(prisma: Db, merchantId: string, id: string): Promise<MerchantEvent> {
   const ev = await prisma.merchantEvent.findFirst({ where: { id, merchantId } });
   if (!ev) throw new AppError('NOT_FOUND', `No event ${id}`);
   return ev;
@@ -171,16 +173,19 @@ export async function eventWithAttempts(deps: Deps, merchantId: string, id: stri
 /**
  * Sends the event again: to one endpoint, or to every enabled endpoint subscribed to its type now
  * (creating deliveries for endpoints added since). A new round starts with its own retry schedule.
+ * `tx`: inside the caller's transaction (the console commits it with its audit row).
  */
-export async function redeliverEvent(deps: Deps, merchantId: string, id: string, endpointId?: string) {
-  const ev = await getEvent(deps.prisma, merchantId, id);
+export async function redeliverEvent(deps: Deps, merchantId: string, id: string, endpointId?: string, tx?: Prisma.TransactionClient) {
+  const read = tx ?? deps.prisma;
+  const ev = await getEvent(read, merchantId, id);
   const endpoints = endpointId
-    ? [await getEndpoint(deps.prisma, merchantId, endpointId)]
-    : (await deps.prisma.webhookEndpoint.findMany({ where: { merchantId, deletedAt: null, disabled: false } })).filter(
+    ? [await getEndpoint(read, merchantId, endpointId)]
+    : (await read.webhookEndpoint.findMany({ where: { merchantId, deletedAt: null, disabled: false } })).filter(
         (e) => e.events.length === 0 || e.events.includes(ev.type),
       );
   const now = deps.now();
-  await deps.prisma.$transaction(async (db) => {
+  const run = tx ? (fn: (db: Prisma.TransactionClient) => Promise<void>) => fn(tx) : (fn: (db: Prisma.TransactionClient) => Promise<void>) => deps.prisma.$transaction(fn);
+  await run(async (db) => {
     await db.webhookDelivery.createMany({
       data: endpoints.map((e) => ({ id: newId('whd'), eventId: ev.id, endpointId: e.id, checkoutId: ev.checkoutId, eventSeq: ev.seq, nextAttemptAt: now })),
       skipDuplicates: true,
