@@ -1,6 +1,7 @@
 import request from 'supertest';
 import { createConsoleUser } from '../../src/modules/console/console.users';
 import { OTHER_API_KEY, startHarness, type Harness } from '../support/harness';
+import { csrfOf, signIn as signInAs } from './console-support';
 import { paidCheckout, receivers, waitForSplitStatus } from './split-support';
 
 let h: Harness;
@@ -12,14 +13,7 @@ beforeAll(async () => {
 });
 afterAll(async () => h?.close());
 
-/** Signs in like a browser: GET the form (login token cookie + field), POST it, keep the session cookie. */
-async function signIn(email: string, password: string, agent = request.agent(h.app)) {
-  const form = await agent.get('/console/login').expect(200);
-  const token = /name="_login" value="([^"]+)"/.exec(form.text)![1]!;
-  const res = await agent.post('/console/login').type('form').send({ _login: token, email, password });
-  return { agent, res };
-}
-const csrfOf = (html: string) => /name="_csrf" value="([^"]+)"/.exec(html)![1]!;
+const signIn = (email: string, password: string, agent = request.agent(h.app)) => signInAs(h, email, password, agent);
 
 describe('console sign-in', () => {
   it('When the password is right, then a session cookie (HttpOnly, SameSite=Strict, path /console) is set and the overview shows', async () => {

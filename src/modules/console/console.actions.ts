@@ -164,19 +164,21 @@ export function mountAction<S, I>(r: Router, ctx: PageContext, page: ActionPage<
   const fields = page.fields ?? [];
   const show = (req: Request, res: Response, subject: S, o: { actionKey: string; values: Record<string, string>; error?: string | null; status?: number }) => {
     const blocked = page.blocked?.(subject) ?? null;
-    let input: I | null = null;
+    let parsed: { input: I } | null = null;
     let error = o.error ?? null;
+    let status = o.status;
     // Nothing chosen yet (first visit from the checkout page): just the edit form, no complaint.
     const choose = fields.filter((f) => f.step === 'choose');
     if (!blocked && (choose.length === 0 || choose.some((f) => o.values[f.name]))) {
       try {
-        input = page.parse(o.values, subject, 'confirm');
+        parsed = { input: page.parse(o.values, subject, 'confirm') };
       } catch (err) {
         if (!(err instanceof AppError)) throw err;
         error ??= err.message;
+        status ??= err.status;
       }
     }
-    res.status(blocked ? 409 : (o.status ?? (error ? 422 : 200)));
+    res.status(blocked ? 409 : (status ?? 200));
     ctx.render(res, 'action', {
       title: page.title,
       // The subject is in the path: the confirm form and the edit form go back to it.
@@ -187,7 +189,7 @@ export function mountAction<S, I>(r: Router, ctx: PageContext, page: ActionPage<
       values: o.values,
       blocked,
       error,
-      summary: input !== null ? page.summary(subject, input) : null,
+      summary: parsed ? page.summary(subject, parsed.input) : null,
     });
   };
 
