@@ -107,6 +107,24 @@ describe('refund', () => {
     expect(await h.db.prisma.refund.count({ where: { checkoutId: id } })).toBe(1);
   });
 
+  it('When the gateway crashed after the refund but before its audit row was completed, then the same form completes the record without refunding again', async () => {
+    const { id } = await paidCheckout(h, { amount: 1000 });
+    const url = `/console/checkouts/${id}/refund`;
+    const form = await confirmPage(ops, url, { amount: '2' });
+    const user = await h.db.prisma.consoleUser.findUniqueOrThrow({ where: { email: 'ops@example.com' } });
+    // The state a crash leaves: the claim (outcome null) and the refund made under the actionKey.
+    await h.db.prisma.consoleAudit.create({ data: { id: newId('ca'), userId: user.id, action: 'refund', target: id, actionKey: form.key! } });
+    const made = await h.api('post', `/v1/checkouts/${id}/refunds`).set('Idempotency-Key', form.key!).send({ amount: 200 }).expect(201);
+    const page = await ops.get(`/console/checkouts/${id}?done=${form.key}`).expect(200);
+    expect(page.text).toContain('进行中，请刷新');
+
+    await submit(ops, url, form, { amount: '2' }).expect(303);
+    expect(await h.db.prisma.refund.count({ where: { checkoutId: id } })).toBe(1);
+    const audit = await auditOf(form.key!);
+    expect(audit).toHaveLength(1);
+    expect(audit[0]!.outcome).toContain(made.body.id);
+  });
+
   it('When a form\'s actionKey was used for another action, then it is refused', async () => {
     const { id } = await paidCheckout(h, { amount: 900 });
     const form = await confirmPage(ops, `/console/checkouts/${id}/refund`, { amount: '1' });

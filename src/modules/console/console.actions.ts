@@ -209,13 +209,16 @@ export function mountAction<S, I>(r: Router, ctx: PageContext, page: ActionPage<
     const user = ctx.session(res).user;
     const target = page.target(subject);
     // Done already (double submit, reload, a duplicated tab): the recorded outcome, before any "cannot" check.
-    const done = await ctx.prisma.consoleAudit.findUnique({ where: { actionKey: key.data } });
-    if (done?.outcome != null && done.action === page.action && done.target === target && done.userId === user.id) {
+    const prior = await ctx.prisma.consoleAudit.findUnique({ where: { actionKey: key.data } });
+    const mine = prior !== null && prior.action === page.action && prior.target === target && prior.userId === user.id;
+    if (mine && prior.outcome !== null) {
       res.redirect(303, page.doneUrl(subject, key.data));
       return;
     }
     try {
-      const blocked = page.blocked?.(subject) ?? null;
+      // Claimed but not completed (a crash mid-way): the action's own key makes completing it safe,
+      // even though the subject now looks "done" (e.g. the batch has its retry).
+      const blocked = mine ? null : (page.blocked?.(subject) ?? null);
       if (blocked) throw new AppError('CONFLICT', blocked);
       const input = page.parse(values, subject, 'submit');
       const call: ActionCall = { user, action: page.action, target, actionKey: key.data };
