@@ -46,7 +46,20 @@ export function mountCheckoutActions(r: Router, deps: AppDeps, ctx: PageContext)
   // enqueue is harmless: the split rows are due in PostgreSQL and the due scan hands them to the worker.
   let queue: SplitQueue | undefined;
   const splitQueue = () => (queue ??= createSplitQueue(deps.redis, queueKeyPrefix(deps.config.QUEUE_PREFIX)));
+  // Subjects are the checkout itself (with a fact the page states), or { c: checkout, ...the sub-object }.
   const common = { doneUrl: done, backUrl: checkoutUrl };
+  const nested = { doneUrl: (s: { c: ScopedCheckout }, key: string) => done(s.c, key), backUrl: (s: { c: ScopedCheckout }) => checkoutUrl(s.c) };
+  const checkoutWith = <X>(more: (c: ScopedCheckout) => Promise<X>) => async (req: Request, scope: Scope) => {
+    const c = await checkoutInScope(deps.prisma, scope, req.params.id);
+    return { ...c, ...(await more(c)) };
+  };
+  /** A sub-object of the checkout (batch, event, mismatch): `find` answers null when it is not this checkout's. */
+  const within = <X>(notFoundMessage: string, find: (c: ScopedCheckout, req: Request) => Promise<X | null>) => async (req: Request, scope: Scope) => {
+    const c = await checkoutInScope(deps.prisma, scope, req.params.id);
+    const x = await find(c, req);
+    if (!x) throw new AppError('NOT_FOUND', notFoundMessage);
+    return { c, ...x };
+  };
 
   // ---- refund -------------------------------------------------------------------------------------
   type RefundSubject = ScopedCheckout & { refunds: number };
@@ -55,10 +68,7 @@ export function mountCheckoutActions(r: Router, deps: AppDeps, ctx: PageContext)
     action: 'refund',
     path: '/console/checkouts/:id/refund',
     title: '退款 · Refund',
-    load: async (req, scope) => {
-      const c = await checkoutInScope(deps.prisma, scope, req.params.id);
-      return { ...c, refunds: await deps.prisma.refund.count({ where: { checkoutId: c.id } }) };
-    },
+    load: checkoutWith(async (c) => ({ refunds: await deps.prisma.refund.count({ where: { checkoutId: c.id } }) })),
     blocked: (c) => (c.status === 'paid' ? null : `订单状态为 ${c.status}，只有已支付的订单可以退款 · The checkout is ${c.status}; only a paid checkout can be refunded`),
     fields: [
       { name: 'amount', label: '退款金额 Amount (¥)', kind: 'amount', required: true, maxLength: 13, step: 'choose' },
@@ -109,10 +119,7 @@ export function mountCheckoutActions(r: Router, deps: AppDeps, ctx: PageContext)
     action: 'split.finish',
     path: '/console/checkouts/:id/splits/finish',
     title: '完结分账并解冻 · Finish splitting (unfreeze)',
-    load: async (req, scope) => {
-      const c = await checkoutInScope(deps.prisma, scope, req.params.id);
-      return { ...c, openBatches: await deps.prisma.splitBatch.count({ where: { checkoutId: c.id, state: { in: ['pending', 'processing'] } } }) };
-    },
+    load: checkoutWith(async (c) => ({ openBatches: await deps.prisma.splitBatch.count({ where: { checkoutId: c.id, state: { in: ['pending', 'processing'] } } }) })),
     blocked: (c) =>
       c.profitSharing !== 'on_demand'
         ? '只有按需分账 (on_demand) 的订单需要完结；按计划分账会自行解冻 · Only on_demand checkouts are finished by hand; a planned split unfreezes by itself'
@@ -140,15 +147,14 @@ export function mountCheckoutActions(r: Router, deps: AppDeps, ctx: PageContext)
   // ---- retry a failed split batch -------------------------------------------------------------------
   type RetrySubject = { c: ScopedCheckout; batch: Parameters<typeof retryPlan>[0]; refusal: string | null };
   mountAction<RetrySubject, null>(r, ctx, {
+    ...nested,
     action: 'split.retry',
     path: '/console/checkouts/:id/batches/:outOrderNo/retry',
     title: '重试分账批次 · Retry a split batch',
-    load: async (req, scope) => {
-      const c = await checkoutInScope(deps.prisma, scope, req.params.id);
+    load: within('没有这个分账批次 · No such split batch', async (c, req) => {
       const batch = await deps.prisma.splitBatch.findFirst({ where: { outOrderNo: param(req, 'outOrderNo'), checkoutId: c.id }, include: { receivers: { orderBy: { position: 'asc' } } } });
-      if (!batch) throw new AppError('NOT_FOUND', '没有这个分账批次 · No such split batch');
-      return { c, batch, refusal: await retryRefusal(deps.prisma, batch) };
-    },
+      return batch && { batch, refusal: await retryRefusal(deps.prisma, batch) };
+    }),
     blocked: (s) => s.refusal,
     parse: () => null,
     summary: ({ c, batch }) => {
@@ -168,25 +174,23 @@ export function mountCheckoutActions(r: Router, deps: AppDeps, ctx: PageContext)
         const split = await retryFailedBatch(deps, splitQueue(), c.merchantId, batch);
         return `重试为新分账 retried as ${split.id}: ${split.batches.map((b) => b.out_order_no).join(', ')} ${cny(split.amount)}`;
       }),
-    doneUrl: ({ c }, key) => done(c, key),
-    backUrl: ({ c }) => checkoutUrl(c),
   } satisfies ActionPage<RetrySubject, null>);
 
   // ---- redeliver a webhook event ----------------------------------------------------------------------
   type EventSubject = { c: ScopedCheckout; event: { id: string; type: string; createdAt: Date }; endpoints: Array<{ id: string; url: string }> };
   mountAction<EventSubject, null>(r, ctx, {
+    ...nested,
     action: 'webhook.redeliver',
     path: '/console/checkouts/:id/events/:eventId/redeliver',
     title: '重新推送 Webhook · Redeliver a webhook',
-    load: async (req, scope) => {
-      const c = await checkoutInScope(deps.prisma, scope, req.params.id);
+    load: within('没有这个事件 · No such event', async (c, req) => {
       const event = await deps.prisma.merchantEvent.findFirst({ where: { id: param(req, 'eventId'), checkoutId: c.id, merchantId: c.merchantId } });
-      if (!event) throw new AppError('NOT_FOUND', '没有这个事件 · No such event');
+      if (!event) return null;
       // The endpoints the service will send to (enabled, subscribed to this type now).
       const endpoints = (await deps.prisma.webhookEndpoint.findMany({ where: { merchantId: c.merchantId, deletedAt: null, disabled: false }, orderBy: { createdAt: 'asc' } }))
         .filter((e) => e.events.length === 0 || e.events.includes(event.type));
-      return { c, event, endpoints };
-    },
+      return { event, endpoints };
+    }),
     blocked: (s) => (s.endpoints.length ? null : '没有启用且订阅此事件的端点 · No enabled webhook endpoint takes this event'),
     parse: () => null,
     summary: ({ event, endpoints }) => [
@@ -199,22 +203,19 @@ export function mountCheckoutActions(r: Router, deps: AppDeps, ctx: PageContext)
         const out = await redeliverEvent(deps, c.merchantId, event.id, undefined, db);
         return `重新推送到 redelivering to ${out.redelivering_to.length} endpoint(s): ${out.redelivering_to.join(', ')}`;
       }),
-    doneUrl: ({ c }, key) => done(c, key),
-    backUrl: ({ c }) => checkoutUrl(c),
   } satisfies ActionPage<EventSubject, null>);
 
   // ---- resolve a split reconciliation mismatch --------------------------------------------------------
   type MismatchSubject = { c: ScopedCheckout; m: { id: string; kind: string; ref: string; message: string; occurrences: number; detail: unknown; lastSeenAt: Date } };
   mountAction<MismatchSubject, { note: string }>(r, ctx, {
+    ...nested,
     action: 'mismatch.resolve',
     path: '/console/checkouts/:id/mismatches/:mismatchId/resolve',
     title: '处理对账不符 · Resolve a mismatch',
-    load: async (req, scope) => {
-      const c = await checkoutInScope(deps.prisma, scope, req.params.id);
+    load: within('没有这个对账不符 · No such mismatch', async (c, req) => {
       const m = await deps.prisma.splitMismatch.findFirst({ where: { id: param(req, 'mismatchId'), checkoutId: c.id } });
-      if (!m) throw new AppError('NOT_FOUND', '没有这个对账不符 · No such mismatch');
-      return { c, m };
-    },
+      return m && { m };
+    }),
     blocked: ({ m }) => {
       const at = mismatchResolution(m.detail).resolvedAt;
       return at ? `已解决 · Already resolved (${at})` : null;
@@ -234,7 +235,5 @@ export function mountCheckoutActions(r: Router, deps: AppDeps, ctx: PageContext)
     run: ({ m }, input, call) =>
       runInTransaction(deps.prisma, { ...call, note: input.note }, async (db) =>
         (await resolveMismatch(db, m, { email: call.user.email, note: input.note }, deps.now())) ? '已解决 resolved' : '此前已解决 was already resolved'),
-    doneUrl: ({ c }, key) => done(c, key),
-    backUrl: ({ c }) => checkoutUrl(c),
   } satisfies ActionPage<MismatchSubject, { note: string }>);
 }
