@@ -207,6 +207,9 @@ describe('split batch retry', () => {
     expect(blocked.text).toContain('只有失败的批次可以重试');
     expect(blocked.key).toBeNull();
     expect((await confirmPage(ops, `/console/checkouts/${id}/batches/nope/retry`)).status).toBe(404);
+    // Junk in the path (NUL, which PostgreSQL refuses) is "not found", never a 500.
+    for (const path of [`/console/checkouts/${id}/batches/a%00b/retry`, '/console/checkouts/co_%00/refund', '/console/checkouts/x%00y', `/console/checkouts/${id}/events/%00/redeliver`])
+      expect((await ops.get(path)).status).toBe(404);
   });
 });
 

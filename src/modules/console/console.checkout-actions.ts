@@ -14,10 +14,11 @@ import { AppError } from '../../lib/errors';
 import { fenToYuan } from '../../lib/money';
 import type { PrismaClient } from '../../lib/prisma';
 import { createRefund } from '../refunds/refund.service';
+import { checkoutIdSchema } from '../checkout/checkout.schemas';
 import { createRefundSchema } from '../refunds/refund.schemas';
 import { mismatchResolution, resolveMismatch } from '../splits/split.reconcile';
 import { retryFailedBatch, retryPlan, retryRefusal } from '../splits/split.retry';
-import { batchOutOrderNo, planBatches, unfreezeOutOrderNo } from '../splits/split.rules';
+import { batchOutOrderNo, OUT_ORDER_NO_PATTERN, planBatches, unfreezeOutOrderNo } from '../splits/split.rules';
 import { createSplitQueue, queueKeyPrefix, type SplitQueue } from '../splits/split.queue';
 import { finishSplits } from '../splits/split.service';
 import { redeliverEvent } from '../webhooks/webhook.service';
@@ -29,14 +30,20 @@ const cny = (fen: number) => `¥${fenToYuan(fen)}`;
 
 /** The checkout in the viewer's scope, or NOT_FOUND. */
 export async function checkoutInScope(prisma: PrismaClient, scope: Scope, id: unknown) {
-  if (typeof id !== 'string' || id.length > 64) throw notFound();
-  const c = await prisma.checkout.findFirst({ where: { id, ...(scope.merchantId ? { merchantId: scope.merchantId } : {}) } });
+  // Not an id of ours (it may hold anything, NUL included, which PostgreSQL refuses): not found, without a query.
+  const p = checkoutIdSchema.safeParse(id);
+  if (!p.success) throw notFound();
+  const c = await prisma.checkout.findFirst({ where: { id: p.data, ...(scope.merchantId ? { merchantId: scope.merchantId } : {}) } });
   if (!c) throw notFound();
   return c;
 }
 type ScopedCheckout = Awaited<ReturnType<typeof checkoutInScope>>;
 
-const param = (req: Request, name: string) => String(req.params[name] ?? '').slice(0, 128);
+/** A path id (out_order_no, event or mismatch id): WeChat's out_order_no alphabet covers ours; anything else matches nothing. */
+const param = (req: Request, name: string) => {
+  const v = String(req.params[name] ?? '');
+  return OUT_ORDER_NO_PATTERN.test(v) ? v : '';
+};
 const checkoutUrl = (c: { id: string }) => `/console/checkouts/${encodeURIComponent(c.id)}`;
 const done = (c: { id: string }, key: string) => `${checkoutUrl(c)}?done=${encodeURIComponent(key)}#outcome`;
 const invalid = (message: string, field?: string) => new AppError('VALIDATION_FAILED', message, field ? { field } : {});

@@ -11,6 +11,7 @@ import { AppError } from '../../lib/errors';
 import { fenToYuan } from '../../lib/money';
 import { parseCookies } from '../../lib/signed';
 import { checkoutTimeline, overview, receiverTotals, searchCheckouts, type Scope } from './console.queries';
+import { checkoutIdSchema } from '../checkout/checkout.schemas';
 import { actionKeySchema } from './console.actions';
 import { mountCheckoutActions } from './console.checkout-actions';
 import { checkCredentials, createSession, csrfMatches, destroySession, loadSession, SESSION_TTL_MS, type ConsoleSessionRef } from './console.users';
@@ -97,7 +98,7 @@ export function consoleRouter(deps: AppDeps): Router {
   });
 
   r.get('/console/checkouts/:id', async (req, res) => {
-    const found = await checkoutTimeline(deps.prisma, scopeOf(session(res)), req.params.id!);
+    const found = checkoutIdSchema.safeParse(req.params.id).success ? await checkoutTimeline(deps.prisma, scopeOf(session(res)), req.params.id!) : null;
     if (!found) throw new AppError('NOT_FOUND', '没有这个订单 · No such checkout');
     // ?done=<actionKey>: the outcome of the action just confirmed (only an action on this checkout).
     const key = actionKeySchema.safeParse(req.query.done);
