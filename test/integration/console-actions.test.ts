@@ -125,6 +125,18 @@ describe('refund', () => {
     expect(audit[0]!.outcome).toContain(made.body.id);
   });
 
+  it('When the same form is submitted twice at the same moment, then there is still one refund and one record', async () => {
+    const { id } = await paidCheckout(h, { amount: 1000 });
+    const url = `/console/checkouts/${id}/refund`;
+    const form = await confirmPage(ops, url, { amount: '4' });
+    const both = await Promise.all([submit(ops, url, form, { amount: '4' }), submit(ops, url, form, { amount: '4' })]);
+    expect(both.map((r) => r.status)).toEqual([303, 303]);
+    expect(await h.db.prisma.refund.count({ where: { checkoutId: id } })).toBe(1);
+    const audit = await auditOf(form.key!);
+    expect(audit).toHaveLength(1);
+    expect(audit[0]!.outcome).toContain('¥4.00');
+  });
+
   it('When a form\'s actionKey was used for another action, then it is refused', async () => {
     const { id } = await paidCheckout(h, { amount: 900 });
     const form = await confirmPage(ops, `/console/checkouts/${id}/refund`, { amount: '1' });
@@ -279,6 +291,7 @@ describe('split mismatch resolution', () => {
 
     const form = await confirmPage(ops, url);
     expect(form.text).toContain('RECEIVER_CLOSED_AT_CHANNEL');
+    await submit(ops, url, { csrf: null, key: form.key }, { note: 'x' }).expect(403);
     const noNote = await submit(ops, url, form, { note: '  ' });
     expect(noNote.status).toBe(400);
     expect(noNote.text).toContain('请填写处理说明');
