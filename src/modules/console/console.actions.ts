@@ -129,6 +129,8 @@ export interface ActionPage<S, I> {
   /** Express path of both the confirm page (GET) and the action (POST). */
   path: string;
   title: string;
+  /** The navigation entry shown as current (default `checkouts`). */
+  nav?: string;
   /** What the action is about, read in the viewer's scope; throws NOT_FOUND (another merchant's object is not found). */
   load(req: Request, scope: Scope): Promise<S>;
   /** Why it cannot be done now (shown instead of the form), or null. */
@@ -181,6 +183,7 @@ export function mountAction<S, I>(r: Router, ctx: PageContext, page: ActionPage<
     res.status(blocked ? 409 : (status ?? 200));
     ctx.render(res, 'action', {
       title: page.title,
+      nav: page.nav ?? 'checkouts',
       // The subject is in the path: the confirm form and the edit form go back to it.
       formAction: req.path,
       backUrl: page.backUrl(subject),
