@@ -104,6 +104,8 @@ async function main(): Promise<void> {
       partner: { subMerchants: { [SANDBOX_SUB_MCHID]: { maxRatioBp: 3000 } } },
       // WeChat keeps its orders while we restart; so does its stand-in (see persist.ts).
       stateFile: resolve(dataDir, 'simulator-state.json'),
+      // The sandbox publishes a day's bills at once (WeChat: the next morning after 10:00).
+      bills: { publishImmediately: true },
     }),
   );
   log(`WeChat Pay simulator on ${sim.url} (${sim.ctx.transactions.byOutTradeNo.size} order(s) kept from earlier runs)`);
