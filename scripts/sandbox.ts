@@ -111,18 +111,19 @@ async function main(): Promise<void> {
   log(`WeChat Pay simulator on ${sim.url} (${sim.ctx.transactions.byOutTradeNo.size} order(s) kept from earlier runs)`);
 
   const explicit = Object.fromEntries(Object.keys(envSchema.shape).filter((k) => process.env[k]).map((k) => [k, process.env[k]]));
-  const config = loadConfig({
+  const gatewayEnv = {
     ...sandboxEnv({ keysDir, simulatorUrl: sim.url, databaseUrl: pg.url, redisUrl: redis.url, port, publicBaseUrl }),
     ...explicit,
     APP_MODE: 'sandbox',
-  });
+  };
+  const config = loadConfig(gatewayEnv);
   const deps = buildDeps(config);
   await seedSandboxMerchants(deps, keysDir);
   await ensureDemoReceiver(deps);
   // Loopback only: the sandbox is for this machine (and its simulator sees the same address).
   const gw = await track('gateway', startGateway(config, deps, { host: '127.0.0.1' }));
   // `npm run admin` from this folder finds the running sandbox here (no configuration needed).
-  writeSandboxInfo(dataDir, config);
+  writeSandboxInfo(dataDir, config, gatewayEnv);
 
   process.stdout.write(`
   Gateway (sandbox)   ${publicBaseUrl}        demo shop at /
