@@ -9,7 +9,8 @@ import { createConsoleUser } from '../../src/modules/console/console.users';
 import { beijingDayOf } from '../../src/modules/reconciliation/reconcile.records';
 import { reconcileDue } from '../../src/modules/reconciliation/reconcile.schedule';
 import { DEFAULT_ACCOUNT, reconcileDay } from '../../src/modules/reconciliation/reconcile.service';
-import { checkoutBody, startHarness, TEST_KEYS_DIR, UA, type Harness } from '../support/harness';
+import { addPartnerAccountOnOwnSimulator } from '../support/accounts';
+import { checkoutBody, OTHER_API_KEY, startHarness, TEST_KEYS_DIR, UA, type Harness } from '../support/harness';
 import { testRedisUrl } from '../support/redis';
 import { ENV as REFUND_ENV, postRefund, waitForRefund } from './refund-support';
 import { paidCheckout, receivers, waitFor, waitForSplitStatus } from './split-support';
@@ -251,5 +252,36 @@ describe('console reconciliation', () => {
     // A re-run with the same line keeps the person's resolution; the CLI then finds nothing open.
     await run();
     expect(await openOfDay()).toEqual([]);
+  });
+});
+
+describe('a sub-merchant\'s own account', () => {
+  it('When a service provider\'s sub-merchant is reconciled, then its bills are asked for with its sub_mchid and its mismatches are its merchant\'s', async () => {
+    const p = await addPartnerAccountOnOwnSimulator(h, 'mch_other', { boundSubMchids: ['1900000801', '1900000802'], sim: { bills: { publishImmediately: true } } });
+    try {
+      const c = await h.api('post', '/v1/checkouts', OTHER_API_KEY).send(checkoutBody({ amount: 4321 })).expect(201);
+      await h.http().get(`/checkout/${c.body.id}`).set('User-Agent', UA.chromeMac).set('Accept', 'application/json').expect(200);
+      const order = await h.db.prisma.channelOrder.findFirstOrThrow({ where: { checkoutId: c.body.id } });
+      expect(p.sim.control.pay(order.outTradeNo).ok).toBe(true);
+      await waitFor(async () => (await h.db.prisma.checkout.findUniqueOrThrow({ where: { id: c.body.id } })).status === 'paid', 10_000, 'the partner payment');
+
+      const account = { key: p.accountId, accountId: p.accountId };
+      const [clean] = await reconcileDay(h.deps, day, account);
+      expect(clean).toMatchObject({ status: 'succeeded', mismatches: 0 });
+      expect(p.sim.control.calls.some((x) => x.path.startsWith('/v3/bill/tradebill?') && x.path.includes(`sub_mchid=${p.subMchid}`))).toBe(true);
+      const row = await h.db.prisma.reconciliationRun.findUniqueOrThrow({ where: { accountKey_billDate: { accountKey: p.accountId, billDate: day } } });
+      expect(row).toMatchObject({ payments: 1, paidFen: 4321 });
+
+      p.sim.control.bills.fault({ bill: 'trade', action: 'drop', ref: order.outTradeNo });
+      p.sim.control.bills.fault({ bill: 'trade', action: 'extra', ref: 'PARTNERUNKNOWN01' });
+      await reconcileDay(h.deps, day, account);
+      const open = await h.db.prisma.billMismatch.findMany({ where: { runId: row.id, status: 'open' }, orderBy: { kind: 'asc' } });
+      expect(open.map((m) => [m.kind, m.ref, m.merchantId])).toEqual([
+        ['PAYMENT_MISSING_CHANNEL', order.outTradeNo, 'mch_other'],
+        ['PAYMENT_MISSING_OURS', 'PARTNERUNKNOWN01', 'mch_other'],
+      ]);
+    } finally {
+      await p.sim.close();
+    }
   });
 });
