@@ -92,28 +92,29 @@ export function createBillsRouter(rt: SimRuntime, o: BillOptions = {}): express.
     return { status: 400, code: 'PARAM_ERROR', message: 'tar_type 参数错误，仅支持GZIP' };
   }
 
+  const refuse = (res: express.Response, r: Refusal) => (rt.fail(res, r.status, r.code, r.message), null);
+
+  /** The checks both bill requests share; null when refused (the answer is sent). */
+  function common(req: express.Request, res: express.Response, bill: BillKind): { day: string; sub: { subMchid?: string }; gzip: boolean } | null {
+    const tar = tarType(req.query.tar_type);
+    if (refused(tar)) return refuse(res, tar);
+    const sub = checkSubMchid(rt, req.query.sub_mchid);
+    if (refused(sub)) return refuse(res, sub);
+    const date = checkBillDate(rt, o, req.query.bill_date, bill);
+    if (refused(date)) return refuse(res, date);
+    return { day: date.day, sub, gzip: tar.gzip };
+  }
+
   router.get('/bill/tradebill', (req, res) => {
-    const q = req.query;
-    const billType = (q.bill_type ?? 'ALL') as string;
+    const billType = (req.query.bill_type ?? 'ALL') as string;
     if (!['ALL', 'SUCCESS', 'REFUND'].includes(billType)) return rt.fail(res, 400, 'PARAM_ERROR', 'bill_type 参数错误');
-    const tar = tarType(q.tar_type);
-    if (refused(tar)) return rt.fail(res, tar.status, tar.code, tar.message);
-    const sub = checkSubMchid(rt, q.sub_mchid);
-    if (refused(sub)) return rt.fail(res, sub.status, sub.code, sub.message);
-    const date = checkBillDate(rt, o, q.bill_date, 'trade');
-    if (refused(date)) return rt.fail(res, date.status, date.code, date.message);
-    issue(req, res, 'trade', buildTradeBill(rt, getBillStore(rt), date.day, billType as TradeBillType, sub), tar.gzip);
+    const c = common(req, res, 'trade');
+    if (c) issue(req, res, 'trade', buildTradeBill(rt, getBillStore(rt), c.day, billType as TradeBillType, c.sub), c.gzip);
   });
 
   router.get('/profitsharing/bills', (req, res) => {
-    const q = req.query;
-    const tar = tarType(q.tar_type);
-    if (refused(tar)) return rt.fail(res, tar.status, tar.code, tar.message);
-    const sub = checkSubMchid(rt, q.sub_mchid);
-    if (refused(sub)) return rt.fail(res, sub.status, sub.code, sub.message);
-    const date = checkBillDate(rt, o, q.bill_date, 'profitsharing');
-    if (refused(date)) return rt.fail(res, date.status, date.code, date.message);
-    issue(req, res, 'profitsharing', buildProfitSharingBill(rt, getBillStore(rt), date.day, sub), tar.gzip);
+    const c = common(req, res, 'profitsharing');
+    if (c) issue(req, res, 'profitsharing', buildProfitSharingBill(rt, getBillStore(rt), c.day, c.sub), c.gzip);
   });
 
   router.get('/billdownload/file', (req, res) => {
