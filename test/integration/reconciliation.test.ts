@@ -8,7 +8,7 @@ import { sandboxEnv } from '../../src/config/sandbox';
 import { createConsoleUser } from '../../src/modules/console/console.users';
 import { beijingDayOf } from '../../src/modules/reconciliation/reconcile.records';
 import { reconcileDue } from '../../src/modules/reconciliation/reconcile.schedule';
-import { DEFAULT_ACCOUNT, reconcileDay } from '../../src/modules/reconciliation/reconcile.service';
+import { claimRun, DEFAULT_ACCOUNT, ensureRun, reconcileDay } from '../../src/modules/reconciliation/reconcile.service';
 import { addPartnerAccountOnOwnSimulator } from '../support/accounts';
 import { checkoutBody, OTHER_API_KEY, startHarness, TEST_KEYS_DIR, UA, type Harness } from '../support/harness';
 import { testRedisUrl } from '../support/redis';
@@ -151,6 +151,9 @@ describe('daily bill reconciliation', () => {
     const ev = await h.db.prisma.merchantEvent.findFirstOrThrow({ where: { type: 'reconciliation.mismatch', objectKind: 'bill_mismatch' }, orderBy: { seq: 'desc' } });
     expect(ev.merchantId).toBe('mch_test');
     expect(await h.db.prisma.webhookDelivery.count({ where: { eventId: ev.id } })).toBe(1);
+    // data.object is the bill mismatch, rendered once after the commit.
+    const body = await waitFor(async () => (await h.db.prisma.merchantEvent.findUniqueOrThrow({ where: { id: ev.id } })).body, 10_000, 'the rendered event');
+    expect(JSON.parse(body).data.object).toMatchObject({ object: 'bill_mismatch', bill_date: day, bill: 'trade', kind: 'PAYMENT_AMOUNT_DIFFERS', ref: plain.outTradeNo, ours: '1234', theirs: '1241', checkout_id: plain.id, status: 'open' });
 
     h.sim.control.bills.clear();
     await run();
@@ -160,6 +163,17 @@ describe('daily bill reconciliation', () => {
     const metrics = await request(h.app).get('/metrics').set('Authorization', `Bearer ${h.config.METRICS_TOKEN}`).expect(200);
     expect(metrics.text).toMatch(/gateway_bill_mismatches_found_total\{bill="trade",kind="PAYMENT_AMOUNT_DIFFERS"\} [1-9]/);
     expect(metrics.text).toMatch(/gateway_bill_mismatches_open 0/);
+  });
+
+  it('When two processes reach the same run, then one claims it, a re-run by hand reports it busy, and an expired claim is taken over', async () => {
+    const account = { key: DEFAULT_ACCOUNT, accountId: null };
+    const row = await ensureRun(h.db.prisma, account, day);
+    const now = new Date();
+    const claims = await Promise.all([claimRun(h.db.prisma, row.id, now, true), claimRun(h.db.prisma, row.id, now, true)]);
+    expect(claims.filter(Boolean)).toHaveLength(1);
+    expect((await reconcileDay(h.deps, day, account))[0]).toMatchObject({ status: 'busy' });
+    expect(await claimRun(h.db.prisma, row.id, new Date(now.getTime() + 11 * 60_000), true)).toBe(true);
+    await h.db.prisma.reconciliationRun.update({ where: { id: row.id }, data: { leaseUntil: null } });
   });
 
   it('When the bill is not ready yet, then the run waits for a retry instead of failing', async () => {

@@ -19,6 +19,8 @@ export const billAnswerSchema = z.object({
 });
 
 const DOWNLOAD_PATH = '/v3/billdownload/file';
+/** A day's bill of a very large merchant stays far below this; more is refused rather than exhausting memory. */
+const MAX_BILL_BYTES = 512 * 1024 * 1024;
 
 /** Retry later: the bill is still being made (STATEMENT_CREATING, or the profit-sharing "正在生成中"). */
 function notReady(err: ChannelError): boolean {
@@ -55,7 +57,7 @@ export async function fetchBill(client: WechatPayClient, kind: BillKind, billDat
   let bytes: Buffer;
   try {
     // gzip magic (1f 8b): what we asked for; a plain stream is accepted too (a proxy may have decoded it).
-    bytes = raw.length >= 2 && raw[0] === 0x1f && raw[1] === 0x8b ? gunzipSync(raw) : raw;
+    bytes = raw.length >= 2 && raw[0] === 0x1f && raw[1] === 0x8b ? gunzipSync(raw, { maxOutputLength: MAX_BILL_BYTES }) : raw;
   } catch (err) {
     throw new ChannelError('BILL_HASH_MISMATCH', `${what}: the downloaded file is not valid gzip`, { retryable: true, cause: err });
   }

@@ -29,11 +29,12 @@ async function visibleAccounts(prisma: PrismaClient, scope: Scope): Promise<stri
 
 const mismatchScope = (scope: Scope) => (scope.merchantId === null ? {} : { merchantId: scope.merchantId });
 
-export async function listRuns(prisma: PrismaClient, scope: Scope, opts: { billDate?: string; accountKey?: string; limit?: number } = {}): Promise<RunRow[]> {
+export async function listRuns(prisma: PrismaClient, scope: Scope, opts: { id?: string; billDate?: string; accountKey?: string; limit?: number } = {}): Promise<RunRow[]> {
   const accounts = await visibleAccounts(prisma, scope);
   const runs = await prisma.reconciliationRun.findMany({
     where: {
       ...(accounts ? { accountKey: { in: accounts } } : {}),
+      ...(opts.id ? { id: opts.id } : {}),
       ...(opts.billDate ? { billDate: opts.billDate } : {}),
       ...(opts.accountKey ? { accountKey: opts.accountKey } : {}),
     },
@@ -64,7 +65,7 @@ export async function listRuns(prisma: PrismaClient, scope: Scope, opts: { billD
 }
 
 export async function runWithMismatches(prisma: PrismaClient, scope: Scope, runId: string) {
-  const [run] = (await listRuns(prisma, scope, {})).filter((r) => r.id === runId);
+  const [run] = await listRuns(prisma, scope, { id: runId });
   if (!run) return null;
   const mismatches = await prisma.billMismatch.findMany({ where: { runId, ...mismatchScope(scope) }, orderBy: [{ status: 'asc' }, { bill: 'asc' }, { kind: 'asc' }, { ref: 'asc' }] });
   return { run, mismatches };
