@@ -306,7 +306,8 @@ function gatewayEnvOf(env: Record<string, string | undefined>, cwd: string): Rec
 /** What reconciliation needs, built like the gateway builds it (channels per account), quietly. */
 function reconcileDeps(ctx: Ctx): ReconcileDeps {
   const config = loadConfig(ctx.gatewayEnv());
-  const logger = createLogger(config.LOG_LEVEL === 'info' ? 'warn' : config.LOG_LEVEL);
+  // The command prints its own report; only errors go to the log.
+  const logger = createLogger('error');
   const channel = createChannelRegistry(defaultChannelFactories(config, (p) => readFileSync(p, 'utf8'), logger)).get('wechatpay');
   return { prisma: ctx.prisma, config, logger, metrics: createMetrics(), now: () => new Date(), channel, channels: createChannelResolver({ prisma: ctx.prisma, config, logger, defaultChannel: channel }) };
 }
