@@ -8,7 +8,7 @@ import { sandboxEnv } from '../../src/config/sandbox';
 import { createConsoleUser } from '../../src/modules/console/console.users';
 import { beijingDayOf } from '../../src/modules/reconciliation/reconcile.records';
 import { reconcileDue } from '../../src/modules/reconciliation/reconcile.schedule';
-import { claimRun, DEFAULT_ACCOUNT, ensureRun, reconcileDay } from '../../src/modules/reconciliation/reconcile.service';
+import { claimRun, DEFAULT_ACCOUNT, ensureRun, executeRun, reconcileDay } from '../../src/modules/reconciliation/reconcile.service';
 import { addPartnerAccountOnOwnSimulator } from '../support/accounts';
 import { checkoutBody, OTHER_API_KEY, startHarness, TEST_KEYS_DIR, UA, type Harness } from '../support/harness';
 import { testRedisUrl } from '../support/redis';
@@ -172,7 +172,14 @@ describe('daily bill reconciliation', () => {
     const claims = await Promise.all([claimRun(h.db.prisma, row.id, now, true), claimRun(h.db.prisma, row.id, now, true)]);
     expect(claims.filter(Boolean)).toHaveLength(1);
     expect((await reconcileDay(h.deps, day, account))[0]).toMatchObject({ status: 'busy' });
-    expect(await claimRun(h.db.prisma, row.id, new Date(now.getTime() + 11 * 60_000), true)).toBe(true);
+    const first = claims.find(Boolean)!;
+    expect(await claimRun(h.db.prisma, row.id, new Date(now.getTime() + 11 * 60_000), true)).toBeInstanceOf(Date);
+    // The first process, late, finds its lease gone: it stores nothing (a dropped line would otherwise show).
+    h.sim.control.bills.fault({ bill: 'trade', action: 'drop', ref: plain.outTradeNo });
+    const before = await h.db.prisma.reconciliationRun.findUniqueOrThrow({ where: { id: row.id } });
+    expect(await executeRun(h.deps, row.id, first)).toMatchObject({ status: 'retrying', error: expect.stringContaining('lease') });
+    expect(await openOfDay()).toEqual([]);
+    expect(await h.db.prisma.reconciliationRun.findUniqueOrThrow({ where: { id: row.id } })).toMatchObject({ status: before.status, finishedAt: before.finishedAt, leaseUntil: before.leaseUntil });
     await h.db.prisma.reconciliationRun.update({ where: { id: row.id }, data: { leaseUntil: null } });
   });
 

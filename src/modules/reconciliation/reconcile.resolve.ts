@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { AppError } from '../../lib/errors';
 import { newId } from '../../lib/ids';
 import type { PrismaClient } from '../../lib/prisma';
+import { mismatchSourcesOf } from './reconcile.states';
 
 export const RESOLVE_ACTION = 'bill_mismatch.resolve';
 const ACTION_KEY = /^[A-Za-z0-9_-]{16,64}$/;
@@ -33,7 +34,7 @@ export async function resolveBillMismatch(
   if (await prisma.consoleAudit.findUnique({ where: { actionKey } })) return 'repeated';
   try {
     return await prisma.$transaction(async (db) => {
-      const moved = await db.billMismatch.updateMany({ where: { id: m.id, status: 'open' }, data: { status: 'resolved', resolvedAt: input.now, resolvedBy: input.userId, note } });
+      const moved = await db.billMismatch.updateMany({ where: { id: m.id, status: { in: mismatchSourcesOf('resolved') } }, data: { status: 'resolved', resolvedAt: input.now, resolvedBy: input.userId, note } });
       if (moved.count === 0) throw new AppError('CONFLICT', '这条差异已处理 · This mismatch is already resolved');
       await db.consoleAudit.create({ data: { id: newId('aud'), userId: input.userId, action: RESOLVE_ACTION, target: m.id, actionKey, note, outcome: 'resolved', createdAt: input.now } });
       return 'resolved' as const;

@@ -42,6 +42,9 @@ export async function reconcileDue(d: ReconcileDeps): Promise<RunResult[]> {
     select: { id: true },
   });
   const out: RunResult[] = [];
-  for (const r of due) if (await claimRun(d.prisma, r.id, d.now())) out.push(await executeRun(d, r.id));
+  for (const r of due) {
+    const lease = await claimRun(d.prisma, r.id, d.now());
+    if (lease) out.push(await executeRun(d, r.id, lease));
+  }
   return out;
 }

@@ -19,6 +19,7 @@ import { publishEvent } from '../webhooks/webhook.publish';
 import { matchProfitSharingBill, matchTradeBill, type BillMismatch } from './bill.match';
 import { col, parseBill, type ParsedBill } from './bill.parse';
 import { loadOurRecords, ownerOf } from './reconcile.records';
+import { runSourcesOf } from './reconcile.states';
 
 export interface ReconcileDeps {
   prisma: PrismaClient;
@@ -61,19 +62,26 @@ export async function ensureRun(prisma: PrismaClient, account: AccountRef, billD
 
 /**
  * Claims a run by compare-and-set on its lease: one process at a time, whichever instance it is.
- * `force` (a re-run by hand) also takes runs that are done or not yet due.
+ * `force` (a re-run by hand) also takes runs that are done or not yet due. Returns the lease (its
+ * end), which every later write of this attempt names: a process whose lease expired and was taken
+ * over writes nothing.
  */
-export async function claimRun(prisma: PrismaClient, runId: string, now: Date, force = false): Promise<boolean> {
+export async function claimRun(prisma: PrismaClient, runId: string, now: Date, force = false): Promise<Date | null> {
+  // Millisecond precision (PostgreSQL keeps microseconds, JavaScript milliseconds): equality must hold.
+  const lease = new Date(now.getTime() + LEASE_MS);
   const claimed = await prisma.reconciliationRun.updateMany({
     where: {
       id: runId,
       OR: [{ leaseUntil: null }, { leaseUntil: { lt: now } }],
       ...(force ? {} : { status: { in: ['pending', 'retrying'] }, nextAttemptAt: { lte: now } }),
     },
-    data: { leaseUntil: new Date(now.getTime() + LEASE_MS), attempts: { increment: 1 } },
+    data: { leaseUntil: lease, attempts: { increment: 1 } },
   });
-  return claimed.count === 1;
+  return claimed.count === 1 ? lease : null;
 }
+
+/** Lost the run's lease to another process: this attempt stops and writes nothing. */
+class LeaseLost extends Error {}
 
 const EMPTY_BILL: ParsedBill = { header: [], rows: [], summaryHeader: [], summary: null };
 
@@ -121,7 +129,7 @@ export interface RunResult {
 }
 
 /** Does a claimed run; never throws for channel or bill trouble (the run records it and is retried). */
-export async function executeRun(d: ReconcileDeps, runId: string): Promise<RunResult> {
+export async function executeRun(d: ReconcileDeps, runId: string, lease: Date): Promise<RunResult> {
   const run = await d.prisma.reconciliationRun.findUniqueOrThrow({ where: { id: runId } });
   const base = { runId, accountKey: run.accountKey, billDate: run.billDate };
   try {
@@ -148,27 +156,28 @@ export async function executeRun(d: ReconcileDeps, runId: string): Promise<RunRe
       }
     }
     const totals = { payments: t.payments, refunds: t.refunds, paidFen: t.paidFen, refundedFen: t.refundedFen, feesFen: t.feesFen, splitFen: s.splitFen, returnedFen: s.returnedFen, recovered };
-    const created = await storeResult(d, run, found, totals);
+    const created = await storeResult(d, { ...run, lease }, found, totals);
     const counter = billMismatchesFound(d.metrics);
     for (const m of created) counter.inc({ bill: m.bill, kind: m.kind });
     const open = found.filter((m) => !m.resolvedBy).length;
     d.logger[open ? 'warn' : 'info']({ ...base, mismatches: found.length, open, recovered }, 'bill reconciliation done');
     return { ...base, status: 'succeeded', open, mismatches: found.length, recovered };
   } catch (err) {
+    if (err instanceof LeaseLost) return { ...base, status: 'retrying', error: err.message, open: 0, mismatches: 0, recovered: 0 };
     if (!(err instanceof ChannelError) && !(err instanceof Error && err.name === 'BillFormatError')) {
-      await giveBack(d, run, err);
+      await giveBack(d, { ...run, lease }, err);
       throw err;
     }
-    return { ...base, ...(await giveBack(d, run, err)), open: 0, mismatches: 0, recovered: 0 };
+    return { ...base, ...(await giveBack(d, { ...run, lease }, err)), open: 0, mismatches: 0, recovered: 0 };
   }
 }
 
 /** A failed attempt: the previous result stays; retried after RECONCILE_BILLS_RETRY_MS, or failed for good. */
-async function giveBack(d: ReconcileDeps, run: { id: string; attempts: number }, err: unknown): Promise<{ status: 'retrying' | 'failed'; error: string }> {
+async function giveBack(d: ReconcileDeps, run: { id: string; attempts: number; lease: Date }, err: unknown): Promise<{ status: 'retrying' | 'failed'; error: string }> {
   const error = err instanceof ChannelError ? `${err.code}: ${err.message}` : err instanceof Error ? err.message : String(err);
   const status = run.attempts >= d.config.RECONCILE_BILLS_MAX_ATTEMPTS ? 'failed' : 'retrying';
-  await d.prisma.reconciliationRun.update({
-    where: { id: run.id },
+  await d.prisma.reconciliationRun.updateMany({
+    where: { id: run.id, leaseUntil: run.lease, status: { in: runSourcesOf(status) } },
     data: { status, lastError: error.slice(0, 1000), leaseUntil: null, nextAttemptAt: new Date(d.now().getTime() + d.config.RECONCILE_BILLS_RETRY_MS) },
   });
   d.logger.warn({ runId: run.id, status, error }, 'bill reconciliation attempt failed');
@@ -182,10 +191,16 @@ const sameLine = (a: { bill: string; kind: string; ref: string }, b: { bill: str
  * lines not in the previous result (a re-run does not notify the same line twice). A person's
  * resolution of an identical line (same values) is kept. Returns the newly found lines.
  */
-async function storeResult(d: ReconcileDeps, run: { id: string; billDate: string }, found: Found[], totals: Record<string, number>): Promise<Found[]> {
+async function storeResult(d: ReconcileDeps, run: { id: string; billDate: string; lease: Date }, found: Found[], totals: Record<string, number>): Promise<Found[]> {
   const owners = await Promise.all(found.map((m) => ownerOf(d.prisma, m.bill, m.kind, m.ref)));
   const fallbackMerchant = await accountMerchant(d.prisma, run.id);
   return d.prisma.$transaction(async (db) => {
+    // First, and under the row lock: only the lease holder replaces the result.
+    const mine = await db.reconciliationRun.updateMany({
+      where: { id: run.id, leaseUntil: run.lease, status: { in: runSourcesOf('succeeded') } },
+      data: { ...totals, status: 'succeeded', lastError: null, leaseUntil: null, finishedAt: d.now() },
+    });
+    if (mine.count === 0) throw new LeaseLost(`run ${run.id}: the lease was taken over; this attempt wrote nothing`);
     const previous = await db.billMismatch.findMany({ where: { runId: run.id } });
     await db.billMismatch.deleteMany({ where: { runId: run.id } });
     const fresh: Found[] = [];
@@ -217,10 +232,6 @@ async function storeResult(d: ReconcileDeps, run: { id: string; billDate: string
       if (merchantId && !resolved)
         await publishEvent(db, { merchantId, type: 'reconciliation.mismatch', checkoutId: row.checkoutId, object: { kind: 'bill_mismatch', id: row.id } });
     }
-    await db.reconciliationRun.update({
-      where: { id: run.id },
-      data: { ...totals, status: 'succeeded', lastError: null, leaseUntil: null, finishedAt: d.now() },
-    });
     return fresh;
   });
 }
@@ -241,8 +252,8 @@ export async function reconcileDay(d: ReconcileDeps, billDate: string, only?: Ac
   const out: Array<RunResult | { accountKey: string; billDate: string; status: 'busy' }> = [];
   for (const a of accounts) {
     const run = await ensureRun(d.prisma, a, billDate);
-    if (!(await claimRun(d.prisma, run.id, d.now(), true))) out.push({ accountKey: a.key, billDate, status: 'busy' });
-    else out.push(await executeRun(d, run.id));
+    const lease = await claimRun(d.prisma, run.id, d.now(), true);
+    out.push(lease ? await executeRun(d, run.id, lease) : { accountKey: a.key, billDate, status: 'busy' });
   }
   return out;
 }
