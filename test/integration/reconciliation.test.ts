@@ -270,8 +270,8 @@ describe('console reconciliation', () => {
     const page = await ops.get(`/console/reconciliation/mismatches/${m!.id}`).expect(200);
     expect(page.text).toContain('渠道调账 adjusted by WeChat');
 
-    // A re-run with the same line keeps the person's resolution; the CLI then finds nothing open.
-    await run();
+    // A re-run with the same line keeps the person's resolution.
+    expect(await run()).toMatchObject({ status: 'succeeded', mismatches: 1, open: 0 });
     expect(await openOfDay()).toEqual([]);
   });
 });

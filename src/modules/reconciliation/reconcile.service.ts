@@ -17,7 +17,7 @@ import { channelsOf, type ChannelResolver } from '../merchants/channel-resolver'
 import { applyPaidTransaction, PaymentMismatch } from '../payments/payment.apply';
 import { publishEvent } from '../webhooks/webhook.publish';
 import { matchProfitSharingBill, matchTradeBill, type BillMismatch } from './bill.match';
-import { col, parseBill, type ParsedBill } from './bill.parse';
+import { BillFormatError, col, parseBill, type ParsedBill } from './bill.parse';
 import { loadOurRecords, ownerOf } from './reconcile.records';
 import { runSourcesOf } from './reconcile.states';
 
@@ -156,15 +156,14 @@ export async function executeRun(d: ReconcileDeps, runId: string, lease: Date): 
       }
     }
     const totals = { payments: t.payments, refunds: t.refunds, paidFen: t.paidFen, refundedFen: t.refundedFen, feesFen: t.feesFen, splitFen: s.splitFen, returnedFen: s.returnedFen, recovered };
-    const created = await storeResult(d, { ...run, lease }, found, totals);
+    const { created, open } = await storeResult(d, { ...run, lease }, found, totals);
     const counter = billMismatchesFound(d.metrics);
     for (const m of created) counter.inc({ bill: m.bill, kind: m.kind });
-    const open = found.filter((m) => !m.resolvedBy).length;
     d.logger[open ? 'warn' : 'info']({ ...base, mismatches: found.length, open, recovered }, 'bill reconciliation done');
     return { ...base, status: 'succeeded', open, mismatches: found.length, recovered };
   } catch (err) {
     if (err instanceof LeaseLost) return { ...base, status: 'retrying', error: err.message, open: 0, mismatches: 0, recovered: 0 };
-    if (!(err instanceof ChannelError) && !(err instanceof Error && err.name === 'BillFormatError')) {
+    if (!(err instanceof ChannelError) && !(err instanceof BillFormatError)) {
       await giveBack(d, { ...run, lease }, err);
       throw err;
     }
@@ -189,9 +188,9 @@ const sameLine = (a: { bill: string; kind: string; ref: string }, b: { bill: str
 /**
  * Replaces the run's mismatches in one transaction with the run's totals and the webhook events of
  * lines not in the previous result (a re-run does not notify the same line twice). A person's
- * resolution of an identical line (same values) is kept. Returns the newly found lines.
+ * resolution of an identical line (same values) is kept. Returns the newly found lines and how many stay open.
  */
-async function storeResult(d: ReconcileDeps, run: { id: string; billDate: string; lease: Date }, found: Found[], totals: Record<string, number>): Promise<Found[]> {
+async function storeResult(d: ReconcileDeps, run: { id: string; billDate: string; lease: Date }, found: Found[], totals: Record<string, number>): Promise<{ created: Found[]; open: number }> {
   const owners = await Promise.all(found.map((m) => ownerOf(d.prisma, m.bill, m.kind, m.ref)));
   const fallbackMerchant = await accountMerchant(d.prisma, run.id);
   return d.prisma.$transaction(async (db) => {
@@ -204,6 +203,7 @@ async function storeResult(d: ReconcileDeps, run: { id: string; billDate: string
     const previous = await db.billMismatch.findMany({ where: { runId: run.id } });
     await db.billMismatch.deleteMany({ where: { runId: run.id } });
     const fresh: Found[] = [];
+    let open = 0;
     for (const [i, m] of found.entries()) {
       const before = previous.find((p) => sameLine(p, m));
       const kept = before && before.status === 'resolved' && before.ours === (m.ours ?? null) && before.theirs === (m.theirs ?? null) ? before : null;
@@ -227,12 +227,13 @@ async function storeResult(d: ReconcileDeps, run: { id: string; billDate: string
           ...(resolved ?? {}),
         },
       });
+      if (!resolved) open++;
       if (before) continue;
       fresh.push(m);
       if (merchantId && !resolved)
         await publishEvent(db, { merchantId, type: 'reconciliation.mismatch', checkoutId: row.checkoutId, object: { kind: 'bill_mismatch', id: row.id } });
     }
-    return fresh;
+    return { created: fresh, open };
   });
 }
 
