@@ -2,37 +2,25 @@
  * The reconciliation console in real headless Chromium at a phone's width: the runs page, a run, a
  * mismatch, and resolving it through the confirm form. No console errors, nothing wider than the phone.
  */
-import { existsSync } from 'node:fs';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { createConsoleUser } from '../../src/modules/console/console.users';
 import { beijingDayOf } from '../../src/modules/reconciliation/reconcile.records';
 import { DEFAULT_ACCOUNT, reconcileDay } from '../../src/modules/reconciliation/reconcile.service';
 import { startHarness, type Harness } from '../support/harness';
 import { paidCheckout } from '../integration/split-support';
+import { hasChromium, launchChromium, phonePage } from './browser-support';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const run = existsSync(CHROMIUM) ? describe : describe.skip;
+const run = hasChromium() ? describe : describe.skip;
 
 let h: Harness;
 let browser: Browser;
 const errors: string[] = [];
 
-async function newPage(): Promise<Page> {
-  const ctx = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 1 });
-  const page = await ctx.newPage();
-  page.on('console', (m) => m.type() === 'error' && errors.push(`${page.url()}: ${m.text()}`));
-  page.on('pageerror', (e) => errors.push(`${page.url()}: ${e.message}`));
-  return page;
-}
-
 run('reconciliation console in Chromium (390 px)', () => {
   beforeAll(async () => {
     h = await startHarness({ sim: { bills: { publishImmediately: true } } });
     await createConsoleUser(h.db.prisma, { email: 'ops@example.com', role: 'operator', password: 'operator password 1' });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-    });
+    browser = await launchChromium();
   }, 120_000);
   afterAll(async () => {
     await browser?.close();
@@ -45,7 +33,7 @@ run('reconciliation console in Chromium (390 px)', () => {
     h.sim.control.bills.fault({ bill: 'trade', action: 'drop', ref: paid.outTradeNo });
     await reconcileDay(h.deps, day, { key: DEFAULT_ACCOUNT, accountId: null });
 
-    const page = await newPage();
+    const page = await phonePage(browser, errors);
     await page.goto(`${h.gatewayUrl}/console/login`);
     await page.fill('#email', 'ops@example.com');
     await page.fill('#password', 'operator password 1');
