@@ -104,23 +104,26 @@ async function main(): Promise<void> {
       partner: { subMerchants: { [SANDBOX_SUB_MCHID]: { maxRatioBp: 3000 } } },
       // WeChat keeps its orders while we restart; so does its stand-in (see persist.ts).
       stateFile: resolve(dataDir, 'simulator-state.json'),
+      // The sandbox publishes a day's bills at once (WeChat: the next morning after 10:00).
+      bills: { publishImmediately: true },
     }),
   );
   log(`WeChat Pay simulator on ${sim.url} (${sim.ctx.transactions.byOutTradeNo.size} order(s) kept from earlier runs)`);
 
   const explicit = Object.fromEntries(Object.keys(envSchema.shape).filter((k) => process.env[k]).map((k) => [k, process.env[k]]));
-  const config = loadConfig({
+  const gatewayEnv = {
     ...sandboxEnv({ keysDir, simulatorUrl: sim.url, databaseUrl: pg.url, redisUrl: redis.url, port, publicBaseUrl }),
     ...explicit,
     APP_MODE: 'sandbox',
-  });
+  };
+  const config = loadConfig(gatewayEnv);
   const deps = buildDeps(config);
   await seedSandboxMerchants(deps, keysDir);
   await ensureDemoReceiver(deps);
   // Loopback only: the sandbox is for this machine (and its simulator sees the same address).
   const gw = await track('gateway', startGateway(config, deps, { host: '127.0.0.1' }));
   // `npm run admin` from this folder finds the running sandbox here (no configuration needed).
-  writeSandboxInfo(dataDir, config);
+  writeSandboxInfo(dataDir, config, gatewayEnv);
 
   process.stdout.write(`
   Gateway (sandbox)   ${publicBaseUrl}        demo shop at /

@@ -21,9 +21,11 @@ import { splitsModule } from './modules/splits/split.module';
 import { createWebhooksModule } from './modules/webhooks/webhook.module';
 import { createChannelResolver } from './modules/merchants/channel-resolver';
 import { merchantsModule } from './modules/merchants/merchant.module';
+import { reconciliationModule } from './modules/reconciliation/reconciliation.module';
 
 /** The feature modules plugged into the core (webhooks renders every module's event objects). */
-export const modules: AppModule[] = [splitsModule, refundsModule, merchantsModule, consoleModule];
+// reconciliationModule after consoleModule: its pages rely on the console's session and CSRF middleware.
+export const modules: AppModule[] = [splitsModule, refundsModule, merchantsModule, consoleModule, reconciliationModule];
 modules.push(createWebhooksModule(() => modules));
 
 export interface Gateway {

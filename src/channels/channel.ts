@@ -141,7 +141,7 @@ export interface ChannelReturnOrder {
   failReason?: string;
 }
 
-export interface PaymentChannel {
+export interface PaymentChannel extends BillChannel {
   readonly name: string; // 'wechatpay'
   readonly appid: string;
   readonly mchid: string;
@@ -207,4 +207,23 @@ export interface PaymentChannel {
   /** Profit-sharing return (回退), synchronous at WeChat; idempotent on outReturnNo. */
   createReturnOrder(input: { outOrderNo: string; outReturnNo: string; returnMchid: string; amountFen: number; description: string }): Promise<ChannelReturnOrder>;
   queryReturnOrder(outOrderNo: string, outReturnNo: string): Promise<ChannelReturnOrder | null>;
+}
+
+// ---- bills (对账单) -------------------------------------------------------------------------------
+
+/** trade = 交易账单 (payments and refunds), profitsharing = 分账账单 (splits and returns). */
+export type BillKind = 'trade' | 'profitsharing';
+
+/**
+ * Bill access, part of every channel (kept in its own interface so the reconciliation module depends
+ * on this much only). Days are Beijing days, `YYYY-MM-DD`.
+ */
+export interface BillChannel {
+  /**
+   * The day's bill of this account (a partner account: its sub-merchant's), downloaded, decompressed and
+   * checked against the channel's hash. null when the channel says there is no bill that day (no trade).
+   * Throws ChannelError BILL_NOT_READY (retryable: not published yet), BILL_HASH_MISMATCH (retryable:
+   * never parse such a file; fetch it again later), or the mapped channel error.
+   */
+  fetchBill(kind: BillKind, billDate: string): Promise<Buffer | null>;
 }

@@ -10,7 +10,13 @@ import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
-import { ConfigError, loadAdminConfig, type AdminEnvConfig } from '../config/config';
+import { createChannelRegistry, defaultChannelFactories } from '../channels/registry';
+import { ConfigError, loadAdminConfig, loadConfig, type AdminEnvConfig } from '../config/config';
+import { createLogger } from '../lib/logger';
+import { createMetrics } from '../lib/metrics';
+import { createChannelResolver } from '../modules/merchants/channel-resolver';
+import { openMismatches } from '../modules/reconciliation/reconcile.queries';
+import { accountRef, reconcileDay, type AccountRef, type ReconcileDeps } from '../modules/reconciliation/reconcile.service';
 import { MERCHANT_KEY_REVOKED_CHANNEL } from '../http/merchant-cache';
 import { AppError } from '../lib/errors';
 import { createPrisma, type PrismaClient } from '../lib/prisma';
@@ -19,7 +25,14 @@ import { addAccount, addServiceProvider, listAccounts, listServiceProviders, rot
 import { createConsoleUser } from '../modules/console/console.users';
 import { createApiKey, listApiKeys, listMerchants, onboardMerchant, revokeApiKey } from '../modules/merchants/merchant.service';
 
-type Ctx = { prisma: PrismaClient; config: AdminEnvConfig; json: boolean; out: (s: string) => void };
+type Ctx = {
+  prisma: PrismaClient;
+  config: AdminEnvConfig;
+  json: boolean;
+  out: (s: string) => void;
+  /** The whole gateway environment, for commands that call the channel as the gateway does (reconcile). */
+  gatewayEnv: () => Record<string, string | undefined>;
+};
 type Flags = Record<string, string | boolean | string[] | undefined>;
 
 interface Command {
@@ -29,6 +42,8 @@ interface Command {
   /** No database needed. */
   offline?: boolean;
   run(ctx: Ctx, args: string[], flags: Flags): Promise<unknown>;
+  /** The process exit code of a run that completed (default 0). */
+  exitCode?(result: unknown): number;
 }
 
 /** `@path` reads the value from a file (keeps secrets out of shell history and `ps`). */
@@ -217,6 +232,43 @@ const COMMANDS: Record<string, Command> = {
       return list;
     },
   },
+  reconcile: {
+    usage: 'reconcile --date YYYY-MM-DD [--account <account id | default>]',
+    help:
+      'Reconciles one Beijing day by hand (docs/reconciliation.md): downloads the trade and profit-sharing bills of every channel account ' +
+      '(or only --account; `default` = the WECHATPAY_* account), matches them with our records and replaces that day\'s result. ' +
+      'Prints the mismatches still open. Exit code: 0 all matched (or resolved), 2 mismatches remain open, 3 a bill could not be reconciled (not ready, bad hash, channel error: retried later).',
+    options: { date: { type: 'string' }, account: { type: 'string' } },
+    async run(ctx, _a, f) {
+      const date = value(f.date, 'date');
+      if (!/^\d{4}-\d{2}-\d{2}$/.test(date) || Number.isNaN(Date.parse(`${date}T00:00:00Z`)) || new Date(`${date}T00:00:00Z`).toISOString().slice(0, 10) !== date)
+        throw new AppError('VALIDATION_FAILED', '--date must be a calendar day YYYY-MM-DD (Beijing)', { field: 'date' });
+      const deps = reconcileDeps(ctx);
+      let only: AccountRef | undefined;
+      if (f.account !== undefined) {
+        const found = await accountRef(ctx.prisma, value(f.account, 'account'));
+        if (!found) throw new AppError('NOT_FOUND', `no channel account ${String(f.account)}`, { field: 'account' });
+        only = found;
+      }
+      const runs = await reconcileDay(deps, date, only);
+      const open = await openMismatches(ctx.prisma, { billDate: date, accountKey: only?.key });
+      if (!ctx.json) {
+        for (const r of runs)
+          ctx.out(
+            'runId' in r
+              ? `${r.billDate}  ${r.accountKey}  ${r.status}  mismatches=${r.mismatches} open=${r.open} recovered=${r.recovered}${r.error ? `  (${r.error})` : ''}`
+              : `${r.billDate}  ${r.accountKey}  busy (another process is reconciling it)`,
+          );
+        ctx.out(open.length ? `open mismatches:\n${table(open.map((m) => ({ id: m.id, account: m.run.accountKey, bill: m.bill, kind: m.kind, ref: m.ref, ours: m.ours, theirs: m.theirs })), ['id', 'account', 'bill', 'kind', 'ref', 'ours', 'theirs'])}` : 'no open mismatches');
+      }
+      return { runs, open: open.map((m) => ({ id: m.id, account: m.run.accountKey, bill_date: m.billDate, bill: m.bill, kind: m.kind, ref: m.ref, ours: m.ours, theirs: m.theirs, detail: m.detail })) };
+    },
+    exitCode(result) {
+      const r = result as { runs: Array<{ status: string }>; open: unknown[] };
+      if (r.open.length > 0) return 2;
+      return r.runs.every((x) => x.status === 'succeeded') ? 0 : 3;
+    },
+  },
   'secrets rotate': {
     usage: 'secrets rotate',
     help: 'Re-encrypts every stored secret\'s data key under the current master key (the first of SECRETS_MASTER_KEY). Then the old key can be removed from SECRETS_MASTER_KEY.',
@@ -243,6 +295,23 @@ function usage(): string {
   return ['Usage: npm run admin -- <command> [--json] [--help]', '', ...Object.values(COMMANDS).map((c) => `  ${c.usage.split('\n')[0]}`)].join('\n');
 }
 
+/** The gateway's own environment: this process's when it has DATABASE_URL, else the sandbox's (.data/sandbox.json). */
+function gatewayEnvOf(env: Record<string, string | undefined>, cwd: string): Record<string, string | undefined> {
+  if (env.DATABASE_URL) return env;
+  const s = JSON.parse(readFileSync(resolve(cwd, '.data', 'sandbox.json'), 'utf8')) as { GATEWAY_ENV?: Record<string, string> };
+  if (!s.GATEWAY_ENV) throw new ConfigError(['.data/sandbox.json has no GATEWAY_ENV: restart `npm run sandbox` (or set the gateway environment)']);
+  return s.GATEWAY_ENV;
+}
+
+/** What reconciliation needs, built like the gateway builds it (channels per account), quietly. */
+function reconcileDeps(ctx: Ctx): ReconcileDeps {
+  const config = loadConfig(ctx.gatewayEnv());
+  // The command prints its own report; only errors go to the log.
+  const logger = createLogger('error');
+  const channel = createChannelRegistry(defaultChannelFactories(config, (p) => readFileSync(p, 'utf8'), logger)).get('wechatpay');
+  return { prisma: ctx.prisma, config, logger, metrics: createMetrics(), now: () => new Date(), channel, channels: createChannelResolver({ prisma: ctx.prisma, config, logger, defaultChannel: channel }) };
+}
+
 /** Environment first; else the sandbox running from this folder. */
 function loadCliConfig(env: Record<string, string | undefined>, cwd: string): AdminEnvConfig {
   if (env.DATABASE_URL) return loadAdminConfig(env);
@@ -255,8 +324,10 @@ function loadCliConfig(env: Record<string, string | undefined>, cwd: string): Ad
 
 export async function runCli(argv: string[], env: Record<string, string | undefined>, io: { out: (s: string) => void; err: (s: string) => void; cwd: string }): Promise<number> {
   const words = argv.filter((a) => !a.startsWith('-'));
-  const name = words.slice(0, 2).join(' ');
-  const cmd = COMMANDS[name];
+  // Two-word commands (`merchant create`), else one word (`reconcile`).
+  const twoWords = COMMANDS[words.slice(0, 2).join(' ')];
+  const cmd = twoWords ?? COMMANDS[words[0] ?? ''];
+  const lastWord = twoWords ? words[1]! : words[0]!;
   if (!cmd) {
     io[argv.includes('--help') || argv.length === 0 ? 'out' : 'err'](usage());
     return argv.includes('--help') || argv.length === 0 ? 0 : 64;
@@ -267,7 +338,7 @@ export async function runCli(argv: string[], env: Record<string, string | undefi
   }
   let parsed: ReturnType<typeof parseArgs>;
   try {
-    parsed = parseArgs({ args: argv.slice(argv.indexOf(words[1]!) + 1), options: { json: { type: 'boolean' }, ...(cmd.options ?? {}) }, allowPositionals: true, strict: true });
+    parsed = parseArgs({ args: argv.slice(argv.indexOf(lastWord) + 1), options: { json: { type: 'boolean' }, ...(cmd.options ?? {}) }, allowPositionals: true, strict: true });
   } catch (e) {
     io.err(`${(e as Error).message}\nUsage: npm run admin -- ${cmd.usage}`);
     return 64;
@@ -277,9 +348,9 @@ export async function runCli(argv: string[], env: Record<string, string | undefi
   try {
     const config = cmd.offline ? ({} as AdminEnvConfig) : loadCliConfig(env, io.cwd);
     prisma = cmd.offline ? (undefined as unknown as PrismaClient) : createPrisma(config.DATABASE_URL);
-    const result = await cmd.run({ prisma, config, json, out: io.out }, parsed.positionals, parsed.values as Flags);
+    const result = await cmd.run({ prisma, config, json, out: io.out, gatewayEnv: () => gatewayEnvOf(env, io.cwd) }, parsed.positionals, parsed.values as Flags);
     if (json) io.out(JSON.stringify(result, null, 2));
-    return 0;
+    return cmd.exitCode?.(result) ?? 0;
   } catch (e) {
     if (e instanceof AppError) {
       io.err(json ? JSON.stringify({ error: { code: e.code, message: e.message, field: e.opts.field } }) : `error: ${e.message}`);

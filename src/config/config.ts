@@ -94,6 +94,23 @@ export const envSchema = z.object({
   PROFIT_SHARING_ALERT_BEFORE_DAYS: int(3, 0),
   RECONCILE_INTERVAL_MS: int(60_000, 100),
 
+  /** Daily bill reconciliation: on (default) or off for this deployment (the CLI works either way). */
+  RECONCILE_BILLS_ENABLED: bool.default(true),
+  /**
+   * Beijing time `HH:MM` from which yesterday's bills are fetched. WeChat: "每日10点后生成昨日交易账单文件"
+   * (FACTS-partner-bills §2.1, §2.3); a bill not yet there is retried every RECONCILE_BILLS_RETRY_MS.
+   */
+  RECONCILE_BILLS_AT: z
+    .string()
+    .default('10:30')
+    .refine((v) => /^([01]\d|2[0-3]):[0-5]\d$/.test(v), 'must be HH:MM (Beijing time, 24 h)'),
+  /** How often a gateway process looks for reconciliation runs that are due, ms. */
+  RECONCILE_BILLS_POLL_MS: int(60_000, 100),
+  /** Wait before a failed run (bill not ready, bad hash, channel down) is tried again, ms (WeChat: every 30 min). */
+  RECONCILE_BILLS_RETRY_MS: int(1_800_000, 100),
+  /** Attempts before a run is marked failed (a person re-runs it with `admin reconcile`). */
+  RECONCILE_BILLS_MAX_ATTEMPTS: int(48, 1),
+
   /** Verified notifies (the audit trail of payments) are kept this long. */
   NOTIFY_RETENTION_DAYS: int(180, 1),
   /** Notifies refused before verification (forged, probes, junk) are kept this long, cut short. */

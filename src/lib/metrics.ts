@@ -50,3 +50,15 @@ export function createMetrics(): Metrics {
     },
   };
 }
+
+/**
+ * Daily bill reconciliation (src/modules/reconciliation/): bill lines found disagreeing, by bill and kind.
+ * Made on first use, once per registry, so the core Metrics shape is untouched.
+ */
+export function billMismatchesFound(m: Pick<Metrics, 'registry'>): client.Counter<'bill' | 'kind'> {
+  const name = 'gateway_bill_mismatches_found_total';
+  return (
+    (m.registry.getSingleMetric(name) as client.Counter<'bill' | 'kind'> | undefined) ??
+    new client.Counter({ name, help: 'Bill reconciliation mismatches found (new in a run), by bill and kind', labelNames: ['bill', 'kind'], registers: [m.registry] })
+  );
+}

@@ -22,6 +22,9 @@ import { attachStateFile } from './persist';
 import { encryptResource, rfc3339Beijing } from './sim-crypto';
 import type { NotifyUrlPolicy, SigningMode, SimRuntime } from './runtime';
 import { createRefundControlRouter, createRefundsRouter, refundControl, type RefundControl } from './refunds/router';
+import { createBillsRouter, type BillOptions } from './bills/router';
+import { billControl, resetBillStore, type BillControl } from './bills/store';
+import { createBillControlRouter } from './bills/control';
 import { createProfitSharingControl, createProfitSharingRouter, profitSharingControl, type ProfitSharingControl } from './profitsharing/router';
 
 export type SimulatorOptions = { keys: SimKeys & { merchantCertSerial?: string }; publicBaseUrl?: string } & Partial<
@@ -44,6 +47,8 @@ export type SimulatorOptions = { keys: SimKeys & { merchantCertSerial?: string }
     viewsDir?: string;
     /** Keep orders, QR codes and split orders in this file across restarts (the sandbox's .data/). */
     stateFile?: string;
+    /** Bill publication (the sandbox publishes at once) and download URL lifetime. */
+    bills?: BillOptions;
   };
 
 export interface SimControl {
@@ -75,6 +80,8 @@ export interface SimControl {
   profitSharing: ProfitSharingControl;
   /** Refund outcomes and the merchant's balances. */
   refunds: RefundControl;
+  /** Bill fault controls (drop / alter / add a line, wrong hash, not ready). */
+  bills: BillControl;
 }
 
 export interface Simulator {
@@ -236,8 +243,10 @@ export function createSimulator(options: SimulatorOptions): Simulator {
       rt.hung.clear();
       control.profitSharing.reset();
       control.refunds.reset();
+      resetBillStore(rt);
     },
     profitSharing: profitSharingControl(rt),
+    bills: billControl(rt),
     refunds: refundControl(rt),
     stop: () => {
       state?.flush();
@@ -285,6 +294,9 @@ export function createSimulator(options: SimulatorOptions): Simulator {
     });
   });
 
+  // Bills before profit sharing: /v3/profitsharing/bills is a bill endpoint.
+  app.use('/v3', createBillsRouter(rt, options.bills));
+  app.use('/_sim/bills', express.json(), createBillControlRouter(control.bills));
   // Profit sharing (its own module), behind the same auth + faults; its controls get a JSON body parser.
   app.use('/v3/profitsharing', createProfitSharingRouter(rt));
   app.use('/_sim/profitsharing', express.json(), createProfitSharingControl(rt));

@@ -3,27 +3,20 @@
  * a refund and a split retry confirmed from the console, and a merchant user who cannot see another
  * merchant's checkout. No console errors on any page (the CSP allows no inline script without its nonce).
  */
-import { existsSync } from 'node:fs';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { createConsoleUser } from '../../src/modules/console/console.users';
 import { startHarness, type Harness } from '../support/harness';
 import { paidCheckout, receivers, waitFor, waitForSplitStatus } from '../integration/split-support';
+import { CHROMIUM, hasChromium, launchChromium, phonePage } from './browser-support';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const run = existsSync(CHROMIUM) ? describe : describe.skip;
-if (!existsSync(CHROMIUM)) console.warn(`[browser tests] skipped: no Chromium at ${CHROMIUM} (apt-get install chromium)`);
+const run = hasChromium() ? describe : describe.skip;
+if (!hasChromium()) console.warn(`[browser tests] skipped: no Chromium at ${CHROMIUM} (apt-get install chromium)`);
 
 let h: Harness;
 let browser: Browser;
 const errors: string[] = [];
 
-async function newPage(): Promise<Page> {
-  const ctx = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 1 });
-  const page = await ctx.newPage();
-  page.on('console', (m) => m.type() === 'error' && errors.push(`${page.url()}: ${m.text()}`));
-  page.on('pageerror', (e) => errors.push(`${page.url()}: ${e.message}`));
-  return page;
-}
+const newPage = (): Promise<Page> => phonePage(browser, errors);
 
 async function signIn(page: Page, email: string, password: string) {
   await page.goto(`${h.gatewayUrl}/console/login`);
@@ -38,10 +31,7 @@ run('console in Chromium (390 px)', () => {
     await h.startBackground();
     await createConsoleUser(h.db.prisma, { email: 'ops@example.com', role: 'operator', password: 'operator password 1' });
     await createConsoleUser(h.db.prisma, { email: 'staff@other.example', role: 'merchant', merchantId: 'mch_other', password: 'merchant password 1' });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-    });
+    browser = await launchChromium();
   }, 120_000);
   afterAll(async () => {
     await browser?.close();

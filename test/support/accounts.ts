@@ -1,7 +1,7 @@
 import { addAccount, addServiceProvider } from '../../src/modules/merchants/account.service';
 import { createChannelResolver } from '../../src/modules/merchants/channel-resolver';
 import { generateSimKeys, type SandboxKeys } from '../../src/simulator/keys';
-import { startSimulator, type RunningSimulator } from '../../src/simulator/app';
+import { startSimulator, type RunningSimulator, type SimulatorOptions } from '../../src/simulator/app';
 import type { Harness } from './harness';
 
 /** Key material made once per test process (RSA generation is slow). */
@@ -77,7 +77,7 @@ export interface PartnerFixture {
 }
 
 /** Registers a service provider whose WeChat is its own simulator, and makes `merchantId` its sub-merchant. */
-export async function addPartnerAccountOnOwnSimulator(h: Harness, merchantId: string, o: { subMchid?: string; boundSubMchids?: string[] } = {}): Promise<PartnerFixture> {
+export async function addPartnerAccountOnOwnSimulator(h: Harness, merchantId: string, o: { subMchid?: string; boundSubMchids?: string[]; sim?: Partial<SimulatorOptions> } = {}): Promise<PartnerFixture> {
   const keys = secondMerchantKeys();
   const ids = { spMchid: '1900000701', spAppid: 'wx00000000000000f6', appSecret: 'sp-official-account-secret' };
   const subMchid = o.subMchid ?? '1900000801';
@@ -92,6 +92,7 @@ export async function addPartnerAccountOnOwnSimulator(h: Harness, merchantId: st
     oauthDomains: ['127.0.0.1', 'localhost'],
     notifyRetryScheduleMs: [200, 400, 800, 1600],
     profitSharing: { minDelayAfterPayMs: 0, resultDelayMs: 0 },
+    ...o.sim,
   });
   const { mchid: _m, appid: _a, merchant_id: _id, kind: _k, ...signing } = directAccountBody(merchantId, keys, { mchid: ids.spMchid, appid: ids.spAppid, appSecret: ids.appSecret });
   const sp = await addServiceProvider(h.deps, { name: 'Demo SP', sp_mchid: ids.spMchid, sp_appid: ids.spAppid, ...signing });

@@ -81,6 +81,8 @@ export async function startHarness(opts: {
     QUEUE_PREFIX: testQueuePrefix('gw'),
     SWEEPER_INTERVAL_MS: '200',
     PROFIT_SHARING_ORDER_INTERVAL_MS: '0',
+    // The daily bill scheduler would call the simulator behind other tests' backs; its tests turn it on.
+    RECONCILE_BILLS_ENABLED: 'false',
     ...opts.env,
   };
   const config = loadConfig(env);

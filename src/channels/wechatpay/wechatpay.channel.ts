@@ -16,6 +16,7 @@ import type {
   SplitReceiverInput,
 } from '../channel';
 import { WechatPayClient, type GatewayPay } from './wechatpay.client';
+import { fetchBill } from './wechatpay.bills';
 import {
   PlatformKeyRing,
   jsapiPaySignMessage,
@@ -406,5 +407,7 @@ export function createWechatPayChannel(cfg: WechatPayConfig, logger?: pino.Logge
     parseRefundNotify: (headers, rawBody) => parseRefundNotify(notifyDeps, headers, rawBody),
     createReturnOrder,
     queryReturnOrder,
+    // A partner account's bills are its sub-merchant's (sub_mchid), not the whole service provider's.
+    fetchBill: (kind, billDate) => fetchBill(client, kind, billDate, partner?.subMchid),
   };
 }

@@ -104,11 +104,7 @@ export class VerifyingTransport implements IPayRequest {
 
   private async send(method: 'GET' | 'POST', sdkUrl: string, body: string, sdkHeaders: Record<string, unknown>): Promise<Output> {
     const target = this.rewrite(sdkUrl);
-    // The URL parser percent-encodes what fetch will percent-encode (e.g. '|' in out_trade_no):
-    // sign exactly the request line that is sent.
-    const pathAndQuery = target.pathname + target.search;
     const what = `${method} ${target.pathname}`;
-
     const headers: Record<string, string> = {};
     for (const [k, v] of Object.entries(sdkHeaders)) {
       if (k.toLowerCase() === 'accept-encoding') continue; // fetch negotiates and decodes itself
@@ -117,30 +113,7 @@ export class VerifyingTransport implements IPayRequest {
     if (headers.Authorization !== AUTH_PLACEHOLDER) {
       throw new ChannelError('CLIENT_ERROR', 'request not built by GatewayPay', { retryable: false });
     }
-    const timestamp = String(Math.floor(this.o.clock() / 1000));
-    const nonce = newNonce();
-    const signature = signSha256Rsa(this.o.merchantKey, requestSignMessage(method, pathAndQuery, timestamp, nonce, body));
-    headers.Authorization =
-      `${AUTH_SCHEMA} mchid="${this.o.mchid}",nonce_str="${nonce}",timestamp="${timestamp}",` +
-      `serial_no="${this.o.merchantCertSerial}",signature="${signature}"`;
-
-    let res: Response;
-    let raw: Buffer;
-    try {
-      res = await fetch(target, {
-        method,
-        headers,
-        body: method === 'GET' ? undefined : body,
-        redirect: 'manual',
-        signal: AbortSignal.timeout(this.o.timeoutMs),
-      });
-      raw = Buffer.from(await res.arrayBuffer());
-    } catch (err) {
-      const name = (err as { name?: string } | null)?.name;
-      if (name === 'TimeoutError' || name === 'AbortError') throw timeoutError(this.o.timeoutMs, what, err);
-      throw networkError(err, what);
-    }
-
+    const { res, raw } = await this.exchange(method, target, body, headers, what);
     const requestId = res.headers.get('request-id') ?? undefined;
     const ok = res.status >= 200 && res.status < 300;
     const sig = readSignatureHeaders((n) => res.headers.get(n));
@@ -173,6 +146,58 @@ export class VerifyingTransport implements IPayRequest {
 
     const out: VerifiedOutput = { status: res.status, data: json, [VERIFIED]: { status: res.status, json, requestId } };
     return out;
+  }
+
+  /**
+   * A bill file (GET /v3/billdownload/file?token=…): signed like every call, but its answer is the raw
+   * file and carries no signature ("响应的信息请求头中不包含微信接口响应的签名值，因此需要跳过验签的流程",
+   * FACTS-partner-bills §2.4); integrity comes from the SHA1 the signed bill answer gave. Error answers
+   * are JSON and mapped like any other.
+   */
+  async download(pathAndQuery: string): Promise<Buffer> {
+    const target = new URL(this.base + pathAndQuery);
+    const what = `GET ${target.pathname}`;
+    const { res, raw } = await this.exchange('GET', target, '', { Accept: '*/*', 'User-Agent': 'wxpay-checkout-gateway' }, what);
+    if (res.status >= 200 && res.status < 300) return raw;
+    let json: unknown;
+    try {
+      json = JSON.parse(raw.toString('utf8'));
+    } catch {
+      json = undefined;
+    }
+    throw mapHttpError(res.status, json, { requestId: res.headers.get('request-id') ?? undefined, verified: false });
+  }
+
+  /** Signs (Authorization over the exact method, path+query and body bytes) and sends with the timeout. */
+  private async exchange(method: 'GET' | 'POST', target: URL, body: string, headers: Record<string, string>, what: string): Promise<{ res: Response; raw: Buffer }> {
+    // The URL parser percent-encodes what fetch will percent-encode (e.g. '|' in out_trade_no):
+    // sign exactly the request line that is sent.
+    const pathAndQuery = target.pathname + target.search;
+    const timestamp = String(Math.floor(this.o.clock() / 1000));
+    const nonce = newNonce();
+    const signature = signSha256Rsa(this.o.merchantKey, requestSignMessage(method, pathAndQuery, timestamp, nonce, body));
+    headers.Authorization =
+      `${AUTH_SCHEMA} mchid="${this.o.mchid}",nonce_str="${nonce}",timestamp="${timestamp}",` +
+      `serial_no="${this.o.merchantCertSerial}",signature="${signature}"`;
+
+    let res: Response;
+    let raw: Buffer;
+    try {
+      res = await fetch(target, {
+        method,
+        headers,
+        body: method === 'GET' ? undefined : body,
+        redirect: 'manual',
+        signal: AbortSignal.timeout(this.o.timeoutMs),
+      });
+      raw = Buffer.from(await res.arrayBuffer());
+    } catch (err) {
+      const name = (err as { name?: string } | null)?.name;
+      if (name === 'TimeoutError' || name === 'AbortError') throw timeoutError(this.o.timeoutMs, what, err);
+      throw networkError(err, what);
+    }
+
+    return { res, raw };
   }
 }
 
@@ -258,6 +283,11 @@ export class WechatPayClient {
   private pathOp(method: 'GET' | 'POST', path: string, body: object | undefined) {
     const headers = { Authorization: AUTH_PLACEHOLDER, Accept: 'application/json', 'Content-Type': 'application/json', 'User-Agent': this.o.userAgent ?? 'wxpay-checkout-gateway' };
     return () => (method === 'GET' ? this.transport.get(SDK_HOST + path, headers) : this.transport.post(SDK_HOST + path, (body ?? {}) as Record<string, unknown>, headers));
+  }
+
+  /** A bill file's raw bytes (unsigned answer: see VerifyingTransport.download). */
+  download(pathAndQuery: string): Promise<Buffer> {
+    return this.transport.download(pathAndQuery);
   }
 
   /** For calls whose (verified) answer body we do not depend on, e.g. 204 close. */

@@ -109,6 +109,8 @@ export function matchTradeBill(bill: ParsedBill, ours: { payments: OurPayment[];
       const state = col(row, '交易状态');
       if (!p) return { kind: 'PAYMENT_MISSING_OURS', ref, theirs: fen(amount), detail: `the channel billed ${state} ${col(row, '微信订单号')}; we have no such order` };
       if (!p.paid) return { kind: 'PAYMENT_STATE_DIFFERS', ref, ours: 'unpaid', theirs: state, detail: 'the channel billed a payment we have not recorded as paid' };
+      // A payment line is SUCCESS; anything else (e.g. REVOKED) contradicts a payment we hold as paid.
+      if (state !== 'SUCCESS') return { kind: 'PAYMENT_STATE_DIFFERS', ref, ours: 'paid', theirs: state, detail: `the channel billed the payment as ${state}` };
       if (amount !== p.amountFen) return { kind: 'PAYMENT_AMOUNT_DIFFERS', ref, ours: fen(p.amountFen), theirs: fen(amount), detail: 'order amount differs' };
       if (p.transactionId && p.transactionId !== col(row, '微信订单号'))
         return { kind: 'PAYMENT_STATE_DIFFERS', ref, ours: p.transactionId, theirs: col(row, '微信订单号'), detail: 'transaction id differs' };
@@ -126,7 +128,10 @@ export function matchTradeBill(bill: ParsedBill, ours: { payments: OurPayment[];
       if (!r) return { kind: 'REFUND_MISSING_OURS', ref, theirs: fen(amount), detail: `the channel billed a refund (${state}) we have no record of` };
       if (r.status === 'failed' || r.status === 'pending' || r.status === 'returning')
         return { kind: 'REFUND_STATE_DIFFERS', ref, ours: r.status, theirs: state, detail: 'the channel accepted a refund we do not consider sent' };
-      // The bill keeps the state at initiation (never updated): only a refusal contradicts it.
+      // The bill keeps the state at initiation (never updated): only a refusal contradicts it, or a
+      // closed/abnormal line for a refund we hold as otherwise.
+      if ((state === 'CLOSED' || state === 'ABNORMAL') && r.status !== state.toLowerCase())
+        return { kind: 'REFUND_STATE_DIFFERS', ref, ours: r.status, theirs: state, detail: `the channel billed the refund as ${state}` };
       if (amount !== r.amountFen) return { kind: 'REFUND_AMOUNT_DIFFERS', ref, ours: fen(r.amountFen), theirs: fen(amount), detail: 'refund amount differs' };
       return null;
     },
@@ -164,6 +169,8 @@ export function matchProfitSharingBill(bill: ParsedBill, ours: OurSplitLine[]): 
     (ref, row, l) => {
       const amount = yuanToFen(col(row, '分账金额(元)'));
       if (!l) return { kind: 'SPLIT_MISSING_OURS', ref, theirs: fen(amount), detail: `the channel billed a ${col(row, '业务类型')} line we have no record of` };
+      const status = col(row, '处理状态');
+      if (status !== 'SUCCESS') return { kind: 'SPLIT_STATE_DIFFERS', ref, ours: l.state, theirs: status, detail: `the channel billed the line as ${status}` };
       if (l.state !== 'SUCCESS') return { kind: 'SPLIT_STATE_DIFFERS', ref, ours: l.state, theirs: 'SUCCESS', detail: 'the channel billed as succeeded a line we hold as not succeeded' };
       if (amount !== l.amountFen) return { kind: 'SPLIT_AMOUNT_DIFFERS', ref, ours: fen(l.amountFen), theirs: fen(amount), detail: 'amount differs' };
       return null;

@@ -25,7 +25,7 @@ export type MerchantEventType = (typeof MERCHANT_EVENT_TYPES)[number];
 
 /** What the event is about; its JSON is rendered by the module that owns the kind (see AppModule.eventObjects). */
 export interface EventObjectRef {
-  kind: 'checkout' | 'split' | 'refund' | 'mismatch';
+  kind: 'checkout' | 'split' | 'refund' | 'mismatch' | 'bill_mismatch';
   id: string;
 }
 

@@ -31,6 +31,8 @@ export interface BillPaymentRow {
   feeRateBp: number;
   description: string;
   attach: string;
+  /** 交易状态; SUCCESS unless a fault control alters it. */
+  tradeState?: string;
 }
 
 export interface BillRefundRow {
@@ -88,7 +90,7 @@ function paymentFields(p: BillPaymentRow): Record<string, string> {
     商户订单号: p.outTradeNo,
     用户标识: p.openid,
     交易类型: p.tradeType,
-    交易状态: 'SUCCESS',
+    交易状态: p.tradeState ?? 'SUCCESS',
     付款银行: p.bankType,
     货币种类: 'CNY',
     应结订单金额: yuan(p.totalFen - p.couponFen),
@@ -177,7 +179,8 @@ export interface BillSplitRow {
   receiverAccount: string;
   amountFen: number;
   businessType: '分账' | '分账回退' | '解冻给分账方';
-  status: 'SUCCESS';
+  /** Always SUCCESS (failed splits are not billed) unless a fault control alters it. */
+  status: string;
   description: string;
 }
 
