@@ -81,6 +81,9 @@ export async function overview(prisma: PrismaClient, scope: Scope, now: Date): P
   const [mism] = await prisma.$queryRaw<Array<{ n: bigint }>>`
     SELECT count(*) AS n FROM split_mismatches m JOIN checkouts c ON c.id = m.checkout_id
      WHERE NOT (m.detail IS NOT NULL AND jsonb_typeof(m.detail) = 'object' AND m.detail ? 'resolved_at') ${scoped(scope)}`;
+  // Bill mismatches may name no checkout of ours (a line only the channel has): scoped by their merchant.
+  const [billMism] = await prisma.$queryRaw<Array<{ n: bigint }>>`
+    SELECT count(*) AS n FROM bill_mismatches bm WHERE bm.status = 'open' ${scoped(scope, Prisma.sql`bm.merchant_id`)}`;
   const [frozen] = await prisma.$queryRaw<Array<{ n: bigint }>>`
     SELECT count(*) AS n FROM split_alerts a JOIN checkouts c ON c.id = a.checkout_id
      WHERE a.kind = 'FREEZE_WINDOW_ENDING' AND c.split_finished_at IS NULL ${scoped(scope)}`;
@@ -90,7 +93,7 @@ export async function overview(prisma: PrismaClient, scope: Scope, now: Date): P
     daily,
     splitBacklog: { batches: Number(backlog?.n ?? 0), oldestAt: backlog?.oldest ?? null },
     failedSplits: Number(failed?.n ?? 0),
-    openMismatches: Number(mism?.n ?? 0),
+    openMismatches: Number(mism?.n ?? 0) + Number(billMism?.n ?? 0),
     frozenNearDeadline: Number(frozen?.n ?? 0),
   };
 }
@@ -159,12 +162,13 @@ export async function checkoutTimeline(prisma: PrismaClient, scope: Scope, id: s
   });
   if (!checkout) return null;
   const outTradeNos = checkout.channelOrders.map((o) => o.outTradeNo);
-  const [notifies, events, audit, refunds, merchantEvents] = await Promise.all([
+  const [notifies, events, audit, refunds, merchantEvents, billMismatches] = await Promise.all([
     outTradeNos.length ? prisma.notifyLog.findMany({ where: { outTradeNo: { in: outTradeNos } }, orderBy: { receivedAt: 'asc' }, take: 200 }) : [],
     prisma.outboxEvent.findMany({ where: { aggregateId: checkout.id }, orderBy: { id: 'asc' }, take: 200 }),
     prisma.consoleAudit.findMany({ where: { target: { startsWith: checkout.id } }, orderBy: { createdAt: 'asc' }, take: 200 }),
     prisma.refund.findMany({ where: { checkoutId: checkout.id }, orderBy: { seq: 'asc' }, take: 200 }),
     prisma.merchantEvent.findMany({ where: { checkoutId: checkout.id, merchantId: checkout.merchantId }, orderBy: { seq: 'asc' }, take: 200 }),
+    prisma.billMismatch.findMany({ where: { checkoutId: checkout.id }, orderBy: { createdAt: 'asc' }, take: 200 }),
   ]);
   const [users, deliveries] = await Promise.all([
     audit.length ? prisma.consoleUser.findMany({ where: { id: { in: [...new Set(audit.map((a) => a.userId))] } }, select: { id: true, email: true } }) : [],
@@ -205,6 +209,13 @@ export async function checkoutTimeline(prisma: PrismaClient, scope: Scope, id: s
       links: res.resolvedAt ? undefined : [{ href: `${base}/mismatches/${encodeURIComponent(m.id)}/resolve`, label: '处理 Resolve' }],
     });
   }
+  for (const m of billMismatches)
+    t.push({
+      at: m.createdAt, kind: 'mismatch', title: `bill mismatch 账单不符 ${m.billDate} ${m.bill} ${m.kind}${m.status === 'open' ? '' : ` (${m.status})`}`,
+      detail: [m.detail, m.note && `${m.resolvedBy ?? ''}: ${m.note}`].filter(Boolean).join(' · '),
+      tone: m.status === 'open' ? 'warn' : undefined,
+      links: [{ href: `/console/reconciliation/mismatches/${encodeURIComponent(m.id)}`, label: m.status === 'open' ? '处理 Resolve' : '查看 View' }],
+    });
   for (const a of checkout.splitAlerts) t.push({ at: a.createdAt, kind: 'alert', title: `alert 提醒 ${a.kind}`, detail: a.message, tone: 'warn' });
   for (const e of events)
     t.push({ at: e.createdAt, kind: 'event', title: `event 事件 ${e.type}`, detail: e.processedAt ? `handled after ${e.attempts} attempt(s)` : `pending, ${e.attempts} attempt(s)${e.lastError ? `: ${e.lastError}` : ''}` });
