@@ -16,6 +16,7 @@ import { createOauthRouter } from './oauth/router';
 import { createPagesRouter } from './payments/pages';
 import { createPaymentsRouter } from './payments/router';
 import { createPartnerPaymentsRouter } from './partner/router';
+import { createPartnerControlRouter, partnerControl, type PartnerControl } from './partner/bindings';
 import { payTransaction, type PayOutcome } from './payments/transactions';
 import { createControlRouter } from './control/router';
 import { attachStateFile } from './persist';
@@ -75,6 +76,8 @@ export interface SimControl {
   profitSharing: ProfitSharingControl;
   /** Refund outcomes and the merchant's balances. */
   refunds: RefundControl;
+  /** Service-provider mode: the bound sub-merchants and the ratio each authorised. */
+  partner: PartnerControl;
 }
 
 export interface Simulator {
@@ -100,6 +103,8 @@ const DEFAULTS: SimOptions = {
     minDelayAfterPayMs: 60_000,
     resultDelayMs: 1_000,
     ratePerSecond: 0,
+    spRatePerSecond: 300,
+    subRatePerSecond: 30,
     perOrderRatePerSecond: 1,
     feeRate: 0.006,
     windowDays: 30,
@@ -236,9 +241,11 @@ export function createSimulator(options: SimulatorOptions): Simulator {
       rt.hung.clear();
       control.profitSharing.reset();
       control.refunds.reset();
+      control.partner.reset();
     },
     profitSharing: profitSharingControl(rt),
     refunds: refundControl(rt),
+    partner: partnerControl(rt),
     stop: () => {
       state?.flush();
       state?.stop();
@@ -290,6 +297,7 @@ export function createSimulator(options: SimulatorOptions): Simulator {
   app.use('/_sim/profitsharing', express.json(), createProfitSharingControl(rt));
   app.use('/v3/refund/domestic', createRefundsRouter(rt));
   app.use('/_sim/refunds', createRefundControlRouter(rt));
+  app.use('/_sim/partner', createPartnerControlRouter(control.partner));
 
   app.use('/v3', (req, res) => rt.fail(res, 404, 'NOT_FOUND', `无此接口：${req.method} ${req.originalUrl.split('?')[0]}`));
 
