@@ -28,7 +28,7 @@ export interface ChannelResolver {
   /** The merchant's current account (cached for a short while: accounts are added, not changed). */
   forMerchant(merchantId: string): Promise<ResolvedChannel>;
   /** The account a checkout was paid through (its paid channel order), else its merchant's. */
-  forCheckout(checkoutId: string): Promise<PaymentChannel>;
+  forCheckout(checkoutId: string): Promise<{ accountId: string | null; channel: PaymentChannel }>;
   /** Number of account channels built (bench: memory per cached account). */
   cachedAccounts(): number;
 }
@@ -144,10 +144,11 @@ export function createChannelResolver(o: ResolverOptions): ChannelResolver {
     },
     async forCheckout(checkoutId) {
       const paid = await o.prisma.channelOrder.findFirst({ where: { checkoutId, status: 'paid' }, orderBy: { updatedAt: 'asc' }, select: { accountId: true } });
-      if (paid) return forAccount(paid.accountId);
+      if (paid) return { accountId: paid.accountId, channel: await forAccount(paid.accountId) };
       const c = await o.prisma.checkout.findUnique({ where: { id: checkoutId }, select: { merchantId: true } });
-      if (!c) return o.defaultChannel;
-      return (await this.forMerchant(c.merchantId)).channel;
+      if (!c) return { accountId: null, channel: o.defaultChannel };
+      const { accountId, channel } = await this.forMerchant(c.merchantId);
+      return { accountId, channel };
     },
     cachedAccounts: () => accounts.size,
   };
@@ -172,7 +173,7 @@ export function channelsOf(deps: { channels?: ChannelResolver; channel: PaymentC
           throw new Error(`channel account ${id} needs a resolver (deps.channels)`);
         },
         forMerchant: async () => ({ accountId: null, channel: only, notifyUrl: '' }),
-        forCheckout: async () => only,
+        forCheckout: async () => ({ accountId: null, channel: only }),
         cachedAccounts: () => 0,
       };
     }
