@@ -3,8 +3,7 @@ import type { Config } from '../../config/config';
 import { AppError, ChannelError } from '../../lib/errors';
 import type { Logger } from '../../lib/logger';
 import type { PrismaClient } from '../../lib/prisma';
-import { splitLimitsOf } from '../checkout/checkout.service';
-import type { SplitLimits } from './split.rules';
+import { splitLimitsOf, type SplitLimits } from './split.rules';
 
 /**
  * The split budget of a partner account is capped by the ratio its sub-merchant authorised to the service
@@ -28,8 +27,11 @@ export type PaymentAccount = { accountId: string | null; channel: PaymentChannel
 
 /** The limits a split of this account's payment is checked against. */
 export async function splitLimitsFor(d: Deps, account: PaymentAccount): Promise<SplitLimits> {
-  const limits = splitLimitsOf(d.config);
-  const bp = await authorisedRatioBp(d, account);
+  return withAuthorisedRatio(splitLimitsOf(d.config), await authorisedRatioBp(d, account));
+}
+
+/** min(configured ratio, authorised ratio); authorisedRatioBp is set only when the grant is what binds. */
+export function withAuthorisedRatio(limits: SplitLimits, bp: number | null): SplitLimits {
   if (bp === null || bp / 10_000 >= limits.maxRatio) return limits;
   return { ...limits, maxRatio: bp / 10_000, authorisedRatioBp: bp };
 }

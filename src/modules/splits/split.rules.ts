@@ -1,3 +1,4 @@
+import type { Config } from '../../config/config';
 import { AppError } from '../../lib/errors';
 import { fenTimesRatio } from '../../lib/money';
 import type { ReceiverInput } from '../checkout/checkout.schemas';
@@ -11,6 +12,15 @@ export interface SplitLimits {
    * (below PROFIT_SHARING_MAX_RATIO). A split above it is SPLIT_RATIO_EXCEEDED (split.ratio.ts).
    */
   authorisedRatioBp?: number;
+}
+
+/** The configured limits (a partner account's may be lower: split.ratio.ts). */
+export function splitLimitsOf(config: Config): SplitLimits {
+  return {
+    receiverLimit: config.PROFIT_SHARING_RECEIVER_LIMIT,
+    maxRatio: config.PROFIT_SHARING_MAX_RATIO,
+    maxRequests: config.PROFIT_SHARING_MAX_REQUESTS,
+  };
 }
 
 /** Channel requests needed for `receivers` receivers at `limit` per request. */
