@@ -86,12 +86,15 @@ export async function addPartnerAccountOnOwnSimulator(h: Harness, merchantId: st
     mchid: ids.spMchid,
     appid: ids.spAppid,
     appSecret: ids.appSecret,
+    // Each bound sub-merchant authorised 20% of a payment for profit sharing.
     partner: { subMerchants: Object.fromEntries((o.boundSubMchids ?? [subMchid]).map((s) => [s, { maxRatioBp: 2000 }])) },
     notifyUrlPolicy: 'any-no-query',
     h5Domains: ['127.0.0.1', 'localhost'],
     oauthDomains: ['127.0.0.1', 'localhost'],
     notifyRetryScheduleMs: [200, 400, 800, 1600],
-    profitSharing: { minDelayAfterPayMs: 0, resultDelayMs: 0 },
+    refundResultDelayMs: 100,
+    // As the harness's own simulator: no fee and no per-order rate unless a test is about them.
+    profitSharing: { minDelayAfterPayMs: 0, resultDelayMs: 0, feeRate: 0, perOrderRatePerSecond: 0 },
   });
   const { mchid: _m, appid: _a, merchant_id: _id, kind: _k, ...signing } = directAccountBody(merchantId, keys, { mchid: ids.spMchid, appid: ids.spAppid, appSecret: ids.appSecret });
   const sp = await addServiceProvider(h.deps, { name: 'Demo SP', sp_mchid: ids.spMchid, sp_appid: ids.spAppid, ...signing });
