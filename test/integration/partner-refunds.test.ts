@@ -1,4 +1,5 @@
 import request from 'supertest';
+import { channelsOf } from '../../src/modules/merchants/channel-resolver';
 import { addPartnerAccountOnOwnSimulator, type PartnerFixture } from '../support/accounts';
 import { OTHER_API_KEY, startHarness, type Harness } from '../support/harness';
 import { buildRefundNotify, newKey, postRefund, waitForRefund } from './refund-support';
@@ -37,6 +38,10 @@ it('When a sub-merchant refunds, then the refund carries sub_mchid, its notify (
   expect(notify.plaintext).toMatchObject({ sp_mchid: p.spMchid, sub_mchid: p.subMchid, refund_status: 'SUCCESS' });
   expect(notify.delivered).toBe(true);
   expect(p.sim.control.calls.filter((c) => c.method === 'GET' && c.path.startsWith('/v3/refund/domestic/refunds/'))).toEqual([]);
+  // The query the driver falls back to (no notify within REFUND_QUERY_AFTER_MS) names the sub-merchant.
+  const channel = await channelsOf(h.deps).forAccount(p.accountId);
+  expect(await channel.queryRefund(r.body.out_refund_no)).toMatchObject({ status: 'SUCCESS', refundFen: 300 });
+  expect(p.sim.control.calls.at(-1)).toMatchObject({ method: 'GET', path: `/v3/refund/domestic/refunds/${r.body.out_refund_no}?sub_mchid=${p.subMchid}`, status: 200 });
 });
 
 it('When a refund notify for the partner account names another sub-merchant of the same SP, then it is refused and nothing changes', async () => {

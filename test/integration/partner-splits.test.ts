@@ -1,3 +1,4 @@
+import { reconcileCheckout } from '../../src/modules/splits/split.reconcile';
 import { addPartnerAccountOnOwnSimulator, type PartnerFixture } from '../support/accounts';
 import { checkoutBody, OTHER_API_KEY, startHarness, type Harness } from '../support/harness';
 import { paidCheckout, receivers, splitRequests, waitForSplitStatus } from './split-support';
@@ -83,4 +84,14 @@ it('When the remembered ratio is older than a day, then it is read again: a rati
   expect(none.body.error.code).toBe('SPLIT_NOT_AUTHORISED');
   p.sim.control.partner.bind(p.subMchid, { maxRatioBp: 2000 });
   await h.api('post', '/v1/checkouts', OTHER_API_KEY).send(checkoutBody({ amount: 10_000, profit_sharing: { receivers: receivers(1, 1, 'again-') } })).expect(201);
+});
+
+it('When a paid partner split is reconciled, then its queries carry sub_mchid and nothing disagrees', async () => {
+  const { id, transactionId } = await paidCheckout(h, { amount: 10_000, profit_sharing: { receivers: receivers(2, 500, 'rec-') } }, asPartner);
+  await waitForSplitStatus(h, id, ['succeeded'], 15_000, OTHER_API_KEY);
+  const before = p.sim.control.calls.length;
+  expect(await reconcileCheckout(h.deps, id)).toEqual([]);
+  const queries = p.sim.control.calls.slice(before).filter((c) => c.method === 'GET' && c.path.startsWith('/v3/profitsharing/orders/'));
+  expect(queries.length).toBeGreaterThanOrEqual(1);
+  expect(queries.every((c) => c.path.includes(`sub_mchid=${p.subMchid}&transaction_id=${transactionId}`) && c.status === 200)).toBe(true);
 });
