@@ -246,6 +246,19 @@ function updatedSigning(old: SigningSecrets, u: UpdateSigningInput): SigningSecr
   return next;
 }
 
+/** The columns a signing-identity update writes (same for a direct account and a service provider). */
+function signingChange(mk: MasterKeys, id: string, envelope: string, body: unknown) {
+  const u = parseInput(updateSigningSchema, body);
+  const next = updatedSigning(decryptSecret<SigningSecrets>(mk, id, envelope), u);
+  const sealed = encryptSecret(mk, id, next);
+  return {
+    secrets: sealed.envelope,
+    secretsKeyId: sealed.kid,
+    platformKeyIds: Object.keys(next.platformKeys),
+    ...(u.merchant_cert_serial ? { merchantCertSerial: u.merchant_cert_serial.toUpperCase() } : {}),
+  };
+}
+
 const changedMeanwhile = () => new AppError('CONFLICT', 'the account was changed by someone else meanwhile: read it again and retry');
 
 /**
@@ -259,18 +272,7 @@ export async function updateAccount(deps: { prisma: PrismaClient; config: AdminC
   if (!a) throw new AppError('NOT_FOUND', `No channel account ${accountId}`);
   const mk = masterKeysOf(config);
   if (a.kind === 'direct') {
-    const u = parseInput(updateSigningSchema, body);
-    const next = updatedSigning(decryptSecret<SigningSecrets>(mk, a.id, a.secrets!), u);
-    const sealed = encryptSecret(mk, a.id, next);
-    const r = await prisma.channelAccount.updateMany({
-      where: { id: a.id, secrets: a.secrets },
-      data: {
-        secrets: sealed.envelope,
-        secretsKeyId: sealed.kid,
-        platformKeyIds: Object.keys(next.platformKeys),
-        ...(u.merchant_cert_serial ? { merchantCertSerial: u.merchant_cert_serial.toUpperCase() } : {}),
-      },
-    });
+    const r = await prisma.channelAccount.updateMany({ where: { id: a.id, secrets: a.secrets }, data: signingChange(mk, a.id, a.secrets!, body) });
     if (r.count !== 1) throw changedMeanwhile();
   } else {
     const u = parseInput(updatePartnerAccountSchema, body);
@@ -289,19 +291,8 @@ export async function updateAccount(deps: { prisma: PrismaClient; config: AdminC
 export async function updateServiceProvider(deps: { prisma: PrismaClient; config: AdminConfig }, ref: string, body: unknown, onChanged?: OnChannelChanged): Promise<ServiceProviderView> {
   const sp = await deps.prisma.serviceProvider.findFirst({ where: { OR: [{ id: ref }, { spMchid: ref }] } });
   if (!sp) throw new AppError('NOT_FOUND', `No service provider ${ref}`);
-  const u = parseInput(updateSigningSchema, body);
-  const mk = masterKeysOf(deps.config);
-  const next = updatedSigning(decryptSecret<SigningSecrets>(mk, sp.id, sp.secrets), u);
-  const sealed = encryptSecret(mk, sp.id, next);
-  const r = await deps.prisma.serviceProvider.updateMany({
-    where: { id: sp.id, secrets: sp.secrets },
-    data: {
-      secrets: sealed.envelope,
-      secretsKeyId: sealed.kid,
-      platformKeyIds: Object.keys(next.platformKeys),
-      ...(u.merchant_cert_serial ? { merchantCertSerial: u.merchant_cert_serial.toUpperCase() } : {}),
-    },
-  });
+  const data = signingChange(masterKeysOf(deps.config), sp.id, sp.secrets, body);
+  const r = await deps.prisma.serviceProvider.updateMany({ where: { id: sp.id, secrets: sp.secrets }, data });
   if (r.count !== 1) throw changedMeanwhile();
   await onChanged?.(sp.id);
   return toSpView(await deps.prisma.serviceProvider.findUniqueOrThrow({ where: { id: sp.id } }));
