@@ -86,6 +86,21 @@ it('When the remembered ratio is older than a day, then it is read again: a rati
   await h.api('post', '/v1/checkouts', OTHER_API_KEY).send(checkoutBody({ amount: 10_000, profit_sharing: { receivers: receivers(1, 1, 'again-') } })).expect(201);
 });
 
+it('When the sub-merchant lowered its grant since we read it, then WeChat\'s refusal fails the batch and makes the next split read the ratio again', async () => {
+  p.sim.control.partner.bind(p.subMchid, { maxRatioBp: 1000 });
+  try {
+    // Remembered 20% (fresh): 15% passes our check; WeChat, at 10% now, refuses it.
+    const { id } = await paidCheckout(h, { amount: 10_000, profit_sharing: { receivers: receivers(1, 1500, 'lowered-') } }, asPartner);
+    const s = await waitForSplitStatus(h, id, ['failed'], 15_000, OTHER_API_KEY);
+    expect(s.batches[0]!.error).toMatchObject({ code: 'INVALID_REQUEST', message: expect.stringContaining('最大分账比例') });
+    expect((await h.db.prisma.channelAccount.findUniqueOrThrow({ where: { id: p.accountId } })).maxRatioAt).toBeNull();
+    const res = await h.api('post', '/v1/checkouts', OTHER_API_KEY).send(checkoutBody({ amount: 10_000, profit_sharing: { receivers: receivers(1, 1500, 'lowered2-') } })).expect(422);
+    expect(res.body.error.code).toBe('SPLIT_RATIO_EXCEEDED');
+  } finally {
+    p.sim.control.partner.bind(p.subMchid, { maxRatioBp: 2000 });
+  }
+});
+
 it('When a paid partner split is reconciled, then its queries carry sub_mchid and nothing disagrees', async () => {
   const { id, transactionId } = await paidCheckout(h, { amount: 10_000, profit_sharing: { receivers: receivers(2, 500, 'rec-') } }, asPartner);
   await waitForSplitStatus(h, id, ['succeeded'], 15_000, OTHER_API_KEY);

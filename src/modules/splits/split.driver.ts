@@ -366,6 +366,9 @@ async function onSendError(d: DriverDeps, c: PaidCheckout, batch: BatchWithRecei
   // NOT_ENOUGH: ask the channel what is left (fees, coupons) before failing, so later splits are
   // refused by our budget (422) instead of by the channel.
   const left = err.code === 'NOT_ENOUGH' ? await d.channel.unsplitAmount(c.transactionId).catch(() => null) : null;
+  // "分账金额超出最大分账比例" although our budget allowed it: the sub-merchant lowered its grant since we
+  // read it. Forget when we read it, so the next split reads it again (split.ratio.ts).
+  if (d.accountId && /最大分账比例/.test(err.message)) await d.prisma.channelAccount.update({ where: { id: d.accountId }, data: { maxRatioAt: null } });
   const failMessage = left ? `${err.message} (the channel says ${left.unsplitAmountFen} fen are left to split)` : err.message;
   await d.prisma.$transaction(async (db) => {
     const moved = await db.splitBatch.updateMany({

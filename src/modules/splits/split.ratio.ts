@@ -15,7 +15,7 @@ import { splitLimitsOf, type SplitLimits } from './split.rules';
  * (max_ratio_at). It is read from the channel (GET /v3/profitsharing/merchant-configs/{sub_mchid}) when
  * unknown or older than RATIO_MAX_AGE_MS — a sub-merchant changes it by hand on the merchant platform, so
  * a day-old value is normally right, and WeChat still refuses a split above a lowered ratio (the driver
- * then records that refusal). When the channel cannot answer, a remembered value is used however old;
+ * then records that refusal and clears max_ratio_at, so the next split reads it again). When the channel cannot answer, a remembered value is used however old;
  * with none, the split cannot be checked and is refused as retryable (CHANNEL_UNAVAILABLE, nothing written).
  * NO_AUTH from the channel (no 分账授权) is remembered as 0 and read again on the next split.
  * Direct accounts have no such grant: the configured ratio alone.
