@@ -50,7 +50,7 @@ export function buildDeps(config: Config, overrides: { logger?: Logger; channel?
     redis,
     merchantCache: createMerchantCache(redis, { logger }),
     channel,
-    channels: createChannelResolver({ prisma, config, logger, defaultChannel: channel }),
+    channels: createChannelResolver({ prisma, config, logger, defaultChannel: channel, redis }),
     now: overrides.now ?? (() => new Date()),
   };
 }
@@ -117,6 +117,7 @@ export async function startGateway(config: Config, deps: AppDeps = buildDeps(con
       await new Promise<void>((r) => server.close(() => r()));
       await background.stop();
       await deps.merchantCache?.close();
+      await deps.channels?.close?.();
       await deps.redis.quit().catch(() => undefined);
       await deps.prisma.$disconnect();
     },

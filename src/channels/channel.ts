@@ -125,7 +125,10 @@ export interface ChannelRefund {
 export interface RefundNotifyEvent {
   eventId: string;
   eventType: string;
+  /** mchid, or sp_mchid of a partner refund. */
   mchid?: string;
+  /** Partner refunds: the sub-merchant (checked against the account's). */
+  subMchid?: string;
   refund: ChannelRefund;
 }
 
@@ -196,6 +199,11 @@ export interface PaymentChannel extends BillChannel {
   querySplitOrder(transactionId: string, outOrderNo: string): Promise<SplitOrderResult | null>;
   unfreeze(input: { transactionId: string; outOrderNo: string; description: string }): Promise<SplitOrderResult>;
   unsplitAmount(transactionId: string): Promise<{ unsplitAmountFen: number }>;
+  /**
+   * Partner accounts only: the profit-sharing ratio the sub-merchant authorised to its service provider,
+   * in basis points of 10000 (GET /v3/profitsharing/merchant-configs/{sub_mchid}). Absent on direct accounts.
+   */
+  queryMaxRatio?(): Promise<{ maxRatioBp: number }>;
 
   // refunds
   /** Idempotent on outRefundNo: the same number re-sent is the same refund. */

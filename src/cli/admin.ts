@@ -21,7 +21,8 @@ import { MERCHANT_KEY_REVOKED_CHANNEL } from '../http/merchant-cache';
 import { AppError } from '../lib/errors';
 import { createPrisma, type PrismaClient } from '../lib/prisma';
 import { newMasterKeySpec } from '../lib/secrets';
-import { addAccount, addServiceProvider, listAccounts, listServiceProviders, rotateSecrets } from '../modules/merchants/account.service';
+import { addAccount, addServiceProvider, listAccounts, listServiceProviders, rotateSecrets, updateAccount, updateServiceProvider } from '../modules/merchants/account.service';
+import { CHANNEL_ACCOUNT_CHANGED } from '../modules/merchants/channel-resolver';
 import { createConsoleUser } from '../modules/console/console.users';
 import { createApiKey, listApiKeys, listMerchants, onboardMerchant, revokeApiKey } from '../modules/merchants/merchant.service';
 
@@ -94,6 +95,21 @@ function signingInput(f: Flags) {
     platform_keys: platformKeys(f['platform-key']),
   };
 }
+
+/** The signing flags of `account update` / `sp update`: only those given (--add-platform-key adds by id). */
+function signingUpdate(f: Flags) {
+  const some = (k: string) => f[k] !== undefined && !(Array.isArray(f[k]) && f[k].length === 0);
+  return {
+    ...(some('app-secret') ? { app_secret: value(f['app-secret'], 'app-secret') } : {}),
+    ...(some('private-key') ? { merchant_private_key: fileText(f['private-key'], 'private-key') } : {}),
+    ...(some('cert-serial') ? { merchant_cert_serial: value(f['cert-serial'], 'cert-serial') } : {}),
+    ...(some('apiv3-key') ? { apiv3_key: value(f['apiv3-key'], 'apiv3-key') } : {}),
+    ...(some('platform-key') ? { platform_keys: platformKeys(f['platform-key']) } : {}),
+    ...(some('add-platform-key') ? { add_platform_keys: platformKeys(f['add-platform-key']) } : {}),
+  };
+}
+const signingUpdateOptions = { ...signingOptions, 'add-platform-key': { type: 'string', multiple: true } } as const;
+const signingUpdateUsage = '[--private-key <apiclient_key.pem> --cert-serial <hex>] [--platform-key <ID=file.pem> … | --add-platform-key <ID=file.pem> …] [--app-secret <s|@file>] [--apiv3-key <32 chars|@file>]';
 
 const arg = (args: string[], i: number, name: string) => {
   const v = args[i];
@@ -178,6 +194,16 @@ const COMMANDS: Record<string, Command> = {
       return sp;
     },
   },
+  'sp update': {
+    usage: `sp update <sp_… | sp_mchid> ${signingUpdateUsage}`,
+    help: 'Rotates a service provider\'s keys (checked like `sp add`); every sub-merchant account of it signs with the new ones at once. --platform-key replaces the whole set, --add-platform-key adds or replaces by id.',
+    options: signingUpdateOptions,
+    async run(ctx, a, f) {
+      const sp = await updateServiceProvider(ctx, arg(a, 0, 'service provider'), signingUpdate(f), (ref) => publishChannelChange(ctx.config.REDIS_URL, ref));
+      if (!ctx.json) ctx.out(`service provider ${sp.id} updated  serial=${sp.merchant_cert_serial}  platform keys=${sp.platform_key_ids.join(',')}`);
+      return sp;
+    },
+  },
   'sp list': {
     usage: 'sp list',
     help: 'Lists service providers (no secrets).',
@@ -213,6 +239,23 @@ const COMMANDS: Record<string, Command> = {
               })();
       const acct = await addAccount(ctx, body);
       if (!ctx.json) ctx.out(`account ${acct.id} (${acct.kind}) for ${acct.merchant_id}\nnotify URL ${acct.notify_url}`);
+      return acct;
+    },
+  },
+  'account update': {
+    usage: `account update <acct_…> ${signingUpdateUsage}\n       account update <acct_…> (--sub-appid <wx…> --sub-app-secret <s|@file> | --no-sub-appid)`,
+    help: 'Changes a channel account in place (checked like `account add`): a direct account\'s keys, or a partner account\'s sub_appid (its keys are the service provider\'s: `sp update`). Running gateways rebuild its channel.',
+    options: { ...signingUpdateOptions, 'sub-appid': { type: 'string' }, 'sub-app-secret': { type: 'string' }, 'no-sub-appid': { type: 'boolean' } },
+    async run(ctx, a, f) {
+      const partner = f['sub-appid'] !== undefined || f['sub-app-secret'] !== undefined || f['no-sub-appid'] === true;
+      const body = partner
+        ? {
+            ...(f['no-sub-appid'] === true ? { sub_appid: null } : f['sub-appid'] !== undefined ? { sub_appid: value(f['sub-appid'], 'sub-appid') } : {}),
+            ...(f['sub-app-secret'] !== undefined ? { sub_app_secret: value(f['sub-app-secret'], 'sub-app-secret') } : {}),
+          }
+        : signingUpdate(f);
+      const acct = await updateAccount(ctx, arg(a, 0, 'account id'), body, (ref) => publishChannelChange(ctx.config.REDIS_URL, ref));
+      if (!ctx.json) ctx.out(`account ${acct.id} (${acct.kind}) updated`);
       return acct;
     },
   },
@@ -379,17 +422,25 @@ if (require.main === module) {
   );
 }
 
-/** Running gateways cache keys for 30 s at most; with REDIS_URL they drop a revoked one at once. */
-async function publishRevocation(redisUrl: string | undefined, keyHash: string): Promise<void> {
+/** Tells running gateways (through REDIS_URL) what changed; `unreachable` says what happens without it. */
+async function publish(redisUrl: string | undefined, channel: string, message: string, unreachable: string): Promise<void> {
   if (!redisUrl) return;
   const redis = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 2000 });
   redis.on('error', () => undefined);
   try {
     await redis.connect();
-    await redis.publish(MERCHANT_KEY_REVOKED_CHANNEL, keyHash);
+    await redis.publish(channel, message);
   } catch {
-    process.stderr.write('could not reach Redis: running gateways forget the key within 30 s\n');
+    process.stderr.write(`could not reach Redis: ${unreachable}\n`);
   } finally {
     redis.disconnect();
   }
 }
+
+/** Running gateways cache keys for 30 s at most; with REDIS_URL they drop a revoked one at once. */
+const publishRevocation = (redisUrl: string | undefined, keyHash: string) =>
+  publish(redisUrl, MERCHANT_KEY_REVOKED_CHANNEL, keyHash, 'running gateways forget the key within 30 s');
+
+/** Running gateways cache an account's channel until told (or until their Redis connection comes back). */
+const publishChannelChange = (redisUrl: string | undefined, ref: string) =>
+  publish(redisUrl, CHANNEL_ACCOUNT_CHANGED, ref, 'running gateways keep the old keys until restarted');

@@ -87,6 +87,8 @@ export const envSchema = z.object({
   PROFIT_SHARING_DELAY: int(70, 0),
   PROFIT_SHARING_CONCURRENCY: int(4, 1),
   PROFIT_SHARING_RATE_PER_SECOND: int(30, 1),
+  /** Partner mode: split requests per second per service provider (WeChat: 300), on top of the per-sub-merchant rate above. */
+  PROFIT_SHARING_SP_RATE_PER_SECOND: int(300, 1),
   /** Least time between two split requests of the SAME payment, from the last answer (WeChat: "1秒1次" per order). */
   PROFIT_SHARING_ORDER_INTERVAL_MS: int(1000, 0),
   PROFIT_SHARING_POLL_MS: int(2_000, 10),

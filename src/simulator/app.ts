@@ -16,6 +16,7 @@ import { createOauthRouter } from './oauth/router';
 import { createPagesRouter } from './payments/pages';
 import { createPaymentsRouter } from './payments/router';
 import { createPartnerPaymentsRouter } from './partner/router';
+import { createPartnerControlRouter, partnerControl, type PartnerControl } from './partner/bindings';
 import { payTransaction, type PayOutcome } from './payments/transactions';
 import { createControlRouter } from './control/router';
 import { attachStateFile } from './persist';
@@ -82,6 +83,8 @@ export interface SimControl {
   refunds: RefundControl;
   /** Bill fault controls (drop / alter / add a line, wrong hash, not ready). */
   bills: BillControl;
+  /** Service-provider mode: the bound sub-merchants and the ratio each authorised. */
+  partner: PartnerControl;
 }
 
 export interface Simulator {
@@ -107,6 +110,8 @@ const DEFAULTS: SimOptions = {
     minDelayAfterPayMs: 60_000,
     resultDelayMs: 1_000,
     ratePerSecond: 0,
+    spRatePerSecond: 300,
+    subRatePerSecond: 30,
     perOrderRatePerSecond: 1,
     feeRate: 0.006,
     windowDays: 30,
@@ -244,10 +249,12 @@ export function createSimulator(options: SimulatorOptions): Simulator {
       control.profitSharing.reset();
       control.refunds.reset();
       resetBillStore(rt);
+      control.partner.reset();
     },
     profitSharing: profitSharingControl(rt),
     bills: billControl(rt),
     refunds: refundControl(rt),
+    partner: partnerControl(rt),
     stop: () => {
       state?.flush();
       state?.stop();
@@ -302,6 +309,7 @@ export function createSimulator(options: SimulatorOptions): Simulator {
   app.use('/_sim/profitsharing', express.json(), createProfitSharingControl(rt));
   app.use('/v3/refund/domestic', createRefundsRouter(rt));
   app.use('/_sim/refunds', createRefundControlRouter(rt));
+  app.use('/_sim/partner', createPartnerControlRouter(control.partner));
 
   app.use('/v3', (req, res) => rt.fail(res, 404, 'NOT_FOUND', `无此接口：${req.method} ${req.originalUrl.split('?')[0]}`));
 

@@ -62,6 +62,9 @@ export interface SimOptions {
     resultDelayMs: number; // PENDING -> SUCCESS/CLOSED after this
     /** Split requests per second per merchant before FREQUENCY_LIMITED; 0 = unlimited. */
     ratePerSecond: number;
+    /** Partner mode: split requests per second per service provider (WeChat: 300) and per sub_mchid (30); 0 = unlimited. */
+    spRatePerSecond: number;
+    subRatePerSecond: number;
     /**
      * Split requests per second for the same transaction before 429 RATELIMIT_EXCEED "对同笔订单分账频率过高"
      * (WeChat: "1秒1次", FACTS-partner-bills §1.10); 0 = unlimited.

@@ -5,6 +5,7 @@
  *   SIM_MCHID, SIM_APPID, SIM_APP_SECRET, SIM_H5_DOMAINS / SIM_OAUTH_DOMAINS (comma lists, default localhost,127.0.0.1),
  *   SIM_NOTIFY_URL_POLICY (any-no-query for the local sandbox; https-public is WeChat's rule),
  *   SIM_PROFIT_SHARING_RESULT_DELAY_MS / _MIN_DELAY_AFTER_PAY_MS / _RATE_PER_SECOND / _RECEIVER_LIMIT /
+ *   _SP_RATE_PER_SECOND / _SUB_RATE_PER_SECOND (partner mode: per service provider, per sub-merchant) /
  *   _PER_ORDER_RATE_PER_SECOND (integers), SIM_PROFIT_SHARING_FEE_RATE (e.g. 0.006); unset keeps the
  *   simulator's defaults (WeChat's: 1 split request per second per order, 0.6% fee). SIM_PORT=0 picks a free port (printed on the first line).
  *   SIM_STATE_FILE: keep orders, QR codes and split orders in this JSON file across restarts (unset: memory only).
@@ -36,6 +37,8 @@ async function main() {
       resultDelayMs: int('SIM_PROFIT_SHARING_RESULT_DELAY_MS'),
       minDelayAfterPayMs: int('SIM_PROFIT_SHARING_MIN_DELAY_AFTER_PAY_MS'),
       ratePerSecond: int('SIM_PROFIT_SHARING_RATE_PER_SECOND'),
+      spRatePerSecond: int('SIM_PROFIT_SHARING_SP_RATE_PER_SECOND'),
+      subRatePerSecond: int('SIM_PROFIT_SHARING_SUB_RATE_PER_SECOND'),
       receiverLimit: int('SIM_PROFIT_SHARING_RECEIVER_LIMIT'),
       perOrderRatePerSecond: int('SIM_PROFIT_SHARING_PER_ORDER_RATE_PER_SECOND'),
       feeRate: rate('SIM_PROFIT_SHARING_FEE_RATE'),

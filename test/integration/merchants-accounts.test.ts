@@ -1,9 +1,8 @@
 import { createCipheriv, randomBytes, sign, verify, type KeyObject } from 'node:crypto';
 import request from 'supertest';
-import type { Agent } from 'supertest';
 import type { SandboxKeys } from '../../src/simulator/keys';
-import { addDirectAccountOnOwnSimulator, type DirectAccountFixture } from '../support/accounts';
-import { API_KEY, checkoutBody, OTHER_API_KEY, startHarness, UA, type Harness } from '../support/harness';
+import { addDirectAccountOnOwnSimulator, checkoutSteps, type DirectAccountFixture } from '../support/accounts';
+import { API_KEY, OTHER_API_KEY, startHarness, UA, type Harness } from '../support/harness';
 
 /** Merchant `mch_other` (OTHER_API_KEY) has its own direct account; `mch_test` stays on the default (env) account. */
 let h: Harness;
@@ -17,17 +16,7 @@ afterAll(async () => {
   await h?.close();
 });
 
-const createAs = async (key: string) => (await request(h.app).post('/v1/checkouts').set('Authorization', `Bearer ${key}`).send(checkoutBody()).expect(201)).body.id as string;
-const pageJson = (id: string, ua: string, agent: Agent = h.http()) => agent.get(`/checkout/${id}`).set('User-Agent', ua).set('Accept', 'application/json');
-const orderOf = (id: string) => h.db.prisma.channelOrder.findFirstOrThrow({ where: { checkoutId: id }, orderBy: { createdAt: 'desc' } });
-const statusOf = async (id: string) => (await h.db.prisma.checkout.findUniqueOrThrow({ where: { id } })).status;
-async function eventually(cond: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+const { createAs, pageJson, orderOf, statusOf, eventually } = checkoutSteps(() => h);
 
 /** A notify built the way WeChat builds it (independent of src/channels), under the given keys. */
 function notify(keys: SandboxKeys, tx: Record<string, unknown>, o: { signWith?: KeyObject; serial?: string } = {}) {

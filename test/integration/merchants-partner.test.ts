@@ -1,10 +1,9 @@
 import { verify } from 'node:crypto';
 import request from 'supertest';
-import type { Agent } from 'supertest';
 import { addAccount } from '../../src/modules/merchants/account.service';
 import { hashApiKey } from '../../src/modules/merchants/merchant.service';
-import { addPartnerAccountOnOwnSimulator, type PartnerFixture } from '../support/accounts';
-import { checkoutBody, OTHER_API_KEY, startHarness, UA, type Harness } from '../support/harness';
+import { addPartnerAccountOnOwnSimulator, checkoutSteps, type PartnerFixture } from '../support/accounts';
+import { OTHER_API_KEY, startHarness, UA, type Harness } from '../support/harness';
 
 /** mch_other is a sub-merchant (特约商户) of a service provider whose WeChat is its own simulator. */
 let h: Harness;
@@ -18,17 +17,8 @@ afterAll(async () => {
   await h?.close();
 });
 
-const create = async (key = OTHER_API_KEY) => (await request(h.app).post('/v1/checkouts').set('Authorization', `Bearer ${key}`).send(checkoutBody()).expect(201)).body.id as string;
-const pageJson = (id: string, ua: string, agent: Agent = h.http()) => agent.get(`/checkout/${id}`).set('User-Agent', ua).set('Accept', 'application/json');
-const orderOf = (id: string) => h.db.prisma.channelOrder.findFirstOrThrow({ where: { checkoutId: id }, orderBy: { createdAt: 'desc' } });
-const statusOf = async (id: string) => (await h.db.prisma.checkout.findUniqueOrThrow({ where: { id } })).status;
-async function eventually(cond: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+const { createAs, pageJson, orderOf, statusOf, eventually } = checkoutSteps(() => h);
+const create = (key = OTHER_API_KEY) => createAs(key);
 const partnerCreates = (path: string) => p.sim.control.calls.filter((c) => c.method === 'POST' && c.path === `/v3/pay/partner/transactions/${path}`);
 
 it('When a sub-merchant\'s shopper pays by Native, then the partner endpoint is used, the partner notify is checked against sp_mchid and sub_mchid, and channel_orders shows both', async () => {

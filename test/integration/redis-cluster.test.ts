@@ -104,7 +104,7 @@ maybe('on a 3-master Redis Cluster', () => {
       const limiter = createRedisRateLimiter(redis, { keyPrefix: '{cluster-test}', limitPerSecond: 4, inFlightMs: 2000 });
       const starts: number[] = [];
       const ends: number[] = [];
-      await Promise.all(Array.from({ length: 9 }, () => limiter.run('1900000109', async () => {
+      await Promise.all(Array.from({ length: 9 }, () => limiter.run({ mchid: '1900000109' }, async () => {
         starts.push(Date.now());
         ends.push(Date.now());
       })));

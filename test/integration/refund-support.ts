@@ -8,8 +8,8 @@ export const ENV = { REFUND_SYNC_INTERVAL_MS: '100', REFUND_QUERY_AFTER_MS: '300
 let keySeq = 0;
 export const newKey = () => `idem-${Date.now()}-${++keySeq}-${Math.floor(Math.random() * 1e9)}`;
 
-export function postRefund(h: Harness, checkoutId: string, body: Record<string, unknown>, key: string | null = newKey()) {
-  const t = h.api('post', `/v1/checkouts/${checkoutId}/refunds`);
+export function postRefund(h: Harness, checkoutId: string, body: Record<string, unknown>, key: string | null = newKey(), apiKey?: string) {
+  const t = h.api('post', `/v1/checkouts/${checkoutId}/refunds`, apiKey);
   if (key !== null) t.set('Idempotency-Key', key);
   return t.send(body);
 }
@@ -26,21 +26,29 @@ export interface RefundJson {
   succeeded_at?: string;
 }
 
-export async function getRefund(h: Harness, id: string): Promise<RefundJson> {
-  return (await h.api('get', `/v1/refunds/${id}`).expect(200)).body as RefundJson;
+export async function getRefund(h: Harness, id: string, apiKey?: string): Promise<RefundJson> {
+  return (await h.api('get', `/v1/refunds/${id}`, apiKey).expect(200)).body as RefundJson;
 }
 
-export function waitForRefund(h: Harness, id: string, statuses: string[], timeoutMs = 15_000): Promise<RefundJson> {
+export function waitForRefund(h: Harness, id: string, statuses: string[], timeoutMs = 15_000, apiKey?: string): Promise<RefundJson> {
   return waitFor(async () => {
-    const r = await getRefund(h, id);
+    const r = await getRefund(h, id, apiKey);
     return statuses.includes(r.status) ? r : null;
   }, timeoutMs, `refund ${id} ${statuses.join('|')}`);
 }
 
-/** A refund notify built the way WeChat builds it (FACTS §3, §6), independent of src/channels. */
-export function buildRefundNotify(h: Harness, resource: Record<string, unknown>, o: { eventType?: string; badSignature?: boolean } = {}) {
+/**
+ * A refund notify built the way WeChat builds it (FACTS §3, §6), independent of src/channels; `keys`: another
+ * account's (a service provider's) instead of the default account's.
+ */
+export function buildRefundNotify(
+  h: Harness,
+  resource: Record<string, unknown>,
+  o: { eventType?: string; badSignature?: boolean; keys?: Pick<Harness['keys'], 'apiv3Key' | 'platformPrivateKey' | 'platformPublicKeyId'> } = {},
+) {
+  const keys = o.keys ?? h.keys;
   const nonce = randomBytes(6).toString('hex');
-  const cipher = createCipheriv('aes-256-gcm', Buffer.from(h.keys.apiv3Key, 'utf8'), Buffer.from(nonce, 'utf8'));
+  const cipher = createCipheriv('aes-256-gcm', Buffer.from(keys.apiv3Key, 'utf8'), Buffer.from(nonce, 'utf8'));
   cipher.setAAD(Buffer.from('refund', 'utf8'));
   const ct = Buffer.concat([cipher.update(JSON.stringify(resource), 'utf8'), cipher.final(), cipher.getAuthTag()]);
   const body = JSON.stringify({
@@ -53,8 +61,8 @@ export function buildRefundNotify(h: Harness, resource: Record<string, unknown>,
   });
   const ts = String(Math.floor(Date.now() / 1000));
   const hnonce = randomBytes(16).toString('hex');
-  let signature = sign('sha256', Buffer.from(`${ts}\n${hnonce}\n${body}\n`), h.keys.platformPrivateKey).toString('base64');
-  if (o.badSignature) signature = sign('sha256', Buffer.from(`${ts}\n${hnonce}\n${body}x\n`), h.keys.platformPrivateKey).toString('base64');
+  let signature = sign('sha256', Buffer.from(`${ts}\n${hnonce}\n${body}\n`), keys.platformPrivateKey).toString('base64');
+  if (o.badSignature) signature = sign('sha256', Buffer.from(`${ts}\n${hnonce}\n${body}x\n`), keys.platformPrivateKey).toString('base64');
   return {
     body,
     headers: {
@@ -62,7 +70,7 @@ export function buildRefundNotify(h: Harness, resource: Record<string, unknown>,
       'Wechatpay-Timestamp': ts,
       'Wechatpay-Nonce': hnonce,
       'Wechatpay-Signature': signature,
-      'Wechatpay-Serial': h.keys.platformPublicKeyId,
+      'Wechatpay-Serial': keys.platformPublicKeyId,
       'Wechatpay-Signature-Type': 'WECHATPAY2-SHA256-RSA2048',
     },
   };

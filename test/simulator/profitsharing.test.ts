@@ -55,6 +55,8 @@ async function setup(ps: Partial<SimContext['opts']['profitSharing']> = {}): Pro
         minDelayAfterPayMs: 60_000,
         resultDelayMs: 0,
         ratePerSecond: 0,
+        spRatePerSecond: 0,
+        subRatePerSecond: 0,
         perOrderRatePerSecond: 0,
         feeRate: 0,
         windowDays: 30,

@@ -37,12 +37,12 @@ export interface ApiAnswer {
 }
 
 /** A correctly signed APIv3 call through supertest. */
-export async function api(app: Express, method: 'GET' | 'POST', url: string, body?: unknown, o: Partial<Parameters<typeof authorization>[1]> = {}): Promise<ApiAnswer> {
+export async function api(app: Express, method: 'GET' | 'POST', url: string, body?: unknown, o: Partial<Parameters<typeof authorization>[1]> = {}, headers: Record<string, string> = {}): Promise<ApiAnswer> {
   const keys = testKeys();
   const text = body === undefined ? '' : typeof body === 'string' ? body : JSON.stringify(body);
   const auth = authorization(keys, { method, url, body: text, ...o });
   let req = method === 'GET' ? request(app).get(url) : request(app).post(url);
-  req = req.set('Authorization', auth).set('Accept', 'application/json').set('User-Agent', 'sim-test');
+  req = req.set('Authorization', auth).set('Accept', 'application/json').set('User-Agent', 'sim-test').set(headers);
   if (text) req = req.set('Content-Type', 'application/json').send(text);
   const res = await req.buffer(true).parse((r, cb) => {
     let data = '';

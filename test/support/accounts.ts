@@ -2,7 +2,9 @@ import { addAccount, addServiceProvider } from '../../src/modules/merchants/acco
 import { createChannelResolver } from '../../src/modules/merchants/channel-resolver';
 import { generateSimKeys, type SandboxKeys } from '../../src/simulator/keys';
 import { startSimulator, type RunningSimulator, type SimulatorOptions } from '../../src/simulator/app';
-import type { Harness } from './harness';
+import request from 'supertest';
+import type { Agent } from 'supertest';
+import { checkoutBody, type Harness } from './harness';
 
 /** Key material made once per test process (RSA generation is slow). */
 let cachedKeys: SandboxKeys | undefined;
@@ -86,12 +88,15 @@ export async function addPartnerAccountOnOwnSimulator(h: Harness, merchantId: st
     mchid: ids.spMchid,
     appid: ids.spAppid,
     appSecret: ids.appSecret,
+    // Each bound sub-merchant authorised 20% of a payment for profit sharing.
     partner: { subMerchants: Object.fromEntries((o.boundSubMchids ?? [subMchid]).map((s) => [s, { maxRatioBp: 2000 }])) },
     notifyUrlPolicy: 'any-no-query',
     h5Domains: ['127.0.0.1', 'localhost'],
     oauthDomains: ['127.0.0.1', 'localhost'],
     notifyRetryScheduleMs: [200, 400, 800, 1600],
-    profitSharing: { minDelayAfterPayMs: 0, resultDelayMs: 0 },
+    refundResultDelayMs: 100,
+    // As the harness's own simulator: no fee and no per-order rate unless a test is about them.
+    profitSharing: { minDelayAfterPayMs: 0, resultDelayMs: 0, feeRate: 0, perOrderRatePerSecond: 0 },
     ...o.sim,
   });
   const { mchid: _m, appid: _a, merchant_id: _id, kind: _k, ...signing } = directAccountBody(merchantId, keys, { mchid: ids.spMchid, appid: ids.spAppid, appSecret: ids.appSecret });
@@ -105,4 +110,25 @@ export async function addPartnerAccountOnOwnSimulator(h: Harness, merchantId: st
     endpointsFor: (a) => (a.mchid === ids.spMchid ? { baseUrl: sim.url, oauthBaseUrl: sim.url, apiBaseUrl: sim.url } : {}),
   });
   return { spId: sp.id, spMchid: ids.spMchid, spAppid: ids.spAppid, subMchid, accountId: acct.id, keys, sim };
+}
+
+/**
+ * The steps the account tests share: create a checkout as a merchant, open its page as a shopper's
+ * browser (JSON), read its latest channel order and status. `h` is read at call time (set in beforeAll).
+ */
+export function checkoutSteps(harness: () => Harness) {
+  const h = harness;
+  return {
+    createAs: async (key: string) => (await request(h().app).post('/v1/checkouts').set('Authorization', `Bearer ${key}`).send(checkoutBody()).expect(201)).body.id as string,
+    pageJson: (id: string, ua: string, agent: Agent = h().http()) => agent.get(`/checkout/${id}`).set('User-Agent', ua).set('Accept', 'application/json'),
+    orderOf: (id: string) => h().db.prisma.channelOrder.findFirstOrThrow({ where: { checkoutId: id }, orderBy: { createdAt: 'desc' } }),
+    statusOf: async (id: string) => (await h().db.prisma.checkout.findUniqueOrThrow({ where: { id } })).status,
+    async eventually(cond: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+      const end = Date.now() + timeoutMs;
+      while (!(await cond())) {
+        if (Date.now() > end) throw new Error('condition not met in time');
+        await new Promise((r) => setTimeout(r, 25));
+      }
+    },
+  };
 }

@@ -35,6 +35,7 @@ import { toChannelRefund, toChannelReturnOrder, toChannelTransaction, toSplitOrd
 import {
   h5PrepaySchema,
   jsapiPrepaySchema,
+  merchantRatioSchema,
   nativePrepaySchema,
   refundSchema,
   returnOrderSchema,
@@ -158,6 +159,10 @@ export function createWechatPayChannel(cfg: WechatPayConfig, logger?: pino.Logge
   const notifyDeps: NotifyDeps = { platformKeys, apiV3Key, clock, ...(partner ? { parseTransaction: parsePartnerTx } : {}) };
   const oauth = partner?.subAppid ? { appid: partner.subAppid, secret: cfg.partner!.subAppSecret! } : { appid: cfg.appid, secret: cfg.appSecret };
   const partnerQuery = partner ? `sp_mchid=${partner.spMchid}&sub_mchid=${partner.subMchid}` : '';
+  // Profit sharing and refunds keep their direct-mode paths in partner mode, plus sub_mchid in the body
+  // (or the query) of every call (FACTS-partner-bills §1.7–1.8); the SDK passes extra body fields through.
+  const sub: { sub_mchid?: string } = partner ? { sub_mchid: partner.subMchid } : {};
+  const subQuery = partner ? `sub_mchid=${partner.subMchid}&` : '';
 
   type SdkArg<K extends keyof GatewayPay> = GatewayPay[K] extends (arg: infer A, ...rest: never[]) => unknown ? A : never;
 
@@ -246,7 +251,7 @@ export function createWechatPayChannel(cfg: WechatPayConfig, logger?: pino.Logge
   // the most common split failure in peers' trackers, PITFALLS §3.5).
   async function addReceiver(input: { type: ReceiverType; account: string; name?: string; relationType: string; customRelation?: string }): Promise<void> {
     const key = client.encryptionKey();
-    const body: WireReceiverAddRequest = { appid: cfg.appid, type: input.type, account: input.account, relation_type: input.relationType };
+    const body: WireReceiverAddRequest = { ...sub, appid: cfg.appid, type: input.type, account: input.account, relation_type: input.relationType };
     if (input.customRelation !== undefined) body.custom_relation = input.customRelation;
     if (input.name !== undefined) body.name = client.encryptSensitive(input.name, key);
     await client.callNoBody('POST /v3/profitsharing/receivers/add', (s) =>
@@ -281,6 +286,7 @@ export function createWechatPayChannel(cfg: WechatPayConfig, logger?: pino.Logge
       return w;
     });
     const body: WireSplitOrderRequest = {
+      ...sub,
       appid: cfg.appid,
       transaction_id: input.transactionId,
       out_order_no: input.outOrderNo,
@@ -301,7 +307,10 @@ export function createWechatPayChannel(cfg: WechatPayConfig, logger?: pino.Logge
     checkId(transactionId, TRANSACTION_ID, 'transaction_id');
     checkId(outOrderNo, OUT_ORDER_NO, 'out_order_no');
     try {
-      const a = await client.call('GET /v3/profitsharing/orders/{out_order_no}', (s) => s.query_profitsharing_orders(transactionId, outOrderNo), splitOrderSchema);
+      const what = 'GET /v3/profitsharing/orders/{out_order_no}';
+      const a = partner
+        ? (await client.callPath(what, 'GET', `/v3/profitsharing/orders/${outOrderNo}?${subQuery}transaction_id=${transactionId}`, undefined, splitOrderSchema))!
+        : await client.call(what, (s) => s.query_profitsharing_orders(transactionId, outOrderNo), splitOrderSchema);
       return toSplitOrderResult(a);
     } catch (err) {
       if (isNotFound(err)) return null;
@@ -314,7 +323,7 @@ export function createWechatPayChannel(cfg: WechatPayConfig, logger?: pino.Logge
     checkId(input.outOrderNo, OUT_ORDER_NO, 'out_order_no');
     const a = await client.call(
       'POST /v3/profitsharing/orders/unfreeze',
-      (s) => s.profitsharing_orders_unfreeze({ transaction_id: input.transactionId, out_order_no: input.outOrderNo, description: input.description }),
+      (s) => s.profitsharing_orders_unfreeze({ ...sub, transaction_id: input.transactionId, out_order_no: input.outOrderNo, description: input.description }),
       splitOrderSchema,
     );
     return toSplitOrderResult(a);
@@ -338,6 +347,7 @@ export function createWechatPayChannel(cfg: WechatPayConfig, logger?: pino.Logge
     checkId(input.outRefundNo, OUT_REFUND_NO, 'out_refund_no');
     if (!Number.isSafeInteger(input.refundFen) || input.refundFen < 1 || input.refundFen > input.totalFen) throw invalidInput('refundFen must be an integer in 1..totalFen');
     const body: WireRefundRequest = {
+      ...sub,
       transaction_id: input.transactionId,
       out_refund_no: input.outRefundNo,
       notify_url: input.notifyUrl,
@@ -351,8 +361,11 @@ export function createWechatPayChannel(cfg: WechatPayConfig, logger?: pino.Logge
   async function queryRefund(outRefundNo: string): Promise<ChannelRefund | null> {
     checkId(outRefundNo, OUT_REFUND_NO, 'out_refund_no');
     try {
-      const a = await client.call('GET /v3/refund/domestic/refunds/{out_refund_no}', (s) => s.find_refunds(outRefundNo), refundSchema);
-      return refundAnswer('GET /v3/refund/domestic/refunds/{out_refund_no}', a);
+      const what = 'GET /v3/refund/domestic/refunds/{out_refund_no}';
+      const a = partner
+        ? (await client.callPath(what, 'GET', `/v3/refund/domestic/refunds/${outRefundNo}?sub_mchid=${partner.subMchid}`, undefined, refundSchema))!
+        : await client.call(what, (s) => s.find_refunds(outRefundNo), refundSchema);
+      return refundAnswer(what, a);
     } catch (err) {
       if (isNotFound(err)) return null;
       throw err;
@@ -365,7 +378,7 @@ export function createWechatPayChannel(cfg: WechatPayConfig, logger?: pino.Logge
     if (!Number.isSafeInteger(input.amountFen) || input.amountFen < 1) throw invalidInput('amountFen must be an integer ≥ 1');
     const a = await client.call(
       'POST /v3/profitsharing/return-orders',
-      (s) => s.profitsharing_return_orders({ out_order_no: input.outOrderNo, out_return_no: input.outReturnNo, return_mchid: input.returnMchid, amount: input.amountFen, description: input.description }),
+      (s) => s.profitsharing_return_orders({ ...sub, out_order_no: input.outOrderNo, out_return_no: input.outReturnNo, return_mchid: input.returnMchid, amount: input.amountFen, description: input.description }),
       returnOrderSchema,
     );
     return toChannelReturnOrder(a);
@@ -375,7 +388,10 @@ export function createWechatPayChannel(cfg: WechatPayConfig, logger?: pino.Logge
     checkId(outOrderNo, OUT_ORDER_NO, 'out_order_no');
     checkId(outReturnNo, OUT_ORDER_NO, 'out_return_no');
     try {
-      const a = await client.call('GET /v3/profitsharing/return-orders/{out_return_no}', (s) => s.query_profitsharing_return_orders(outReturnNo, outOrderNo), returnOrderSchema);
+      const what = 'GET /v3/profitsharing/return-orders/{out_return_no}';
+      const a = partner
+        ? (await client.callPath(what, 'GET', `/v3/profitsharing/return-orders/${outReturnNo}?${subQuery}out_order_no=${outOrderNo}`, undefined, returnOrderSchema))!
+        : await client.call(what, (s) => s.query_profitsharing_return_orders(outReturnNo, outOrderNo), returnOrderSchema);
       return toChannelReturnOrder(a);
     } catch (err) {
       if (isNotFound(err)) return null;
@@ -383,11 +399,18 @@ export function createWechatPayChannel(cfg: WechatPayConfig, logger?: pino.Logge
     }
   }
 
+  /** Partner only (FACTS-partner-bills §1.8): what the sub-merchant authorised to its service provider. */
+  async function queryMaxRatio(): Promise<{ maxRatioBp: number }> {
+    const a = (await client.callPath('GET /v3/profitsharing/merchant-configs/{sub_mchid}', 'GET', `/v3/profitsharing/merchant-configs/${partner!.subMchid}`, undefined, merchantRatioSchema))!;
+    if (a.sub_mchid !== partner!.subMchid) throw badResponse(`merchant-configs answered for sub_mchid ${a.sub_mchid}, not ${partner!.subMchid}`, { httpStatus: 200 });
+    return { maxRatioBp: a.max_ratio };
+  }
+
   return {
     name: 'wechatpay',
     appid: cfg.appid,
     mchid: cfg.mchid,
-    ...(partner ? { partner: { subMchid: partner.subMchid, ...(partner.subAppid ? { subAppid: partner.subAppid } : {}) }, oauthAppid: oauth.appid } : {}),
+    ...(partner ? { partner: { subMchid: partner.subMchid, ...(partner.subAppid ? { subAppid: partner.subAppid } : {}) }, oauthAppid: oauth.appid, queryMaxRatio } : {}),
     createOrder,
     queryOrder,
     closeOrder,

@@ -109,5 +109,6 @@ export function parseRefundNotify(deps: NotifyDeps, headers: HeaderBag, rawBody:
   const { envelope, json } = openNotify(deps, headers, rawBody, 'refund');
   const r = refundSchema.safeParse(json);
   if (!r.success || !(r.data.refund_status ?? r.data.status)) throw refuse('BAD_NOTIFY', 'decrypted refund has an unexpected shape', r.error);
-  return { eventId: envelope.id, eventType: envelope.event_type, mchid: r.data.mchid, refund: toChannelRefund(r.data) };
+  const mchid = r.data.mchid ?? r.data.sp_mchid;
+  return { eventId: envelope.id, eventType: envelope.event_type, mchid, ...(r.data.sub_mchid !== undefined ? { subMchid: r.data.sub_mchid } : {}), refund: toChannelRefund(r.data) };
 }

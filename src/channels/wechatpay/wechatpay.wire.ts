@@ -42,6 +42,8 @@ export interface WireSplitReceiverRequest {
 }
 
 export interface WireSplitOrderRequest {
+  /** Partner mode: the sub-merchant whose payment is split (FACTS-partner-bills §1.8). */
+  sub_mchid?: string;
   appid: string;
   transaction_id: string;
   out_order_no: string;
@@ -50,6 +52,8 @@ export interface WireSplitOrderRequest {
 }
 
 export interface WireReceiverAddRequest {
+  /** Partner mode: receivers are added per sub-merchant. */
+  sub_mchid?: string;
   appid: string;
   type: 'MERCHANT_ID' | 'PERSONAL_OPENID';
   account: string;
@@ -149,6 +153,12 @@ export const splitOrderSchema = z.object({
 });
 export type WireSplitOrder = z.infer<typeof splitOrderSchema>;
 
+/** GET /v3/profitsharing/merchant-configs/{sub_mchid}: the ratio the sub-merchant authorised, 万分比. */
+export const merchantRatioSchema = z.object({
+  sub_mchid: z.string().min(1),
+  max_ratio: z.number().int().min(0).max(10_000),
+});
+
 export const unsplitAmountSchema = z.object({
   transaction_id: z.string().optional(),
   unsplit_amount: fen,
@@ -161,6 +171,9 @@ export const refundSchema = z.object({
   transaction_id: z.string().optional(),
   out_trade_no: z.string().optional(),
   mchid: z.string().optional(),
+  /** Partner refund notifies carry these instead (FACTS-partner-bills §1.7). */
+  sp_mchid: z.string().optional(),
+  sub_mchid: z.string().optional(),
   // The answer says `status`, the notify resource says `refund_status`.
   status: z.enum(['PROCESSING', 'SUCCESS', 'CLOSED', 'ABNORMAL']).optional(),
   refund_status: z.enum(['PROCESSING', 'SUCCESS', 'CLOSED', 'ABNORMAL']).optional(),
@@ -171,6 +184,8 @@ export const refundSchema = z.object({
 export type WireRefund = z.infer<typeof refundSchema>;
 
 export interface WireRefundRequest {
+  /** Partner mode: "服务商模式下必须传递此参数" (FACTS-partner-bills §1.7). */
+  sub_mchid?: string;
   transaction_id: string;
   out_refund_no: string;
   reason?: string;

@@ -5,21 +5,19 @@ import { newId } from '../../lib/ids';
 import type { PrismaClient } from '../../lib/prisma';
 import type { Checkout, ChannelOrder } from '../../generated/prisma/client';
 import { isUniqueViolation } from '../../http/idempotency';
-import { checkSplit, type SplitLimits } from '../splits/split.rules';
+import { checkSplit, splitLimitsOf } from '../splits/split.rules';
+import { splitLimitsFor } from '../splits/split.ratio';
+import { channelsOf, type ChannelResolver } from '../merchants/channel-resolver';
+import type { PaymentChannel } from '../../channels/channel';
+import type { Logger } from '../../lib/logger';
 import { checkoutIdSchema, type CreateCheckoutInput } from './checkout.schemas';
 
 export type CheckoutWithOrders = Checkout & { channelOrders: ChannelOrder[] };
 
-export function splitLimitsOf(config: Config): SplitLimits {
-  return {
-    receiverLimit: config.PROFIT_SHARING_RECEIVER_LIMIT,
-    maxRatio: config.PROFIT_SHARING_MAX_RATIO,
-    maxRequests: config.PROFIT_SHARING_MAX_REQUESTS,
-  };
-}
+export { splitLimitsOf };
 
 export async function createCheckout(
-  deps: { prisma: PrismaClient; config: Config; now: () => Date; metrics?: Metrics },
+  deps: { prisma: PrismaClient; config: Config; now: () => Date; metrics?: Metrics; channel: PaymentChannel; channels?: ChannelResolver; logger: Logger },
   merchantId: string,
   input: CreateCheckoutInput,
   idempotencyKey?: string,
@@ -29,7 +27,9 @@ export async function createCheckout(
   if (mode === 'planned') {
     if (!ps?.receivers)
       throw new AppError('VALIDATION_FAILED', 'profit_sharing.receivers is required for a planned split', { field: 'profit_sharing.receivers' });
-    checkSplit(ps.receivers, { paidFen: input.amount, alreadyReservedFen: 0, requestsUsed: 0 }, splitLimitsOf(deps.config));
+    // A sub-merchant's plan is checked against the ratio it authorised, before anything is written or sent.
+    const limits = await splitLimitsFor(deps, await channelsOf(deps).forMerchant(merchantId));
+    checkSplit(ps.receivers, { paidFen: input.amount, alreadyReservedFen: 0, requestsUsed: 0 }, limits);
   }
   if (mode === 'on_demand' && ps?.receivers)
     throw new AppError('VALIDATION_FAILED', 'on_demand checkouts take receivers later through POST /v1/checkouts/{id}/splits',

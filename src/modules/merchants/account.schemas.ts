@@ -60,6 +60,43 @@ export const serviceProviderSchema = z
   })
   .strict();
 
+/**
+ * `account update` / `sp update`: key rotation without a new account. A new private key comes with its
+ * certificate's serial; platform keys are replaced as a set (`platform_keys`) or added/replaced by id
+ * (`add_platform_keys`, e.g. WeChat's new public key while the old one is still in use).
+ */
+export const updateSigningSchema = z
+  .object({
+    app_secret: signingIdentity.app_secret.optional(),
+    merchant_private_key: signingIdentity.merchant_private_key.optional(),
+    merchant_cert_serial: signingIdentity.merchant_cert_serial.optional(),
+    apiv3_key: apiv3Key.optional(),
+    platform_keys: signingIdentity.platform_keys.optional(),
+    add_platform_keys: signingIdentity.platform_keys.optional(),
+  })
+  .strict()
+  .superRefine((v, ctx) => {
+    if ((v.merchant_private_key === undefined) !== (v.merchant_cert_serial === undefined))
+      ctx.addIssue({ code: 'custom', path: ['merchant_cert_serial'], message: 'merchant_private_key and merchant_cert_serial go together (a new key comes with its certificate\'s serial)' });
+    if (v.platform_keys !== undefined && v.add_platform_keys !== undefined)
+      ctx.addIssue({ code: 'custom', path: ['add_platform_keys'], message: 'give platform_keys (replace all) or add_platform_keys (add by id), not both' });
+    if (Object.values(v).every((x) => x === undefined)) ctx.addIssue({ code: 'custom', message: 'nothing to update' });
+  });
+
+/** A partner account's own fields: its sub_appid (null = none) with that app's secret. */
+export const updatePartnerAccountSchema = z
+  .object({
+    sub_appid: z.string().regex(APPID, 'must look like wx + 16 characters').nullable().optional(),
+    sub_app_secret: z.string().min(1).max(128).optional(),
+  })
+  .strict()
+  .superRefine((v, ctx) => {
+    if (v.sub_appid === undefined && v.sub_app_secret === undefined) ctx.addIssue({ code: 'custom', message: 'nothing to update (a partner account\'s keys are its service provider\'s: use sp update)' });
+    else if (typeof v.sub_appid === 'string' !== (v.sub_app_secret !== undefined))
+      ctx.addIssue({ code: 'custom', path: ['sub_app_secret'], message: 'sub_appid and sub_app_secret go together (OAuth under sub_appid needs its secret); sub_appid null removes both' });
+  });
+
+export type UpdateSigningInput = z.infer<typeof updateSigningSchema>;
 export type AddAccountInput = z.infer<typeof addAccountSchema>;
 export type ServiceProviderInput = z.infer<typeof serviceProviderSchema>;
 

@@ -3,8 +3,8 @@ import type { Config } from '../../config/config';
 import { AppError } from '../../lib/errors';
 import { newId } from '../../lib/ids';
 import type { PrismaClient } from '../../lib/prisma';
-import { encryptSecret, parseMasterKeys, rewrapSecret, type MasterKeys } from '../../lib/secrets';
-import { addAccountSchema, serviceProviderSchema } from './account.schemas';
+import { decryptSecret, encryptSecret, parseMasterKeys, rewrapSecret, type MasterKeys } from '../../lib/secrets';
+import { addAccountSchema, serviceProviderSchema, updatePartnerAccountSchema, updateSigningSchema, type UpdateSigningInput } from './account.schemas';
 
 /**
  * Channel accounts (where a merchant's checkouts are paid) and service providers (服务商, registered
@@ -229,6 +229,73 @@ export async function listAccounts(deps: { prisma: PrismaClient; config: AdminCo
     include: accountInclude,
   });
   return rows.map((r) => toAccountView(deps.config, r));
+}
+
+/** Called after an account or service provider changed (its id): running gateways drop the cached channel. */
+export type OnChannelChanged = (ref: string) => Promise<void>;
+
+/** The stored identity with the update applied, checked exactly as at `add`. */
+function updatedSigning(old: SigningSecrets, u: UpdateSigningInput): SigningSecrets {
+  const next: SigningSecrets = {
+    appSecret: u.app_secret ?? old.appSecret,
+    merchantPrivateKeyPem: u.merchant_private_key ?? old.merchantPrivateKeyPem,
+    apiv3Key: u.apiv3_key ?? old.apiv3Key,
+    platformKeys: u.platform_keys ?? { ...old.platformKeys, ...u.add_platform_keys },
+  };
+  checkSigningIdentity({ merchant_private_key: next.merchantPrivateKeyPem, platform_keys: next.platformKeys });
+  return next;
+}
+
+/** The columns a signing-identity update writes (same for a direct account and a service provider). */
+function signingChange(mk: MasterKeys, id: string, envelope: string, body: unknown) {
+  const u = parseInput(updateSigningSchema, body);
+  const next = updatedSigning(decryptSecret<SigningSecrets>(mk, id, envelope), u);
+  const sealed = encryptSecret(mk, id, next);
+  return {
+    secrets: sealed.envelope,
+    secretsKeyId: sealed.kid,
+    platformKeyIds: Object.keys(next.platformKeys),
+    ...(u.merchant_cert_serial ? { merchantCertSerial: u.merchant_cert_serial.toUpperCase() } : {}),
+  };
+}
+
+const changedMeanwhile = () => new AppError('CONFLICT', 'the account was changed by someone else meanwhile: read it again and retry');
+
+/**
+ * `account update`: a direct account's keys (rotation of the merchant key + serial, platform keys added
+ * or replaced, app secret, APIv3 key), or a partner account's sub_appid. Validated like `account add`;
+ * written by compare-and-set on the old envelope; then `onChanged` so cached channels are rebuilt.
+ */
+export async function updateAccount(deps: { prisma: PrismaClient; config: AdminConfig }, accountId: string, body: unknown, onChanged?: OnChannelChanged): Promise<AccountView> {
+  const { prisma, config } = deps;
+  const a = await prisma.channelAccount.findUnique({ where: { id: accountId } });
+  if (!a) throw new AppError('NOT_FOUND', `No channel account ${accountId}`);
+  const mk = masterKeysOf(config);
+  if (a.kind === 'direct') {
+    const r = await prisma.channelAccount.updateMany({ where: { id: a.id, secrets: a.secrets }, data: signingChange(mk, a.id, a.secrets!, body) });
+    if (r.count !== 1) throw changedMeanwhile();
+  } else {
+    const u = parseInput(updatePartnerAccountSchema, body);
+    const sealed = u.sub_appid ? encryptSecret(mk, a.id, { subAppSecret: u.sub_app_secret } satisfies PartnerSecrets) : null;
+    const r = await prisma.channelAccount.updateMany({
+      where: { id: a.id, secrets: a.secrets },
+      data: { subAppid: u.sub_appid ?? null, secrets: sealed?.envelope ?? null, secretsKeyId: sealed?.kid ?? null },
+    });
+    if (r.count !== 1) throw changedMeanwhile();
+  }
+  await onChanged?.(a.id);
+  return toAccountView(config, await prisma.channelAccount.findUniqueOrThrow({ where: { id: a.id }, include: accountInclude }));
+}
+
+/** `sp update`: the service provider's keys (every partner account of it signs with them). */
+export async function updateServiceProvider(deps: { prisma: PrismaClient; config: AdminConfig }, ref: string, body: unknown, onChanged?: OnChannelChanged): Promise<ServiceProviderView> {
+  const sp = await deps.prisma.serviceProvider.findFirst({ where: { OR: [{ id: ref }, { spMchid: ref }] } });
+  if (!sp) throw new AppError('NOT_FOUND', `No service provider ${ref}`);
+  const data = signingChange(masterKeysOf(deps.config), sp.id, sp.secrets, body);
+  const r = await deps.prisma.serviceProvider.updateMany({ where: { id: sp.id, secrets: sp.secrets }, data });
+  if (r.count !== 1) throw changedMeanwhile();
+  await onChanged?.(sp.id);
+  return toSpView(await deps.prisma.serviceProvider.findUniqueOrThrow({ where: { id: sp.id } }));
 }
 
 /**

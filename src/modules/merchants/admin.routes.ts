@@ -3,7 +3,8 @@ import express, { Router, type RequestHandler } from 'express';
 import type { AppDeps } from '../../app.types';
 import { AppError } from '../../lib/errors';
 import { createMerchantSchema } from './account.schemas';
-import { addAccount, addServiceProvider, listAccounts, listServiceProviders, rotateSecrets } from './account.service';
+import { addAccount, addServiceProvider, listAccounts, listServiceProviders, rotateSecrets, updateAccount, updateServiceProvider } from './account.service';
+import { channelsOf } from './channel-resolver';
 import { createApiKey, listApiKeys, listMerchants, onboardMerchant, revokeApiKey, type KeyMode } from './merchant.service';
 
 /** Constant-time: both sides hashed to 32 bytes first, so neither length nor content leaks through timing. */
@@ -56,11 +57,18 @@ export function adminRouter(deps: AppDeps): Router {
   r.post('/admin/api/service-providers', async (req, res) => {
     res.status(201).json(await addServiceProvider(deps, req.body ?? {}));
   });
+  // Key rotation in place; the cached channel is rebuilt here and on every instance (resolver.invalidate).
+  r.patch('/admin/api/service-providers/:id', async (req, res) => {
+    res.json(await updateServiceProvider(deps, String(req.params.id), req.body ?? {}, (ref) => channelsOf(deps).invalidate(ref)));
+  });
   r.get('/admin/api/service-providers', async (_req, res) => {
     res.json({ object: 'list', data: await listServiceProviders(deps.prisma) });
   });
   r.post('/admin/api/accounts', async (req, res) => {
     res.status(201).json(await addAccount(deps, req.body ?? {}));
+  });
+  r.patch('/admin/api/accounts/:id', async (req, res) => {
+    res.json(await updateAccount(deps, String(req.params.id), req.body ?? {}, (ref) => channelsOf(deps).invalidate(ref)));
   });
   r.get('/admin/api/accounts', async (req, res) => {
     const merchantId = typeof req.query.merchant_id === 'string' ? req.query.merchant_id : undefined;

@@ -1,3 +1,4 @@
+import type { Redis } from 'ioredis';
 import type pino from 'pino';
 import type { PaymentChannel } from '../../channels/channel';
 import { createWechatPayChannel, loadWechatPayKeys, type WechatPayConfig, type WechatPayKeys } from '../../channels/wechatpay/wechatpay.channel';
@@ -28,10 +29,19 @@ export interface ChannelResolver {
   /** The merchant's current account (cached for a short while: accounts are added, not changed). */
   forMerchant(merchantId: string): Promise<ResolvedChannel>;
   /** The account a checkout was paid through (its paid channel order), else its merchant's. */
-  forCheckout(checkoutId: string): Promise<PaymentChannel>;
+  forCheckout(checkoutId: string): Promise<{ accountId: string | null; channel: PaymentChannel }>;
   /** Number of account channels built (bench: memory per cached account). */
   cachedAccounts(): number;
+  /**
+   * An account (acct_…) or service provider (sp_…) changed (`account update`, `sp update`): drop what is
+   * cached for it here and tell every other instance (Redis pub/sub), so the next call rebuilds it.
+   */
+  invalidate(ref: string): Promise<void>;
+  close?(): Promise<void>;
 }
+
+/** Pub/sub channel of invalidate(): the message is the changed account or service provider id. */
+export const CHANNEL_ACCOUNT_CHANGED = 'gw:channel-account-changed';
 
 export interface ResolverOptions {
   prisma: PrismaClient;
@@ -42,6 +52,8 @@ export interface ResolverOptions {
   endpointsFor?: (account: { id: string; mchid: string }) => Partial<Pick<WechatPayConfig, 'baseUrl' | 'oauthBaseUrl' | 'apiBaseUrl'>>;
   /** How long a merchant → account answer is reused (default 30 s). */
   merchantTtlMs?: number;
+  /** Listens for CHANNEL_ACCOUNT_CHANGED (and publishes on invalidate); without it, invalidation is local. */
+  redis?: Redis;
 }
 
 export function createChannelResolver(o: ResolverOptions): ChannelResolver {
@@ -111,6 +123,28 @@ export function createChannelResolver(o: ResolverOptions): ChannelResolver {
     );
   }
 
+  // An SP's keys are inside every channel of its sub-merchants: an SP change drops them all (rare).
+  const drop = (ref: string) => {
+    if (spKeys.delete(ref) || ref.startsWith('sp_')) accounts.clear();
+    else accounts.delete(ref);
+  };
+  // As the merchant-key cache (http/merchant-cache.ts): every (re)subscribe and every disconnect clears
+  // everything, since a message may have been missed meanwhile.
+  const sub = o.redis?.duplicate();
+  if (sub) {
+    const clear = () => {
+      accounts.clear();
+      spKeys.clear();
+    };
+    sub.on('error', () => undefined);
+    sub.on('message', (_c: string, ref: string) => drop(ref));
+    sub.on('ready', () => {
+      clear();
+      sub.subscribe(CHANNEL_ACCOUNT_CHANGED).catch((err: unknown) => o.logger?.warn({ err }, 'channel resolver: subscribe failed'));
+    });
+    sub.on('close', clear);
+  }
+
   async function forAccount(accountId: string | null): Promise<PaymentChannel> {
     if (accountId === null) return o.defaultChannel;
     let p = accounts.get(accountId);
@@ -144,12 +178,20 @@ export function createChannelResolver(o: ResolverOptions): ChannelResolver {
     },
     async forCheckout(checkoutId) {
       const paid = await o.prisma.channelOrder.findFirst({ where: { checkoutId, status: 'paid' }, orderBy: { updatedAt: 'asc' }, select: { accountId: true } });
-      if (paid) return forAccount(paid.accountId);
+      if (paid) return { accountId: paid.accountId, channel: await forAccount(paid.accountId) };
       const c = await o.prisma.checkout.findUnique({ where: { id: checkoutId }, select: { merchantId: true } });
-      if (!c) return o.defaultChannel;
-      return (await this.forMerchant(c.merchantId)).channel;
+      if (!c) return { accountId: null, channel: o.defaultChannel };
+      const { accountId, channel } = await this.forMerchant(c.merchantId);
+      return { accountId, channel };
     },
     cachedAccounts: () => accounts.size,
+    async invalidate(ref) {
+      drop(ref);
+      await o.redis?.publish(CHANNEL_ACCOUNT_CHANGED, ref);
+    },
+    async close() {
+      await sub?.quit().catch(() => undefined);
+    },
   };
 }
 
@@ -172,8 +214,9 @@ export function channelsOf(deps: { channels?: ChannelResolver; channel: PaymentC
           throw new Error(`channel account ${id} needs a resolver (deps.channels)`);
         },
         forMerchant: async () => ({ accountId: null, channel: only, notifyUrl: '' }),
-        forCheckout: async () => only,
+        forCheckout: async () => ({ accountId: null, channel: only }),
         cachedAccounts: () => 0,
+        invalidate: async () => undefined,
       };
     }
     r = createChannelResolver({ prisma: deps.prisma, config: deps.config, logger: deps.logger, defaultChannel: deps.channel });

@@ -1,5 +1,6 @@
 import type { ChannelRefund, PaymentChannel } from '../../channels/channel';
 import { channelsOf } from '../merchants/channel-resolver';
+import { accountNotifyUrl } from '../merchants/account.service';
 import type { Config } from '../../config/config';
 import type { Refund, RefundReturn } from '../../generated/prisma/client';
 import { ChannelError } from '../../lib/errors';
@@ -66,13 +67,9 @@ export async function driveRefund(deps: RefundDriverDeps, refundId: string, maxS
 async function forPaymentAccount(d: RefundDriverDeps, refundId: string): Promise<RefundDriverDeps> {
   const row = await d.prisma.refund.findUnique({ where: { id: refundId }, select: { checkoutId: true } });
   if (!row) return d;
-  const paid = await d.prisma.channelOrder.findFirst({ where: { checkoutId: row.checkoutId, status: 'paid' }, orderBy: { updatedAt: 'asc' }, select: { accountId: true } });
-  if (!paid?.accountId) return d;
-  return {
-    ...d,
-    channel: await channelsOf(d).forAccount(paid.accountId),
-    notifyUrl: new URL(`/notify/wechatpay/${paid.accountId}/refunds`, d.config.PUBLIC_BASE_URL).toString(),
-  };
+  const { accountId, channel } = await channelsOf(d).forCheckout(row.checkoutId);
+  if (accountId === null) return d;
+  return { ...d, channel, notifyUrl: accountNotifyUrl(d.config, accountId, 'refunds') };
 }
 
 async function stepOnce(d: RefundDriverDeps, refundId: string): Promise<Next> {

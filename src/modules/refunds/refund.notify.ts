@@ -47,6 +47,9 @@ export async function ingestRefundNotify(
     ? 'UNKNOWN_REFUND'
     : event.mchid !== undefined && event.mchid !== channel.mchid
       ? 'MCHID_MISMATCH'
+      : // A partner account's refund must be its own sub-merchant's (another sub-merchant of the same SP shares the keys).
+        channel.partner && event.subMchid !== channel.partner.subMchid
+        ? 'SUB_MCHID_MISMATCH'
       : rf.refundFen !== undefined && rf.refundFen !== refund.amountFen
         ? 'AMOUNT_MISMATCH'
         : null;

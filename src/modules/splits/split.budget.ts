@@ -213,7 +213,7 @@ async function explainRefusal(
   const base = c.paidTotalFen - c.merchantFundedFen - c.refundedFen;
   const kept = c.splitReservedFen - c.splitReturnedFen;
   const room = Math.min(splitBudget(base, limits) - kept, c.splitCapFen === null ? Number.MAX_SAFE_INTEGER : c.splitCapFen - c.splitReservedFen);
-  if (totalFen > room) return budgetExceeded(totalFen, Math.max(0, room), limits.maxRatio, base);
+  if (totalFen > room) return budgetExceeded(totalFen, Math.max(0, room), limits, base);
   if (c.splitRequests + batches > limits.maxRequests)
     return requestLimit(batches, Math.max(0, limits.maxRequests - c.splitRequests), limits.maxRequests);
   return new AppError('CONFLICT', 'The checkout changed while the split was being reserved; retry');

@@ -6,10 +6,10 @@ import { AppError, ChannelError } from '../../lib/errors';
 import { newId } from '../../lib/ids';
 import type { Logger } from '../../lib/logger';
 import type { Prisma, PrismaClient } from '../../lib/prisma';
-import { splitLimitsOf } from '../checkout/checkout.service';
 import { receiverListSchema } from '../checkout/checkout.schemas';
 import { closeReceivers, reserveSplit } from './split.budget';
-import type { RateLimiter } from './split.limiter';
+import { limitKeyOf, type RateLimiter } from './split.limiter';
+import { splitLimitsFor } from './split.ratio';
 import { publishSplitEventIfFinal } from './split.events';
 import { backoffMs, finalBatchState, unfreezeOutOrderNo } from './split.rules';
 import { batchSourcesOf, receiverSourcesOf, unfreezeSourcesOf } from './split.states';
@@ -43,6 +43,8 @@ export interface DriverDeps {
   prisma: PrismaClient;
   /** Replaced per payment by the channel of the account it was paid through (channelsOf). */
   channel: PaymentChannel;
+  /** That account (null = the default one): its authorised split ratio caps the budget (split.ratio.ts). */
+  accountId?: string | null;
   channels?: ChannelResolver;
   config: Config;
   logger: Logger;
@@ -79,7 +81,8 @@ export interface DriveOptions {
 /** Runs steps until the payment needs to wait or has nothing left to do. */
 export async function driveCheckout(d: DriverDeps, checkoutId: string, maxSteps = 500, opts: DriveOptions = {}): Promise<Step> {
   // A payment is split through the account it was paid into (a sub-merchant's through its service provider).
-  d = { ...d, channel: await channelsOf(d).forCheckout(checkoutId) };
+  const account = await channelsOf(d).forCheckout(checkoutId);
+  d = { ...d, channel: account.channel, accountId: account.accountId };
   for (let i = 0; i < maxSteps; i++) {
     if (opts.beforeStep && !(await opts.beforeStep())) return { kind: 'wait', until: d.now().getTime(), reason: LOCK_LOST };
     const next = await stepOnce(d, checkoutId);
@@ -151,6 +154,14 @@ const PLAN_ATTEMPTS = 5;
 
 async function materialisePlan(d: DriverDeps, first: Checkout): Promise<Next> {
   let c: Checkout | null = first;
+  let limits;
+  try {
+    limits = await splitLimitsFor(d, { accountId: d.accountId ?? null, channel: d.channel });
+  } catch (err) {
+    // The authorised ratio could not be read (channel down, none remembered): not the plan's fault.
+    if (!(err instanceof AppError) || err.code !== 'CHANNEL_UNAVAILABLE') throw err;
+    return { kind: 'wait', until: d.now().getTime() + backoffMs(1, pollBase(d), RETRY_CAP_MS, d.random), reason: 'authorised split ratio unknown' };
+  }
   for (let attempt = 0; attempt < PLAN_ATTEMPTS; attempt++) {
     // Not (or no longer) a plan waiting to be reserved: stepOnce decides what comes next.
     if (!c || c.status !== 'paid' || c.profitSharing !== 'planned' || c.splitSeq !== 0 || !c.splitPlan) return CONTINUE;
@@ -161,7 +172,7 @@ async function materialisePlan(d: DriverDeps, first: Checkout): Promise<Next> {
         checkoutId: c.id,
         kind: 'planned',
         receivers: plan.data,
-        limits: splitLimitsOf(d.config),
+        limits,
         now: d.now(),
         unfreezeWithLastBatch: true,
         expectedPlan: c.splitPlan,
@@ -225,7 +236,7 @@ async function sendBatch(d: DriverDeps, c: PaidCheckout, first: BatchWithReceive
 
   let answer: SplitOrderResult;
   try {
-    answer = await d.limiter.run(d.channel.mchid, () =>
+    answer = await d.limiter.run(limitKeyOf(d.channel), () =>
       d.channel.createSplitOrder({
         transactionId: c.transactionId,
         outOrderNo: batch.outOrderNo,
@@ -355,6 +366,9 @@ async function onSendError(d: DriverDeps, c: PaidCheckout, batch: BatchWithRecei
   // NOT_ENOUGH: ask the channel what is left (fees, coupons) before failing, so later splits are
   // refused by our budget (422) instead of by the channel.
   const left = err.code === 'NOT_ENOUGH' ? await d.channel.unsplitAmount(c.transactionId).catch(() => null) : null;
+  // "分账金额超出最大分账比例" although our budget allowed it: the sub-merchant lowered its grant since we
+  // read it. Forget when we read it, so the next split reads it again (split.ratio.ts).
+  if (d.accountId && /最大分账比例/.test(err.message)) await d.prisma.channelAccount.update({ where: { id: d.accountId }, data: { maxRatioAt: null } });
   const failMessage = left ? `${err.message} (the channel says ${left.unsplitAmountFen} fen are left to split)` : err.message;
   await d.prisma.$transaction(async (db) => {
     const moved = await db.splitBatch.updateMany({
@@ -496,7 +510,7 @@ async function repairLastBatchUnfreeze(d: DriverDeps, c: PaidCheckout, uf: Split
 async function sendUnfreeze(d: DriverDeps, c: PaidCheckout, uf: SplitUnfreeze): Promise<Next> {
   let answer: SplitOrderResult;
   try {
-    answer = await d.limiter.run(d.channel.mchid, () =>
+    answer = await d.limiter.run(limitKeyOf(d.channel), () =>
       d.channel.unfreeze({ transactionId: c.transactionId, outOrderNo: uf.outOrderNo, description: UNFREEZE_DESCRIPTION }),
     );
   } catch (err) {

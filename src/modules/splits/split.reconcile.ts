@@ -103,7 +103,7 @@ function failure(err: unknown): Record<string, unknown> {
  * channel about money needs a person, so it is stored, logged, counted and shown on the checkout.
  */
 export async function reconcileCheckout(d: Deps, checkoutId: string): Promise<Finding[]> {
-  d = { ...d, channel: await channelsOf(d).forCheckout(checkoutId) };
+  d = { ...d, channel: (await channelsOf(d).forCheckout(checkoutId)).channel };
   const c = await readSnapshot(d.prisma, checkoutId);
   if (!c || !c.transactionId || c.paidTotalFen === null) return [];
   const findings: Finding[] = [];

@@ -1,3 +1,4 @@
+import type { Config } from '../../config/config';
 import { AppError } from '../../lib/errors';
 import { fenTimesRatio } from '../../lib/money';
 import type { ReceiverInput } from '../checkout/checkout.schemas';
@@ -6,6 +7,20 @@ export interface SplitLimits {
   receiverLimit: number; // receivers per channel request
   maxRatio: number; // cumulative share of the paid amount that may be split
   maxRequests: number; // channel split requests per payment
+  /**
+   * Partner accounts: the ratio the sub-merchant authorised (basis points), when it is what binds maxRatio
+   * (below PROFIT_SHARING_MAX_RATIO). A split above it is SPLIT_RATIO_EXCEEDED (split.ratio.ts).
+   */
+  authorisedRatioBp?: number;
+}
+
+/** The configured limits (a partner account's may be lower: split.ratio.ts). */
+export function splitLimitsOf(config: Config): SplitLimits {
+  return {
+    receiverLimit: config.PROFIT_SHARING_RECEIVER_LIMIT,
+    maxRatio: config.PROFIT_SHARING_MAX_RATIO,
+    maxRequests: config.PROFIT_SHARING_MAX_REQUESTS,
+  };
 }
 
 /** Channel requests needed for `receivers` receivers at `limit` per request. */
@@ -42,13 +57,23 @@ export function checkSplit(
   const totalFen = receivers.reduce((s, r) => s + r.amount, 0);
   const budget = splitBudget(ctx.paidFen, limits);
   if (ctx.alreadyReservedFen + totalFen > budget)
-    throw budgetExceeded(totalFen, Math.max(0, budget - ctx.alreadyReservedFen), limits.maxRatio, ctx.paidFen);
+    throw budgetExceeded(totalFen, Math.max(0, budget - ctx.alreadyReservedFen), limits, ctx.paidFen);
   const batches = batchCount(receivers.length, limits.receiverLimit);
   if (ctx.requestsUsed + batches > limits.maxRequests) throw requestLimit(batches, Math.max(0, limits.maxRequests - ctx.requestsUsed), limits.maxRequests);
   return { totalFen, batches };
 }
 
-export function budgetExceeded(totalFen: number, remainingFen: number, maxRatio: number, paidFen: number): AppError {
+export function budgetExceeded(totalFen: number, remainingFen: number, limits: Pick<SplitLimits, 'maxRatio' | 'authorisedRatioBp'>, paidFen: number): AppError {
+  const { maxRatio, authorisedRatioBp: bp } = limits;
+  if (bp === 0)
+    return new AppError('SPLIT_NOT_AUTHORISED', 'The sub-merchant has not authorised profit sharing to its service provider (分账授权): no split is possible', { field: 'receivers' });
+  if (bp !== undefined)
+    return new AppError(
+      'SPLIT_RATIO_EXCEEDED',
+      `Split total ${totalFen} fen exceeds the remaining budget of ${remainingFen} fen: the sub-merchant authorised its ` +
+        `service provider to split at most ${bp / 100}% of a payment (${bp} of 10000; ${paidFen} fen here, cumulative over all splits)`,
+      { field: 'receivers' },
+    );
   return new AppError(
     'SPLIT_BUDGET_EXCEEDED',
     `Split total ${totalFen} fen exceeds the remaining budget of ${remainingFen} fen ` +

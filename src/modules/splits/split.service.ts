@@ -6,12 +6,19 @@ import type { PrismaClient } from '../../lib/prisma';
 import type { ReceiverInput } from '../checkout/checkout.schemas';
 import { getCheckout, splitLimitsOf, type CheckoutWithOrders } from '../checkout/checkout.service';
 import { reserveSplit } from './split.budget';
+import { splitLimitsFor, withAuthorisedRatio } from './split.ratio';
+import { channelsOf } from '../merchants/channel-resolver';
 import { markSplitDue } from './split.due';
 import { mismatchResolution } from './split.reconcile';
 import { checkSplit, splitBudget, splitStatus, unfreezeOutOrderNo } from './split.rules';
 import type { SplitQueue } from './split.queue';
 
-type Deps = Pick<AppDeps, 'prisma' | 'config' | 'logger' | 'now'>;
+type Deps = Pick<AppDeps, 'prisma' | 'config' | 'logger' | 'now' | 'channel' | 'channels'>;
+
+/** The limits of this payment's account: a sub-merchant's authorised ratio caps the budget (split.ratio.ts). */
+async function limitsOfCheckout(deps: Deps, checkoutId: string) {
+  return splitLimitsFor(deps, await channelsOf(deps).forCheckout(checkoutId));
+}
 
 /** When the first split request of this payment may go out (WeChat: ≥ 1 min after payment). */
 function delayUntilReady(deps: Deps, paidAt: Date | null): number {
@@ -51,7 +58,7 @@ export async function createOnDemandSplit(
     });
     if (prior) return replaySplit(deps, queue, prior.id, c.paidAt, receivers);
   }
-  const limits = splitLimitsOf(deps.config);
+  const limits = await limitsOfCheckout(deps, checkoutId);
   if (c.status === 'paid' && c.paidTotalFen !== null && c.profitSharing === 'on_demand' && !c.splitFinishedAt)
     checkSplit(receivers, { paidFen: c.paidTotalFen - c.merchantFundedFen - c.refundedFen, alreadyReservedFen: c.splitReservedFen - c.splitReturnedFen, requestsUsed: c.splitRequests }, limits);
   const r = await reserveSplit(deps.prisma, { checkoutId, kind: 'on_demand', receivers, limits, now: deps.now(), unfreezeWithLastBatch: false, idempotencyKey });
@@ -114,7 +121,7 @@ export async function replaceSplitPlan(deps: Deps, queue: SplitQueue, merchantId
     throw new AppError('SPLIT_NOT_ALLOWED', 'Profit sharing is not enabled for this checkout: its channel order cannot be split');
   if (c.status === 'expired' || c.status === 'closed') throw new AppError('SPLIT_NOT_ALLOWED', `Checkout is ${c.status}`);
   if (c.profitSharing === 'on_demand' && c.status === 'paid') throw onDemandPaid();
-  checkSplit(receivers, { paidFen: c.paidTotalFen ?? c.amountFen, alreadyReservedFen: 0, requestsUsed: 0 }, splitLimitsOf(deps.config));
+  checkSplit(receivers, { paidFen: c.paidTotalFen ?? c.amountFen, alreadyReservedFen: 0, requestsUsed: 0 }, await limitsOfCheckout(deps, checkoutId));
   const moved = await deps.prisma.$transaction(async (db) => {
     const m = await db.checkout.updateMany({
       // A paid on-demand checkout keeps its mode: the merchant splits it with POST .../splits (the OR
@@ -185,7 +192,10 @@ function batchJson(b: Batches[number]) {
 export async function splitJson(prisma: PrismaClient, config: Config, c: CheckoutWithOrders) {
   // Never paid and never split (e.g. just created): there are no records to read.
   const { batches, unfreeze, mismatches, alerts } = c.paidAt === null && c.splitSeq === 0 ? NO_RECORDS : await loadSplitRecords(prisma, c.id);
-  const limits = splitLimitsOf(config);
+  // A GET never asks the channel: the budget shown uses the ratio remembered for the paying account.
+  const accountId = c.profitSharing === 'none' ? null : (c.channelOrders.find((o) => o.status === 'paid')?.accountId ?? null);
+  const stored = accountId === null ? null : await prisma.channelAccount.findUnique({ where: { id: accountId }, select: { maxRatioBp: true } });
+  const limits = withAuthorisedRatio(splitLimitsOf(config), stored?.maxRatioBp ?? null);
   const paid = c.paidTotalFen ?? null;
   return {
     status: splitStatus({

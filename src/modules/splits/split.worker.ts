@@ -65,6 +65,7 @@ export async function startSplitWorker(deps: AppDeps, opts: SplitWorkerOptions):
   const limiter = createRedisRateLimiter(deps.redis, {
     keyPrefix: opts.queuePrefix,
     limitPerSecond: config.PROFIT_SHARING_RATE_PER_SECOND,
+    spLimitPerSecond: config.PROFIT_SHARING_SP_RATE_PER_SECOND,
     inFlightMs: config.WECHATPAY_HTTP_TIMEOUT_MS + 1000,
   });
   const driverDeps: DriverDeps = { ...deps, limiter, pollBaseMs: opts.pollBaseMs };

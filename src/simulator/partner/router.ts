@@ -12,22 +12,27 @@ import type { SimRuntime } from '../runtime';
 import { OUT_TRADE_NO_RE } from '../payments/validate';
 import { placeOrder } from '../payments/router';
 import { transactionView } from '../payments/transactions';
+import { isServiceProvider, NO_RELATIONSHIP, subMerchantOf, SUB_MCHID_NOT_ORDER, type SubMerchant } from './bindings';
 
 const TYPES: Record<string, SimTradeType> = { jsapi: 'JSAPI', h5: 'H5', native: 'NATIVE' };
 
 /** Checks sp_mchid / sub_mchid of a request; answers the refusal and returns null when WeChat would refuse. */
-function checkSubMerchant(rt: SimRuntime, res: Response, spMchid: unknown, subMchid: unknown): { subMchid: string; subAppids: string[] } | null {
-  const refuse = (status: number, code: string, message: string) => {
-    rt.fail(res, status, code, message);
+function checkSubMerchant(rt: SimRuntime, res: Response, spMchid: unknown, subMchid: unknown): SubMerchant | null {
+  if (typeof spMchid !== 'string' || !spMchid) {
+    rt.fail(res, 400, 'PARAM_ERROR', '输入源“/body/sp_mchid”缺少必填参数');
     return null;
-  };
-  if (typeof spMchid !== 'string' || !spMchid) return refuse(400, 'PARAM_ERROR', '输入源“/body/sp_mchid”缺少必填参数');
-  if (spMchid !== rt.opts.mchid) return refuse(400, 'PARAM_ERROR', 'http header中的mchid与post payload中的mchid不匹配');
-  if (typeof subMchid !== 'string' || !subMchid) return refuse(400, 'PARAM_ERROR', '受理机构必须传入sub_mch_id'); // 268443704, status inferred
-  if (subMchid === spMchid) return refuse(400, 'PARAM_ERROR', '子商户mchid不能与自身mchid相同'); // 268443705, status inferred
-  const sub = rt.opts.partner?.subMerchants[subMchid];
-  if (!sub) return refuse(403, 'NO_AUTH', '受理关系不存在'); // 268443701: not this SP's sub-merchant; 403 NO_AUTH inferred
-  return { subMchid, subAppids: sub.subAppids ?? [] };
+  }
+  if (spMchid !== rt.opts.mchid) {
+    rt.fail(res, 400, 'PARAM_ERROR', 'http header中的mchid与post payload中的mchid不匹配');
+    return null;
+  }
+  // A direct merchant on a partner-only path has no 受理关系 at all (the shared paths refuse the field instead).
+  const sub = isServiceProvider(rt) ? subMerchantOf(rt, subMchid) : NO_RELATIONSHIP();
+  if (!sub.ok) {
+    rt.fail(res, sub.status, sub.code, sub.message);
+    return null;
+  }
+  return sub;
 }
 
 export function createPartnerPaymentsRouter(rt: SimRuntime): Router {
@@ -66,7 +71,8 @@ export function createPartnerPaymentsRouter(rt: SimRuntime): Router {
       return null;
     }
     if (tx.partner.subMchid !== subMchid) {
-      rt.fail(res, 400, 'INVALID_REQUEST', '子商户号和订单信息不匹配'); // 268447845, status inferred
+      const no = SUB_MCHID_NOT_ORDER();
+      rt.fail(res, no.status, no.code, no.message);
       return null;
     }
     return tx;

@@ -129,6 +129,8 @@ const optionsSchema = z.strictObject({
   minDelayAfterPayMs: nonNegInt.optional(),
   resultDelayMs: nonNegInt.optional(),
   ratePerSecond: nonNegInt.optional(),
+  spRatePerSecond: nonNegInt.optional(),
+  subRatePerSecond: nonNegInt.optional(),
   windowDays: z.number().min(0).optional(),
   perOrderRatePerSecond: nonNegInt.optional(),
   feeRate: z.number().min(0).max(0.1).optional(),

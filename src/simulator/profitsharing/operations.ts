@@ -17,6 +17,7 @@ import {
   unfreezeSchema,
 } from './schemas';
 import { refundedTotal } from '../refunds/ledger';
+import { checkOrderSub, isServiceProvider, PARTNER_FIELD_ON_DIRECT, SUB_MCHID_MISSING, subMerchantOf, type Refusal, type SubMerchant } from '../partner/bindings';
 import { decryptField, keyForRequest, type SensitiveError } from './sensitive';
 import {
   committedAmount,
@@ -82,6 +83,31 @@ const APPID_MISMATCH = () => err(400, 'APPID_MCHID_NOT_MATCH', 'AppID和mch_id�
 /** Message from SKILLS 分账常见问题.md ("appid与openid不匹配"); code UNVERIFIED. */
 const OPENID_MISMATCH = () => err(400, 'PARAM_ERROR', 'appid与openid不匹配');
 
+/** The sub-merchant has not authorised profit sharing to the SP (GO error table: 403 NO_AUTH "无分账权限"). */
+const NO_SHARING_AUTH = () => err(403, 'NO_AUTH', '无分账权限');
+
+/**
+ * Partner mode (FACTS-partner-bills §1.8): the same paths with sub_mchid (+ sub_appid). A sub_mchid must be
+ * bound to this service provider, a sub_appid to that sub_mchid; a direct merchant may send neither.
+ * Without sub_mchid the call is direct mode (the sandbox's merchant is both); calls about an order then
+ * check the order's own sub-merchant (checkOrderSub).
+ */
+function partnerScope(ctx: SimContext, subMchid: unknown, subAppid: unknown): { sub?: SubMerchant } | { refusal: Outcome } {
+  if (subMchid === undefined || subMchid === '') {
+    if (subAppid === undefined) return {};
+    return { refusal: fromRefusal(isServiceProvider(ctx) ? SUB_MCHID_MISSING() : PARTNER_FIELD_ON_DIRECT()) };
+  }
+  const sub = subMerchantOf(ctx, subMchid);
+  if (!sub.ok) return { refusal: fromRefusal(sub) };
+  if (typeof subAppid === 'string' && !sub.subAppids.includes(subAppid)) return { refusal: err(400, 'PARAM_ERROR', 'sub_mch_id与sub_appid不匹配') }; // status inferred
+  return { sub };
+}
+const fromRefusal = (r: Refusal): Outcome => err(r.status, r.code, r.message);
+const orderSubRefusal = (ctx: SimContext, subOf: string | undefined, subMchid: string | undefined): Outcome | null => {
+  const r = checkOrderSub(ctx, subOf ? { partner: { subMchid: subOf } } : {}, subMchid);
+  return r ? fromRefusal(r) : null;
+};
+
 /** Only openids the simulator issued (core's openidApps) can be checked; unknown ones pass. */
 function openidIssuedForOther(ctx: SimContext, openid: string, appid: string | undefined): boolean {
   const issuedFor = (ctx as Partial<SimRuntime>).openidApps?.get(openid);
@@ -105,6 +131,7 @@ function receiverView(r: ReceiverDetail): Record<string, unknown> {
 
 export function orderView(o: ProfitSharingOrder): Record<string, unknown> {
   return {
+    ...(o.subMchid ? { sub_mchid: o.subMchid } : {}),
     transaction_id: o.transactionId,
     out_order_no: o.outOrderNo,
     order_id: o.orderId,
@@ -115,6 +142,7 @@ export function orderView(o: ProfitSharingOrder): Record<string, unknown> {
 
 export function returnView(r: ReturnOrder): Record<string, unknown> {
   return {
+    ...(r.subMchid ? { sub_mchid: r.subMchid } : {}),
     order_id: r.orderId,
     out_order_no: r.outOrderNo,
     out_return_no: r.outReturnNo,
@@ -148,6 +176,8 @@ export function createOrder(ctx: SimContext, req: Request): Outcome {
   const parsed = createOrderSchema.safeParse(req.body);
   if (!parsed.success) return paramError(parsed.error);
   const b = parsed.data;
+  const scope = partnerScope(ctx, b.sub_mchid, b.sub_appid);
+  if ('refusal' in scope) return scope.refusal;
 
   // UNVERIFIED wordings for the next three structural checks (all PARAM_ERROR).
   if (b.receivers.length > ps.receiverLimit) return err(400, 'PARAM_ERROR', `分账接收方列表不能超过${ps.receiverLimit}个`);
@@ -188,6 +218,8 @@ export function createOrder(ctx: SimContext, req: Request): Outcome {
   // is not documented; comparing what was sent is the stricter reading, so a gateway that passes here
   // passes under both (a re-encrypted name differs: RSA-OAEP is randomised).
   const fingerprint = JSON.stringify({
+    sub_mchid: b.sub_mchid ?? null,
+    sub_appid: b.sub_appid ?? null,
     appid: b.appid ?? null,
     transaction_id: b.transaction_id,
     receivers: b.receivers.map((r) => [r.type, r.account, r.name ?? null, r.amount, r.description]),
@@ -200,13 +232,19 @@ export function createOrder(ctx: SimContext, req: Request): Outcome {
 
   const tx = findTransaction(ctx, b.transaction_id);
   if (!tx || !tx.profitSharing) return NOT_SHARING_ORDER();
+  const wrongSub = orderSubRefusal(ctx, tx.partner?.subMchid, b.sub_mchid);
+  if (wrongSub) return wrongSub;
+  // A partner payment splits within the ratio its sub-merchant authorised to the SP (万分比, §1.9).
+  // CHOSEN: that grant alone bounds it (the 30% default caps what the sub-merchant can grant in its UI).
+  if (scope.sub && scope.sub.maxRatioBp === undefined) return NO_SHARING_AUTH();
+  const maxRatio = scope.sub ? scope.sub.maxRatioBp! / 10_000 : ps.maxRatio;
   const now = ctx.now();
   if (tx.state === 'SUCCESS' && now - paidAtMs(tx) < ps.minDelayAfterPayMs) return PROCESSING_RETRY();
   if (splittingEnded(store, b.transaction_id)) return ALREADY_FINISHED();
 
   for (let i = 0; i < b.receivers.length; i += 1) {
     const r = b.receivers[i]!;
-    const rel = store.relations.get(relationKey(r.type, r.account, b.appid));
+    const rel = store.relations.get(relationKey(r.type, r.account, b.appid, b.sub_mchid));
     if (!rel) return NO_RELATION();
     const name = names[i];
     if (name !== undefined && rel.name !== undefined && name !== rel.name) {
@@ -223,10 +261,11 @@ export function createOrder(ctx: SimContext, req: Request): Outcome {
   // 可分金额 = amount − fee − merchant-funded coupons − what was split (unsplitAmount).
   if (sum > unsplitAmount(ctx, store, tx)) return NOT_ENOUGH();
   // The ratio applies to (amount − fee), cumulatively (SKILLS 分账接入指南.md), and to what is left after refunds.
-  if (committedAmount(store, b.transaction_id) + sum > maxSplittable(tx.amountTotal - feeOf(ctx, tx) - refundedTotal(ctx, b.transaction_id), ps.maxRatio)) return OVER_RATIO();
+  if (committedAmount(store, b.transaction_id) + sum > maxSplittable(tx.amountTotal - feeOf(ctx, tx) - refundedTotal(ctx, b.transaction_id), maxRatio)) return OVER_RATIO();
 
   const order: ProfitSharingOrder = {
     kind: 'split',
+    ...(b.sub_mchid ? { subMchid: b.sub_mchid } : {}),
     outOrderNo: b.out_order_no,
     transactionId: b.transaction_id,
     orderId: nextId(store, '3008', now),
@@ -257,7 +296,9 @@ export function unfreezeOrder(ctx: SimContext, req: Request): Outcome {
   const parsed = unfreezeSchema.safeParse(req.body);
   if (!parsed.success) return paramError(parsed.error);
   const b = parsed.data;
-  const fingerprint = JSON.stringify({ unfreeze: true, transaction_id: b.transaction_id, description: b.description });
+  const scope = partnerScope(ctx, b.sub_mchid, undefined);
+  if ('refusal' in scope) return scope.refusal;
+  const fingerprint = JSON.stringify({ unfreeze: true, sub_mchid: b.sub_mchid ?? null, transaction_id: b.transaction_id, description: b.description });
 
   const existing = store.orders.get(b.out_order_no);
   if (existing) {
@@ -270,6 +311,8 @@ export function unfreezeOrder(ctx: SimContext, req: Request): Outcome {
 
   const tx = findTransaction(ctx, b.transaction_id);
   if (!tx || !tx.profitSharing) return NOT_SHARING_ORDER();
+  const wrongSub = orderSubRefusal(ctx, tx.partner?.subMchid, b.sub_mchid);
+  if (wrongSub) return wrongSub;
   const now = ctx.now();
   if (tx.state === 'SUCCESS' && now - paidAtMs(tx) < ctx.opts.profitSharing.minDelayAfterPayMs) return PROCESSING_RETRY();
   const amount = unsplitAmount(ctx, store, tx);
@@ -279,6 +322,7 @@ export function unfreezeOrder(ctx: SimContext, req: Request): Outcome {
 
   const order: ProfitSharingOrder = {
     kind: 'unfreeze',
+    ...(b.sub_mchid ? { subMchid: b.sub_mchid } : {}),
     outOrderNo: b.out_order_no,
     transactionId: b.transaction_id,
     orderId: nextId(store, '3008', now),
@@ -288,7 +332,8 @@ export function unfreezeOrder(ctx: SimContext, req: Request): Outcome {
     receivers: [
       {
         type: 'MERCHANT_ID',
-        account: ctx.opts.mchid,
+        // The remainder goes back to whoever was paid: the sub-merchant in partner mode.
+        account: b.sub_mchid ?? ctx.opts.mchid,
         amount,
         description: '解冻给分账方',
         result: 'PENDING',
@@ -305,8 +350,10 @@ export function unfreezeOrder(ctx: SimContext, req: Request): Outcome {
 }
 
 // --- GET /v3/profitsharing/orders/{out_order_no}?transaction_id= ----------------------------------------
-export function queryOrder(ctx: SimContext, outOrderNo: string, transactionId: unknown): Outcome {
+export function queryOrder(ctx: SimContext, outOrderNo: string, transactionId: unknown, subMchid: unknown): Outcome {
   const store = withStore(ctx);
+  const scope = partnerScope(ctx, subMchid, undefined);
+  if ('refusal' in scope) return scope.refusal;
   if (typeof transactionId !== 'string' || transactionId.length === 0) {
     return err(400, 'PARAM_ERROR', '输入源"/query/transaction_id"校验失败：transaction_id必填', {
       location: 'query',
@@ -315,7 +362,7 @@ export function queryOrder(ctx: SimContext, outOrderNo: string, transactionId: u
   }
   const o = store.orders.get(outOrderNo);
   if (!o || o.transactionId !== transactionId) return NOT_FOUND();
-  return ok(orderView(o));
+  return orderSubRefusal(ctx, o.subMchid, scope.sub?.subMchid) ?? ok(orderView(o));
 }
 
 // --- GET /v3/profitsharing/transactions/{transaction_id}/amounts -----------------------------------------
@@ -333,6 +380,8 @@ export function addReceiver(ctx: SimContext, req: Request): Outcome {
   const parsed = addReceiverSchema.safeParse(req.body);
   if (!parsed.success) return paramError(parsed.error);
   const b = parsed.data;
+  const scope = partnerScope(ctx, b.sub_mchid, b.sub_appid);
+  if ('refusal' in scope) return scope.refusal;
   if (b.relation_type === 'CUSTOM' && !b.custom_relation) {
     return err(400, 'PARAM_ERROR', '关系类型为CUSTOM时，custom_relation必填'); // UNVERIFIED wording
   }
@@ -349,10 +398,11 @@ export function addReceiver(ctx: SimContext, req: Request): Outcome {
     return err(400, 'PARAM_ERROR', '分账接收方类型为MERCHANT_ID时，name必填'); // UNVERIFIED wording
   }
 
-  const key = relationKey(b.type, b.account, b.appid);
+  const key = relationKey(b.type, b.account, b.appid, b.sub_mchid);
   const existing = store.relations.get(key);
   // Adding is idempotent: success again, the first registration is kept (SKILLS 分账常见问题.md).
   const rel = existing ?? {
+    ...(b.sub_mchid ? { subMchid: b.sub_mchid } : {}),
     appid: b.appid,
     type: b.type as ReceiverType,
     account: b.account,
@@ -363,6 +413,7 @@ export function addReceiver(ctx: SimContext, req: Request): Outcome {
   };
   if (!existing) store.relations.set(key, rel);
   return ok({
+    ...(b.sub_mchid ? { sub_mchid: b.sub_mchid } : {}),
     type: rel.type,
     account: rel.account,
     ...(b.name !== undefined ? { name: b.name } : {}),
@@ -376,10 +427,12 @@ export function deleteReceiver(ctx: SimContext, req: Request): Outcome {
   const parsed = deleteReceiverSchema.safeParse(req.body);
   if (!parsed.success) return paramError(parsed.error);
   const b = parsed.data;
+  const scope = partnerScope(ctx, b.sub_mchid, b.sub_appid);
+  if ('refusal' in scope) return scope.refusal;
   if (b.appid !== ctx.opts.appid) return APPID_MISMATCH();
   // Deleting an unknown receiver answers success too (UNVERIFIED; idempotent like add).
-  store.relations.delete(relationKey(b.type, b.account, b.appid));
-  return ok({ type: b.type, account: b.account });
+  store.relations.delete(relationKey(b.type, b.account, b.appid, b.sub_mchid));
+  return ok({ ...(b.sub_mchid ? { sub_mchid: b.sub_mchid } : {}), type: b.type, account: b.account });
 }
 
 // --- POST /v3/profitsharing/return-orders, GET /return-orders/{out_return_no}?out_order_no= ----------------
@@ -391,14 +444,18 @@ export function createReturn(ctx: SimContext, req: Request): Outcome {
   const parsed = returnOrderSchema.safeParse(req.body);
   if (!parsed.success) return paramError(parsed.error);
   const b = parsed.data;
+  const scope = partnerScope(ctx, b.sub_mchid, undefined);
+  if ('refusal' in scope) return scope.refusal;
   if (!b.order_id && !b.out_order_no) return err(400, 'PARAM_ERROR', 'order_id和out_order_no必须填写其中一个'); // UNVERIFIED
 
   let order: ProfitSharingOrder | undefined;
   if (b.out_order_no) order = store.orders.get(b.out_order_no);
   else for (const o of store.orders.values()) if (o.orderId === b.order_id) order = o;
   if (!order || order.kind !== 'split' || (b.order_id && order.orderId !== b.order_id)) return NOT_FOUND(); // UNVERIFIED here
+  const wrongSub = orderSubRefusal(ctx, order.subMchid, b.sub_mchid);
+  if (wrongSub) return wrongSub;
 
-  const fingerprint = JSON.stringify([order.outOrderNo, b.return_mchid, b.amount, b.description]);
+  const fingerprint = JSON.stringify([b.sub_mchid ?? null, order.outOrderNo, b.return_mchid, b.amount, b.description]);
   const existing = store.returns.get(b.out_return_no);
   if (existing) {
     return existing.fingerprint === fingerprint ? ok(returnView(existing)) : err(400, 'PARAM_ERROR', '回退请求与原请求不一致'); // UNVERIFIED
@@ -426,6 +483,7 @@ export function createReturn(ctx: SimContext, req: Request): Outcome {
   // PROCESSING first and settle later (after resultDelayMs here); with no delay it is final at once.
   const dueAtMs = now + ctx.opts.profitSharing.resultDelayMs;
   const ret: ReturnOrder = {
+    ...(b.sub_mchid ? { subMchid: b.sub_mchid } : {}),
     outReturnNo: b.out_return_no,
     outOrderNo: order.outOrderNo,
     orderId: order.orderId,
@@ -445,8 +503,10 @@ export function createReturn(ctx: SimContext, req: Request): Outcome {
   return ok(returnView(ret));
 }
 
-export function queryReturn(ctx: SimContext, outReturnNo: string, outOrderNo: unknown): Outcome {
+export function queryReturn(ctx: SimContext, outReturnNo: string, outOrderNo: unknown, subMchid: unknown): Outcome {
   const store = withStore(ctx);
+  const scope = partnerScope(ctx, subMchid, undefined);
+  if ('refusal' in scope) return scope.refusal;
   if (typeof outOrderNo !== 'string' || outOrderNo.length === 0) {
     return err(400, 'PARAM_ERROR', '输入源"/query/out_order_no"校验失败：out_order_no必填', {
       location: 'query',
@@ -455,5 +515,16 @@ export function queryReturn(ctx: SimContext, outReturnNo: string, outOrderNo: un
   }
   const r = store.returns.get(outReturnNo);
   if (!r || r.outOrderNo !== outOrderNo) return NOT_FOUND();
-  return ok(returnView(r));
+  return orderSubRefusal(ctx, r.subMchid, scope.sub?.subMchid) ?? ok(returnView(r));
+}
+
+// --- GET /v3/profitsharing/merchant-configs/{sub_mchid} (partner only) ------------------------------------
+/** The ratio the sub-merchant authorised to this SP: {sub_mchid, max_ratio} in 万分比 (FACTS-partner-bills §1.8–1.9). */
+export function queryMerchantRatio(ctx: SimContext, subMchid: string): Outcome {
+  // All three refusals: wechatpay-go services/profitsharing error table, 403 NO_AUTH.
+  if (!isServiceProvider(ctx)) return err(403, 'NO_AUTH', '服务商未开通分账功能');
+  const sub = subMerchantOf(ctx, subMchid);
+  if (!sub.ok) return sub.status === 403 ? err(403, 'NO_AUTH', '非服务商下的签约子商户') : fromRefusal(sub);
+  if (sub.maxRatioBp === undefined) return err(403, 'NO_AUTH', '子商户未开通分账功能');
+  return ok({ sub_mchid: subMchid, max_ratio: sub.maxRatioBp });
 }

@@ -10,6 +10,7 @@ import {
   createReturn,
   deleteReceiver,
   queryAmounts,
+  queryMerchantRatio,
   queryOrder,
   queryReturn,
   unfreezeOrder,
@@ -37,9 +38,11 @@ function countInWindow(records: SplitRequestRecord[], now: number, match: (r: Sp
 }
 
 /**
- * Split requests (POST /orders and /orders/unfreeze): rate-limited per mchid in any 1-second sliding window
- * (429 FREQUENCY_LIMITED, verified code/status in WeChat's profit-sharing error tables) and every one of
- * them recorded with its time.
+ * Split requests (POST /orders and /orders/unfreeze): rate-limited in any 1-second sliding window (429
+ * FREQUENCY_LIMITED, verified code/status in WeChat's profit-sharing error tables) and every one of them
+ * recorded with its time. Direct mode: per mchid. Partner mode (a sub_mchid sent): per service provider
+ * AND per sub-merchant, both at once (300/s and 30/s, FACTS-partner-bills §1.10); the SP's count includes
+ * every split request it signs.
  */
 function splitEndpoint(ctx: SimContext, kind: 'split' | 'unfreeze', run: (ctx: SimContext, req: express.Request) => Outcome) {
   return (req: express.Request, res: express.Response) => {
@@ -51,16 +54,22 @@ function splitEndpoint(ctx: SimContext, kind: 'split' | 'unfreeze', run: (ctx: S
       at: now,
       kind,
       mchid,
+      ...(typeof body.sub_mchid === 'string' ? { subMchid: body.sub_mchid } : {}),
       outOrderNo: typeof body.out_order_no === 'string' ? body.out_order_no : undefined,
       transactionId: typeof body.transaction_id === 'string' ? body.transaction_id : undefined,
       status: 0,
       limited: false,
     };
-    const rate = ctx.opts.profitSharing.ratePerSecond;
-    const perOrder = ctx.opts.profitSharing.perOrderRatePerSecond;
+    const { ratePerSecond, spRatePerSecond, subRatePerSecond, perOrderRatePerSecond: perOrder } = ctx.opts.profitSharing;
     const earlier = store.requests;
+    const sub = record.subMchid;
+    const over = (limit: number, match: (r: SplitRequestRecord) => boolean) => limit > 0 && countInWindow(earlier, now, match) >= limit;
+    const limited =
+      sub === undefined
+        ? over(ratePerSecond, (r) => r.mchid === mchid)
+        : over(spRatePerSecond, (r) => r.mchid === mchid) || over(subRatePerSecond, (r) => r.mchid === mchid && r.subMchid === sub);
     let outcome: Outcome;
-    if (rate > 0 && countInWindow(earlier, now, (r) => r.mchid === mchid) >= rate) {
+    if (limited) {
       // Wording: developers.weixin.qq.com 00004ac353c768b608db8fcab51400 ("请求频率过高,请降低频率后再试").
       outcome = { ok: false, status: 429, code: 'FREQUENCY_LIMITED', message: '请求频率过高，请降低频率后再试' };
     } else if (
@@ -87,13 +96,14 @@ export function createProfitSharingRouter(ctx: SimContext): express.Router {
   getStore(ctx); // snapshot the starting options for reset
   router.post('/orders', splitEndpoint(ctx, 'split', createOrder));
   router.post('/orders/unfreeze', splitEndpoint(ctx, 'unfreeze', unfreezeOrder));
-  router.get('/orders/:out_order_no', (req, res) => send(ctx, res, queryOrder(ctx, req.params.out_order_no, req.query.transaction_id)));
+  router.get('/orders/:out_order_no', (req, res) => send(ctx, res, queryOrder(ctx, req.params.out_order_no, req.query.transaction_id, req.query.sub_mchid)));
+  router.get('/merchant-configs/:sub_mchid', (req, res) => send(ctx, res, queryMerchantRatio(ctx, req.params.sub_mchid)));
   router.get('/transactions/:transaction_id/amounts', (req, res) => send(ctx, res, queryAmounts(ctx, req.params.transaction_id)));
   router.post('/receivers/add', (req, res) => send(ctx, res, addReceiver(ctx, req)));
   router.post('/receivers/delete', (req, res) => send(ctx, res, deleteReceiver(ctx, req)));
   router.post('/return-orders', (req, res) => send(ctx, res, createReturn(ctx, req)));
   router.get('/return-orders/:out_return_no', (req, res) =>
-    send(ctx, res, queryReturn(ctx, req.params.out_return_no, req.query.out_order_no)),
+    send(ctx, res, queryReturn(ctx, req.params.out_return_no, req.query.out_order_no, req.query.sub_mchid)),
   );
   return router;
 }

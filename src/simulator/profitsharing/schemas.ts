@@ -24,6 +24,9 @@ export const RELATION_TYPES = [
 ] as const;
 
 const outNo = z.string().min(1).max(64).regex(OUT_NO);
+/** Service-provider mode (FACTS-partner-bills §1.8): the same bodies plus the sub-merchant (and its appid). */
+const subMchid = z.string().min(1).max(32).optional();
+const subAppid = z.string().min(1).max(32).optional();
 const transactionId = z.string().min(1).max(32);
 const appid = z.string().min(1).max(32);
 const account = z.string().min(1).max(64);
@@ -35,7 +38,9 @@ const description = z
   .refine((v) => Buffer.byteLength(v, 'utf8') <= 80, { error: (i) => `字节数 ${Buffer.byteLength(String(i.input), 'utf8')}，大于最大值 80` });
 
 export const createOrderSchema = z.strictObject({
+  sub_mchid: subMchid,
   appid: appid.optional(),
+  sub_appid: subAppid,
   transaction_id: transactionId,
   out_order_no: outNo,
   receivers: z
@@ -54,6 +59,7 @@ export const createOrderSchema = z.strictObject({
 export type CreateOrderBody = z.infer<typeof createOrderSchema>;
 
 export const unfreezeSchema = z.strictObject({
+  sub_mchid: subMchid,
   transaction_id: transactionId,
   out_order_no: outNo,
   description,
@@ -61,7 +67,9 @@ export const unfreezeSchema = z.strictObject({
 export type UnfreezeBody = z.infer<typeof unfreezeSchema>;
 
 export const addReceiverSchema = z.strictObject({
+  sub_mchid: subMchid,
   appid,
+  sub_appid: subAppid,
   type: receiverTypeSchema,
   account,
   name: z.string().min(1).max(1024).optional(),
@@ -70,10 +78,11 @@ export const addReceiverSchema = z.strictObject({
 });
 export type AddReceiverBody = z.infer<typeof addReceiverSchema>;
 
-export const deleteReceiverSchema = z.strictObject({ appid, type: receiverTypeSchema, account });
+export const deleteReceiverSchema = z.strictObject({ sub_mchid: subMchid, appid, sub_appid: subAppid, type: receiverTypeSchema, account });
 export type DeleteReceiverBody = z.infer<typeof deleteReceiverSchema>;
 
 export const returnOrderSchema = z.strictObject({
+  sub_mchid: subMchid,
   order_id: z.string().min(1).max(64).optional(),
   out_order_no: outNo.optional(),
   out_return_no: outNo,

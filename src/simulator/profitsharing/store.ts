@@ -36,6 +36,8 @@ export const RETURN_FAIL_REASONS = [
 export type ReturnFailReason = (typeof RETURN_FAIL_REASONS)[number];
 
 export interface Relation {
+  /** Partner mode: receivers are added per sub-merchant (FACTS-partner-bills §1.8). */
+  subMchid?: string;
   appid: string;
   type: ReceiverType;
   account: string;
@@ -62,6 +64,8 @@ export interface ReceiverDetail {
 
 export interface ProfitSharingOrder {
   kind: 'split' | 'unfreeze';
+  /** Partner mode: the sub-merchant whose payment this splits (the order's own). */
+  subMchid?: string;
   outOrderNo: string;
   transactionId: string;
   orderId: string;
@@ -75,6 +79,7 @@ export interface ProfitSharingOrder {
 }
 
 export interface ReturnOrder {
+  subMchid?: string;
   outReturnNo: string;
   outOrderNo: string;
   orderId: string;
@@ -96,6 +101,8 @@ export interface SplitRequestRecord {
   at: number;
   kind: 'split' | 'unfreeze';
   mchid: string;
+  /** Partner mode: the sub_mchid sent (WeChat limits per service provider and per sub-merchant). */
+  subMchid?: string;
   outOrderNo?: string;
   transactionId?: string;
   status: number;
@@ -158,9 +165,11 @@ export function resetStore(ctx: SimContext): void {
   stores.set(ctx, emptyStore(initial));
 }
 
-export function relationKey(type: ReceiverType, account: string, appid?: string): string {
+export function relationKey(type: ReceiverType, account: string, appid?: string, subMchid?: string): string {
   // An openid only means something under the appid it was issued for; a merchant id is global.
-  return type === 'PERSONAL_OPENID' ? `${type}|${appid ?? ''}|${account}` : `${type}||${account}`;
+  // Partner mode: each sub-merchant has its own receivers.
+  const own = type === 'PERSONAL_OPENID' ? `${type}|${appid ?? ''}|${account}` : `${type}||${account}`;
+  return subMchid ? `${subMchid}#${own}` : own;
 }
 
 /*
@@ -280,7 +289,7 @@ export function settle(ctx: SimContext, store: ProfitSharingStore): void {
       let reason = r.plannedFailReason;
       // A relation deleted while the split was pending fails it (fail_reason NO_RELATION = 分账关系已解除).
       if (!reason && o.kind === 'split') {
-        const related = [...store.relations.values()].some((rel) => rel.type === r.type && rel.account === r.account);
+        const related = [...store.relations.values()].some((rel) => rel.type === r.type && rel.account === r.account && rel.subMchid === o.subMchid);
         if (!related) reason = 'NO_RELATION';
       }
       r.result = reason ? 'CLOSED' : 'SUCCESS';

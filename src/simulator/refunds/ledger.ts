@@ -7,6 +7,8 @@ import type { SimContext } from '../context';
 export type RefundStatus = 'PROCESSING' | 'SUCCESS' | 'CLOSED' | 'ABNORMAL';
 
 export interface SimRefund {
+  /** Partner mode: the sub-merchant of the refunded order. */
+  subMchid?: string;
   refundId: string;
   outRefundNo: string;
   transactionId: string;
