@@ -36,6 +36,8 @@ export interface AppModule {
   pageRoutes?: (deps: AppDeps) => Router;
   /** Follow-up work for outbox events (type -> handlers). */
   outboxHandlers?: (deps: AppDeps) => Record<string, OutboxHandler[]>;
+  /** Scrape-time gauges of this module's backlog (deps.metrics.addGauge). */
+  registerMetrics?: (deps: AppDeps) => void;
   /** Background workers (BullMQ etc.), started by the gateway when RUN_WORKERS is on. */
   startWorkers?: (deps: AppDeps) => Promise<{ stop(): Promise<void> }>;
   /** Renders the JSON of objects this module owns for merchant events (webhooks): what its GET returns. */

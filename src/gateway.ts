@@ -7,7 +7,7 @@ import type { Config } from './config/config';
 import { dispatchOutboxOnce, type OutboxHandler } from './jobs/outbox.dispatcher';
 import { startLoop } from './jobs/loop';
 import { createLogger, type Logger } from './lib/logger';
-import { createMetrics } from './lib/metrics';
+import { channelCallObserver, createMetrics } from './lib/metrics';
 import { createPrisma } from './lib/prisma';
 import { createRedis } from './lib/redis';
 import { createMerchantCache } from './http/merchant-cache';
@@ -38,17 +38,19 @@ export function buildDeps(config: Config, overrides: { logger?: Logger; channel?
   const logger = overrides.logger ?? createLogger(config.LOG_LEVEL, { service: 'gateway' }, { pretty: config.sandbox });
   const prisma = createPrisma(config.DATABASE_URL);
   const redis = createRedis(config.REDIS_URL, logger);
+  const metrics = createMetrics();
+  const onCall = channelCallObserver(metrics);
   // The default account's channel; a second channel kind (Alipay) is a registry entry, not a code path here.
-  const channel = overrides.channel ?? createChannelRegistry(defaultChannelFactories(config, (p) => readFileSync(p, 'utf8'), logger)).get('wechatpay');
+  const channel = overrides.channel ?? createChannelRegistry(defaultChannelFactories(config, (p) => readFileSync(p, 'utf8'), logger, onCall)).get('wechatpay');
   return {
     config,
     logger,
-    metrics: createMetrics(),
+    metrics,
     prisma,
     redis,
     merchantCache: createMerchantCache(redis, { logger }),
     channel,
-    channels: createChannelResolver({ prisma, config, logger, defaultChannel: channel }),
+    channels: createChannelResolver({ prisma, config, logger, defaultChannel: channel, onCall }),
     now: overrides.now ?? (() => new Date()),
   };
 }

@@ -1,6 +1,7 @@
 import cluster from 'node:cluster';
 import { ConfigError, loadConfig } from './config/config';
 import { startGateway } from './gateway';
+import { serveClusterMetrics } from './lib/metrics.cluster';
 
 /**
  * Production entry point: configuration comes from the environment only. WEB_CONCURRENCY > 1 forks
@@ -32,6 +33,7 @@ function supervise(n: number): void {
       setTimeout(() => fork(slot), Math.max(0, 1000 - (Date.now() - (lastFork.get(slot) ?? 0))));
     });
   };
+  serveClusterMetrics();
   for (let i = 0; i < n; i++) fork(i);
   const stop = (signal: NodeJS.Signals) => {
     stopping = true;

@@ -51,7 +51,15 @@ export interface RateLimiter {
 
 export function createRedisRateLimiter(
   redis: Redis,
-  opts: { keyPrefix: string; limitPerSecond: number; inFlightMs: number; windowMs?: number; sleep?: (ms: number) => Promise<void> },
+  opts: {
+    keyPrefix: string;
+    limitPerSecond: number;
+    inFlightMs: number;
+    windowMs?: number;
+    sleep?: (ms: number) => Promise<void>;
+    /** Once per request that had to wait, with the seconds it waited (metrics). */
+    onWait?: (seconds: number) => void;
+  },
 ): RateLimiter {
   const windowMs = opts.windowMs ?? 1000;
   const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
@@ -59,12 +67,16 @@ export function createRedisRateLimiter(
   return {
     async run(mchid, fn) {
       const member = randomBytes(9).toString('base64url');
+      const started = performance.now();
+      let waited = false;
       for (;;) {
         const wait = Number(await redis.eval(ACQUIRE, 1, key(mchid), opts.limitPerSecond, windowMs, opts.inFlightMs, member));
         if (wait === 0) break;
+        waited = true;
         // A little jitter so waiting workers do not all retry in the same millisecond.
         await sleep(wait + Math.floor(Math.random() * 5));
       }
+      if (waited) opts.onWait?.((performance.now() - started) / 1000);
       try {
         return await fn();
       } finally {

@@ -66,6 +66,10 @@ export async function startSplitWorker(deps: AppDeps, opts: SplitWorkerOptions):
     keyPrefix: opts.queuePrefix,
     limitPerSecond: config.PROFIT_SHARING_RATE_PER_SECOND,
     inFlightMs: config.WECHATPAY_HTTP_TIMEOUT_MS + 1000,
+    onWait: (seconds) => {
+      deps.metrics.limiterWaits.inc();
+      deps.metrics.limiterWaitSeconds.inc(seconds);
+    },
   });
   const driverDeps: DriverDeps = { ...deps, limiter, pollBaseMs: opts.pollBaseMs };
   const lockDurationMs = opts.lockDurationMs ?? 30_000;
