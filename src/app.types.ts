@@ -23,6 +23,8 @@ export interface AppDeps {
   logger: Logger;
   metrics: Metrics;
   now: () => Date;
+  /** True once a graceful shutdown has begun (src/gateway.ts): /readyz answers 503. */
+  draining?: () => boolean;
   /** Merchant-by-API-key cache (src/http/merchant-cache.ts); without it every API call reads the database. */
   merchantCache?: MerchantCache;
 }

@@ -30,7 +30,17 @@ export interface Gateway {
   deps: AppDeps;
   server: Server;
   url: string;
-  close(): Promise<void>;
+  /**
+   * Graceful stop (SIGTERM): /readyz turns 503 and every response says `Connection: close`; the
+   * listener closes, so new connections are refused; requests in flight finish; then background work
+   * stops at its next safe point and gives back what it holds (loops end their tick and hand back
+   * claimed outbox rows, the split worker lets running jobs reach their next wait and delays them
+   * with their per-payment lock released and due time set, webhook sends finish and clear their
+   * lease); then Redis and PostgreSQL are closed. Past `deadlineMs` (SHUTDOWN_TIMEOUT_MS) the open
+   * connections are cut and the result is { clean: false }: work still running keeps its leases,
+   * which expire as after a crash.
+   */
+  close(opts?: { deadlineMs?: number }): Promise<{ clean: boolean }>;
 }
 
 /** Builds the real dependencies from config (channel, database, Redis). */
@@ -62,7 +72,7 @@ export async function startBackground(deps: AppDeps, mods: AppModule[] = modules
     for (const [type, hs] of Object.entries(m.outboxHandlers?.(deps) ?? {})) (handlers[type] ??= []).push(...hs);
   const sweepBackoff = new SweepBackoff();
   const loops = [
-    startLoop('outbox', 250, () => dispatchOutboxOnce(deps, handlers), deps.logger),
+    startLoop('outbox', 250, (stopping) => dispatchOutboxOnce(deps, handlers, { stopping }), deps.logger),
     startLoop('sweeper', deps.config.SWEEPER_INTERVAL_MS, () => sweepExpiredCheckouts(deps, { backoff: sweepBackoff }), deps.logger),
     startLoop('notify-retention', deps.config.NOTIFY_PURGE_INTERVAL_MS, async () => {
       const purged = await purgeNotifyLogs(deps.prisma, { retentionDays: deps.config.NOTIFY_RETENTION_DAYS, rejectedRetentionDays: deps.config.NOTIFY_REJECTED_RETENTION_DAYS }, deps.now());
@@ -99,26 +109,52 @@ export function createHttpServer(
 
 /** `host` narrows where it listens (the sandbox: 127.0.0.1 only); default every interface. */
 export async function startGateway(config: Config, deps: AppDeps = buildDeps(config), opts: { host?: string } = {}): Promise<Gateway> {
+  let draining = false;
+  deps.draining = () => draining;
   const app = createApp(deps, modules);
   const background = config.RUN_WORKERS ? await startBackground(deps) : { stop: async () => undefined };
   const server = await new Promise<Server>((resolve, reject) => {
     const http = createHttpServer(app, config);
+    // Before the app sees the request: a keep-alive client is told to reconnect (to another instance).
+    http.prependListener('request', (_req, res) => {
+      if (draining) res.setHeader('Connection', 'close');
+    });
     const s = opts.host ? http.listen(config.PORT, opts.host, () => resolve(s)) : http.listen(config.PORT, () => resolve(s));
     s.once('error', reject);
   });
   const addr = server.address();
   const url = typeof addr === 'object' && addr ? `http://127.0.0.1:${addr.port}` : config.PUBLIC_BASE_URL;
   deps.logger.info({ url, mode: config.APP_MODE }, 'gateway listening');
+  let closing: Promise<{ clean: boolean }> | undefined;
+  const close = async (deadlineMs: number): Promise<{ clean: boolean }> => {
+    draining = true;
+    const httpClosed = new Promise<void>((r) => server.close(() => r()));
+    // close() drops idle keep-alive connections once; those busy now are dropped as they go idle.
+    const idle = setInterval(() => server.closeIdleConnections(), 100);
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<'deadline'>((r) => (timer = setTimeout(() => r('deadline'), deadlineMs)));
+    const drained = (async () => {
+      await httpClosed;
+      clearInterval(idle);
+      await background.stop();
+      return 'drained' as const;
+    })();
+    const outcome = await Promise.race([drained, deadline]);
+    clearTimeout(timer);
+    clearInterval(idle);
+    if (outcome === 'deadline') {
+      deps.logger.error({ deadlineMs }, 'shutdown deadline passed: cutting connections; leases still held expire as after a crash');
+      server.closeAllConnections();
+    }
+    await deps.merchantCache?.close();
+    await deps.redis.quit().catch(() => undefined);
+    await deps.prisma.$disconnect();
+    return { clean: outcome === 'drained' };
+  };
   return {
     deps,
     server,
     url,
-    async close() {
-      await new Promise<void>((r) => server.close(() => r()));
-      await background.stop();
-      await deps.merchantCache?.close();
-      await deps.redis.quit().catch(() => undefined);
-      await deps.prisma.$disconnect();
-    },
+    close: (o = {}) => (closing ??= close(o.deadlineMs ?? config.SHUTDOWN_TIMEOUT_MS)),
   };
 }

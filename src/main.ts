@@ -12,23 +12,36 @@ async function main(): Promise<void> {
   const config = loadConfig(process.env);
   if (cluster.isPrimary && config.webConcurrency > 1) return supervise(config.webConcurrency);
   const gw = await startGateway(config);
+  // Graceful (src/gateway.ts, Gateway.close); exit 1 when the deadline cut work short. A second signal kills.
   const shutdown = async (signal: string) => {
-    gw.deps.logger.info({ signal }, 'shutting down');
-    await gw.close();
-    process.exit(0);
+    gw.deps.logger.info({ signal, deadlineMs: config.SHUTDOWN_TIMEOUT_MS }, 'shutting down');
+    const { clean } = await gw.close().catch((err: unknown) => {
+      gw.deps.logger.error({ err }, 'shutdown failed');
+      return { clean: false };
+    });
+    gw.deps.logger.info({ clean }, 'stopped');
+    process.exit(clean ? 0 : 1);
   };
   process.once('SIGTERM', () => void shutdown('SIGTERM'));
   process.once('SIGINT', () => void shutdown('SIGINT'));
 }
 
-/** The primary only forks, restarts crashed workers (at most once a second each) and passes signals on. */
+/**
+ * The primary only forks, restarts crashed workers (at most once a second each), passes signals on
+ * and answers the workers' /metrics with every worker's counters (src/lib/metrics.cluster.ts). On
+ * SIGTERM it exits when every worker has, 0 only if each of them stopped cleanly.
+ */
 function supervise(n: number): void {
   let stopping = false;
+  let unclean = false;
   const lastFork = new Map<number, number>();
   const fork = (slot: number) => {
     lastFork.set(slot, Date.now());
     cluster.fork().once('exit', (code, signal) => {
-      if (stopping) return;
+      if (stopping) {
+        if (code !== 0) unclean = true;
+        return;
+      }
       process.stderr.write(`gateway worker ${slot} exited (${signal ?? code}); restarting\n`);
       setTimeout(() => fork(slot), Math.max(0, 1000 - (Date.now() - (lastFork.get(slot) ?? 0))));
     });
@@ -39,7 +52,7 @@ function supervise(n: number): void {
     stopping = true;
     for (const w of Object.values(cluster.workers ?? {})) w?.process.kill(signal);
     cluster.once('exit', function check() {
-      if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(0);
+      if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(unclean ? 1 : 0);
       else cluster.once('exit', check);
     });
   };

@@ -122,6 +122,7 @@ export class WebhookDispatcher {
   }
 
   private async claimAndSend(): Promise<number> {
+    if (this.closed) return 0; // shutting down: claim nothing more, the sends in flight finish
     const { prisma, config } = this.deps;
     const free = config.WEBHOOK_CONCURRENCY - this.inFlight.size;
     if (free <= 0) return 0;
