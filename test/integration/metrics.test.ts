@@ -82,6 +82,10 @@ it('When a scripted run has happened, then every counter matches what the simula
 
     // A: paid at the simulator (its notify), split in three batches.
     const a = await paidCheckout(h, { amount: 10_000, profit_sharing: { mode: 'planned', receivers: receivers(5, 100, 'met-') } });
+    // Another request of this merchant "in flight" for the next few seconds: the 1/s limiter must make
+    // A's batches wait, however fast or slow this machine gets from one batch to the next.
+    const [sec, usec] = await h.deps.redis.time();
+    await h.deps.redis.zadd(`${queueKeyPrefix(h.config.QUEUE_PREFIX)}:split-rate:${h.config.WECHATPAY_MCHID}`, Number(sec) * 1000 + Math.floor(Number(usec) / 1000) + 5_000, 'metrics-test-blocker');
     // B: paid by our own WeChat-signed notify, sent twice, and a forged copy.
     const b = await openNativeCheckout(h, 2_000);
     const n = buildNotify(h, b.tx);
@@ -93,7 +97,7 @@ it('When a scripted run has happened, then every counter matches what the simula
     // C: created, never paid.
     await h.api('post', '/v1/checkouts').send(checkoutBody()).expect(201);
 
-    await waitForSplitStatus(h, a.id, ['succeeded'], 30_000);
+    await waitForSplitStatus(h, a.id, ['succeeded'], 60_000);
     await waitFor(async () => (await h.db.prisma.webhookDelivery.count({ where: { status: 'pending' } })) === 0 && (await h.db.prisma.webhookDelivery.count()) === 4, 20_000, 'webhook deliveries to end');
     await waitFor(async () => (await h.db.prisma.outboxEvent.count({ where: { processedAt: null } })) === 0, 10_000, 'the outbox to drain');
 
@@ -107,14 +111,14 @@ it('When a scripted run has happened, then every counter matches what the simula
     const log = await h.db.prisma.notifyLog.findFirstOrThrow({ where: { outcome: 'rejected' } });
     expect(delta('gateway_notifies_total', { kind: 'payment', outcome: `rejected:${log.error}` })).toBe(1);
 
-    // Split requests: exactly the batches the simulator accepted; the 1/s limiter held the later ones.
+    // Split requests: exactly the batches the simulator accepted; the limiter held at least one of them.
     const sent = splitRequests(h, a.transactionId);
     expect(sent.filter((r) => r.status === 200)).toHaveLength(3);
     expect(delta('gateway_split_requests_total', { kind: 'order', outcome: 'accepted' })).toBe(3);
     expect(samples(text, 'gateway_split_requests_total').filter((s) => s.labels.outcome !== 'accepted')).toEqual([]);
     const waits = delta('gateway_split_rate_limiter_waits_total');
     expect(waits).toBeGreaterThanOrEqual(1);
-    expect(waits).toBeLessThanOrEqual(2);
+    expect(waits).toBeLessThanOrEqual(3);
     expect(delta('gateway_split_rate_limiter_wait_seconds_total')).toBeGreaterThan(0);
 
     // Channel calls: one series per endpoint template, together exactly the calls the simulator answered.
