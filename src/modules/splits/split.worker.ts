@@ -114,6 +114,8 @@ export async function startSplitWorker(deps: AppDeps, opts: SplitWorkerOptions):
         leasedAt = Date.now();
       };
       const beforeStep = async (): Promise<boolean> => {
+        // Shutting down: stop between two steps (each is idempotent), handed back below as due now.
+        if (stopping) return false;
         await extendLease();
         if (Date.now() - renewedAt < lockTtlMs / 3) return true;
         const ok = await lock.renew(checkoutId, owner);
@@ -139,7 +141,7 @@ export async function startSplitWorker(deps: AppDeps, opts: SplitWorkerOptions):
           if (!(await lock.renew(checkoutId, owner))) break;
           renewedAt = Date.now();
         }
-        // The Redis lock is gone (taken over, or Redis lost its data): due now, so that if the job
+        // The Redis lock is gone (taken over, or Redis lost its data), or we are shutting down: due now, so that if the job
         // cannot come back through Redis the due scan brings it back within its grace.
         await settle(deps.now());
         return await later(100 + Math.floor(Math.random() * 200));
