@@ -12,8 +12,12 @@ async function main(): Promise<void> {
   const config = loadConfig(process.env);
   if (cluster.isPrimary && config.webConcurrency > 1) return supervise(config.webConcurrency);
   const gw = await startGateway(config);
-  // Graceful (src/gateway.ts, Gateway.close); exit 1 when the deadline cut work short. A second signal kills.
+  // Graceful (src/gateway.ts, Gateway.close); exit 1 when the deadline cut work short. A repeated
+  // signal changes nothing (Ctrl-C reaches a cluster worker twice: from the terminal and the primary).
+  let stopping = false;
   const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
     gw.deps.logger.info({ signal, deadlineMs: config.SHUTDOWN_TIMEOUT_MS }, 'shutting down');
     const { clean } = await gw.close().catch((err: unknown) => {
       gw.deps.logger.error({ err }, 'shutdown failed');
@@ -22,8 +26,8 @@ async function main(): Promise<void> {
     gw.deps.logger.info({ clean }, 'stopped');
     process.exit(clean ? 0 : 1);
   };
-  process.once('SIGTERM', () => void shutdown('SIGTERM'));
-  process.once('SIGINT', () => void shutdown('SIGINT'));
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
 }
 
 /**
@@ -49,6 +53,7 @@ function supervise(n: number): void {
   serveClusterMetrics();
   for (let i = 0; i < n; i++) fork(i);
   const stop = (signal: NodeJS.Signals) => {
+    if (stopping) return;
     stopping = true;
     for (const w of Object.values(cluster.workers ?? {})) w?.process.kill(signal);
     cluster.once('exit', function check() {
@@ -56,8 +61,8 @@ function supervise(n: number): void {
       else cluster.once('exit', check);
     });
   };
-  process.once('SIGTERM', () => stop('SIGTERM'));
-  process.once('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
 }
 
 main().catch((err: unknown) => {
