@@ -45,13 +45,16 @@ export async function syncRefundsOnce(d: RefundDriverDeps, limit = 20): Promise<
   return steps.filter(Boolean).length;
 }
 
-/** Kicks still running, per database client: shutdown waits for them (their lease is cleared at the end of the run). */
+/**
+ * Kicks still running, per deps object (the app's, which the routes and the workers share): shutdown
+ * waits for them, so their lease is cleared at the end of the run instead of being left to expire.
+ */
 const kicks = new WeakMap<object, Set<Promise<unknown>>>();
 
 /** After a commit: drive it now, in the background (the sync loop is the safety net). */
 export function kickRefund(d: RefundDriverDeps, refundId: string): void {
-  const running = kicks.get(d.prisma) ?? new Set<Promise<unknown>>();
-  kicks.set(d.prisma, running);
+  const running = kicks.get(d) ?? new Set<Promise<unknown>>();
+  kicks.set(d, running);
   const p: Promise<unknown> = runRefund(d, refundId)
     .catch((err: unknown) => d.logger.error({ err, refundId }, 'refund kick failed; the sync loop will pick it up'))
     .finally(() => running.delete(p));
@@ -59,7 +62,7 @@ export function kickRefund(d: RefundDriverDeps, refundId: string): void {
 }
 
 /** Waits for the kicks in flight (graceful shutdown, after the HTTP server stopped making new ones). */
-export async function settleRefundKicks(d: Pick<RefundDriverDeps, 'prisma'>): Promise<void> {
-  const running = kicks.get(d.prisma);
+export async function settleRefundKicks(d: object): Promise<void> {
+  const running = kicks.get(d);
   while (running?.size) await Promise.all([...running]);
 }
