@@ -118,12 +118,17 @@ export async function startHarness(opts: {
       background ??= await startBackground(deps, mods);
     },
     async close() {
-      await background?.stop();
-      server.closeAllConnections();
-      await new Promise<void>((r) => server.close(() => r()));
-      await sim.close();
-      await deps.redis.quit().catch(() => undefined);
-      await db.drop();
+      // Redis and the database are released whatever fails before: a client left open reconnects
+      // forever once the run's redis-server stops, and keeps jest from exiting.
+      try {
+        await background?.stop();
+        server.closeAllConnections();
+        await new Promise<void>((r) => server.close(() => r()));
+        await sim.close();
+      } finally {
+        await deps.redis.quit().catch(() => deps.redis.disconnect());
+        await db.drop();
+      }
     },
   };
 }
