@@ -5,6 +5,7 @@ import { createSplitQueue, queueKeyPrefix, SPLIT_QUEUE } from '../../src/modules
 import { checkoutBody, startHarness, type Harness } from '../support/harness';
 import { buildNotify, openNativeCheckout } from '../support/notify';
 import { startReceiver } from '../support/webhook-receiver';
+import { buildRefundNotify } from './refund-support';
 import { paidCheckout, receivers, splitRequests, waitFor, waitForSplitStatus } from './split-support';
 
 const TOKEN = 'test-metrics-token-0123456789';
@@ -170,6 +171,20 @@ it('When a split request fails at the channel, then it is counted by outcome and
   expect(delta('gateway_split_requests_total', { kind: 'order', outcome: 'retry' })).toBe(1);
   expect(delta('gateway_split_requests_total', { kind: 'order', outcome: 'accepted' })).toBe(1);
   expect(delta('gateway_channel_call_duration_seconds_count', { endpoint: 'POST /v3/profitsharing/orders', result: 'SYSTEM_ERROR' })).toBe(1);
+});
+
+it('When refund notifies arrive for an unknown refund and with a forged signature, then each is counted by kind and reason', async () => {
+  const before = await scrape();
+  const resource = { mchid: h.config.WECHATPAY_MCHID, out_trade_no: 'T0000001', transaction_id: '4200000000000001', out_refund_no: 'rf_unknown_1', refund_id: '5030000001', refund_status: 'SUCCESS', success_time: '2026-12-02T12:00:00+08:00', user_received_account: '支付用户零钱', amount: { total: 100, refund: 10, payer_total: 100, payer_refund: 10 } };
+  const unknown = buildRefundNotify(h, resource, { eventType: 'REFUND.SUCCESS' });
+  expect((await request(h.app).post('/notify/wechatpay/refunds').set(unknown.headers).send(unknown.body)).status).toBe(404);
+  const forged = buildRefundNotify(h, resource, { eventType: 'REFUND.SUCCESS', badSignature: true });
+  expect((await request(h.app).post('/notify/wechatpay/refunds').set(forged.headers).send(forged.body)).status).toBe(401);
+  const log = await h.db.prisma.notifyLog.findFirstOrThrow({ where: { kind: 'refund', outcome: 'rejected' } });
+  const text = await scrape();
+  const delta = (labels: Record<string, string>) => (sample(text, 'gateway_notifies_total', labels) ?? 0) - (sample(before, 'gateway_notifies_total', labels) ?? 0);
+  expect(delta({ kind: 'refund', outcome: 'mismatch:UNKNOWN_REFUND' })).toBe(1);
+  expect(delta({ kind: 'refund', outcome: `rejected:${log.error}` })).toBe(1);
 });
 
 it('When no token is configured, then /metrics does not exist', async () => {
