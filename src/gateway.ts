@@ -34,9 +34,9 @@ export interface Gateway {
    * Graceful stop (SIGTERM): /readyz turns 503 and every response says `Connection: close`; the
    * listener closes, so new connections are refused; requests in flight finish; then background work
    * stops at its next safe point and gives back what it holds (loops end their tick and hand back
-   * claimed outbox rows, the split worker lets running jobs reach their next wait and delays them
-   * with their per-payment lock released and due time set, webhook sends finish and clear their
-   * lease); then Redis and PostgreSQL are closed. Past `deadlineMs` (SHUTDOWN_TIMEOUT_MS) the open
+   * claimed outbox rows, the split worker lets each running job finish its current step and delays
+   * it with its per-payment lock released and due time set, webhook sends and refund kicks finish and
+   * clear their lease); then Redis and PostgreSQL are closed. Past `deadlineMs` (SHUTDOWN_TIMEOUT_MS) the open
    * connections are cut and the result is { clean: false }: work still running keeps its leases,
    * which expire as after a crash.
    */
