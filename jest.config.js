@@ -15,6 +15,10 @@ module.exports = {
   globalTeardown: '<rootDir>/test/setup/global-teardown.ts',
   testTimeout: 30000,
   // After the last file (and the global teardown) some client handle can stay open and keep jest alive,
-  // which CI's timeout would turn into a failure. Known limit: find it with --detectOpenHandles.
+  // which CI's timeout would turn into a failure. Seen with --detectOpenHandles (2026-12-02): an app
+  // ioredis client never quit, reconnecting forever to the stopped run redis-server (its errors surface
+  // through the BullMQ split Queue attached to it). One source fixed: a harness whose close() failed
+  // early (e.g. a hook timeout) skipped redis.quit(); others may remain, so this stays until a full
+  // run exits without it.
   forceExit: true,
 };

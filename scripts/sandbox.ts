@@ -41,12 +41,12 @@ function stopAll(why: string, code: number): Promise<void> {
   return stopping;
 }
 
-type Stoppable = { stop(): Promise<void> } | { close(): Promise<void> };
+type Stoppable = { stop(): Promise<void> } | { close(): Promise<unknown> };
 
 /** Starts a service and registers it for stopping; after a stop was asked for, start-up goes no further. */
 function track<T extends Stoppable>(name: string, starting: Promise<T>): Promise<T> {
   const started = starting.then((s) => {
-    running.push({ name, stop: () => ('stop' in s ? s.stop() : s.close()) });
+    running.push({ name, stop: async () => void ('stop' in s ? await s.stop() : await s.close()) });
     return s;
   });
   inFlight = started.catch(() => undefined);

@@ -64,6 +64,7 @@ export function createApp(deps: AppDeps, modules: AppModule[] = []): express.Exp
   app.use(healthRouter(deps));
   app.use(metricsRouter(deps.metrics, deps.config.METRICS_TOKEN));
   registerCoreGauges(deps);
+  for (const m of modules) m.registerMetrics?.(deps);
 
   const openapi = buildOpenApi(deps.config.PUBLIC_BASE_URL);
   app.get('/openapi.json', (_req, res) => res.json(openapi));

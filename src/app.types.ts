@@ -23,6 +23,8 @@ export interface AppDeps {
   logger: Logger;
   metrics: Metrics;
   now: () => Date;
+  /** True once a graceful shutdown has begun (src/gateway.ts): /readyz answers 503. */
+  draining?: () => boolean;
   /** Merchant-by-API-key cache (src/http/merchant-cache.ts); without it every API call reads the database. */
   merchantCache?: MerchantCache;
 }
@@ -36,6 +38,8 @@ export interface AppModule {
   pageRoutes?: (deps: AppDeps) => Router;
   /** Follow-up work for outbox events (type -> handlers). */
   outboxHandlers?: (deps: AppDeps) => Record<string, OutboxHandler[]>;
+  /** Scrape-time gauges of this module's backlog (deps.metrics.addGauge). */
+  registerMetrics?: (deps: AppDeps) => void;
   /** Background workers (BullMQ etc.), started by the gateway when RUN_WORKERS is on. */
   startWorkers?: (deps: AppDeps) => Promise<{ stop(): Promise<void> }>;
   /** Renders the JSON of objects this module owns for merchant events (webhooks): what its GET returns. */

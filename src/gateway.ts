@@ -7,7 +7,7 @@ import type { Config } from './config/config';
 import { dispatchOutboxOnce, type OutboxHandler } from './jobs/outbox.dispatcher';
 import { startLoop } from './jobs/loop';
 import { createLogger, type Logger } from './lib/logger';
-import { createMetrics } from './lib/metrics';
+import { channelCallObserver, createMetrics } from './lib/metrics';
 import { createPrisma } from './lib/prisma';
 import { createRedis } from './lib/redis';
 import { createMerchantCache } from './http/merchant-cache';
@@ -32,7 +32,17 @@ export interface Gateway {
   deps: AppDeps;
   server: Server;
   url: string;
-  close(): Promise<void>;
+  /**
+   * Graceful stop (SIGTERM): /readyz turns 503 and every response says `Connection: close`; the
+   * listener closes, so new connections are refused; requests in flight finish; then background work
+   * stops at its next safe point and gives back what it holds (loops end their tick and hand back
+   * claimed outbox rows, the split worker lets each running job finish its current step and delays
+   * it with its per-payment lock released and due time set, webhook sends and refund kicks finish and
+   * clear their lease); then Redis and PostgreSQL are closed. Past `deadlineMs` (SHUTDOWN_TIMEOUT_MS) the open
+   * connections are cut and the result is { clean: false }: work still running keeps its leases,
+   * which expire as after a crash.
+   */
+  close(opts?: { deadlineMs?: number }): Promise<{ clean: boolean }>;
 }
 
 /** Builds the real dependencies from config (channel, database, Redis). */
@@ -40,17 +50,19 @@ export function buildDeps(config: Config, overrides: { logger?: Logger; channel?
   const logger = overrides.logger ?? createLogger(config.LOG_LEVEL, { service: 'gateway' }, { pretty: config.sandbox });
   const prisma = createPrisma(config.DATABASE_URL);
   const redis = createRedis(config.REDIS_URL, logger);
+  const metrics = createMetrics();
+  const onCall = channelCallObserver(metrics);
   // The default account's channel; a second channel kind (Alipay) is a registry entry, not a code path here.
-  const channel = overrides.channel ?? createChannelRegistry(defaultChannelFactories(config, (p) => readFileSync(p, 'utf8'), logger)).get('wechatpay');
+  const channel = overrides.channel ?? createChannelRegistry(defaultChannelFactories(config, (p) => readFileSync(p, 'utf8'), logger, onCall)).get('wechatpay');
   return {
     config,
     logger,
-    metrics: createMetrics(),
+    metrics,
     prisma,
     redis,
     merchantCache: createMerchantCache(redis, { logger }),
     channel,
-    channels: createChannelResolver({ prisma, config, logger, defaultChannel: channel, redis }),
+    channels: createChannelResolver({ prisma, config, logger, defaultChannel: channel, redis, onCall }),
     now: overrides.now ?? (() => new Date()),
   };
 }
@@ -62,7 +74,7 @@ export async function startBackground(deps: AppDeps, mods: AppModule[] = modules
     for (const [type, hs] of Object.entries(m.outboxHandlers?.(deps) ?? {})) (handlers[type] ??= []).push(...hs);
   const sweepBackoff = new SweepBackoff();
   const loops = [
-    startLoop('outbox', 250, () => dispatchOutboxOnce(deps, handlers), deps.logger),
+    startLoop('outbox', 250, (stopping) => dispatchOutboxOnce(deps, handlers, { stopping }), deps.logger),
     startLoop('sweeper', deps.config.SWEEPER_INTERVAL_MS, () => sweepExpiredCheckouts(deps, { backoff: sweepBackoff }), deps.logger),
     startLoop('notify-retention', deps.config.NOTIFY_PURGE_INTERVAL_MS, async () => {
       const purged = await purgeNotifyLogs(deps.prisma, { retentionDays: deps.config.NOTIFY_RETENTION_DAYS, rejectedRetentionDays: deps.config.NOTIFY_REJECTED_RETENTION_DAYS }, deps.now());
@@ -99,27 +111,53 @@ export function createHttpServer(
 
 /** `host` narrows where it listens (the sandbox: 127.0.0.1 only); default every interface. */
 export async function startGateway(config: Config, deps: AppDeps = buildDeps(config), opts: { host?: string } = {}): Promise<Gateway> {
+  let draining = false;
+  deps.draining = () => draining;
   const app = createApp(deps, modules);
   const background = config.RUN_WORKERS ? await startBackground(deps) : { stop: async () => undefined };
   const server = await new Promise<Server>((resolve, reject) => {
     const http = createHttpServer(app, config);
+    // Before the app sees the request: a keep-alive client is told to reconnect (to another instance).
+    http.prependListener('request', (_req, res) => {
+      if (draining) res.setHeader('Connection', 'close');
+    });
     const s = opts.host ? http.listen(config.PORT, opts.host, () => resolve(s)) : http.listen(config.PORT, () => resolve(s));
     s.once('error', reject);
   });
   const addr = server.address();
   const url = typeof addr === 'object' && addr ? `http://127.0.0.1:${addr.port}` : config.PUBLIC_BASE_URL;
   deps.logger.info({ url, mode: config.APP_MODE }, 'gateway listening');
+  let closing: Promise<{ clean: boolean }> | undefined;
+  const close = async (deadlineMs: number): Promise<{ clean: boolean }> => {
+    draining = true;
+    const httpClosed = new Promise<void>((r) => server.close(() => r()));
+    // close() drops idle keep-alive connections once; those busy now are dropped as they go idle.
+    const idle = setInterval(() => server.closeIdleConnections(), 100);
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<'deadline'>((r) => (timer = setTimeout(() => r('deadline'), deadlineMs)));
+    const drained = (async () => {
+      await httpClosed;
+      clearInterval(idle);
+      await background.stop();
+      return 'drained' as const;
+    })();
+    const outcome = await Promise.race([drained, deadline]);
+    clearTimeout(timer);
+    clearInterval(idle);
+    if (outcome === 'deadline') {
+      deps.logger.error({ deadlineMs }, 'shutdown deadline passed: cutting connections; leases still held expire as after a crash');
+      server.closeAllConnections();
+    }
+    await deps.merchantCache?.close();
+    await deps.channels?.close?.();
+    await deps.redis.quit().catch(() => undefined);
+    await deps.prisma.$disconnect();
+    return { clean: outcome === 'drained' };
+  };
   return {
     deps,
     server,
     url,
-    async close() {
-      await new Promise<void>((r) => server.close(() => r()));
-      await background.stop();
-      await deps.merchantCache?.close();
-      await deps.channels?.close?.();
-      await deps.redis.quit().catch(() => undefined);
-      await deps.prisma.$disconnect();
-    },
+    close: (o = {}) => (closing ??= close(o.deadlineMs ?? config.SHUTDOWN_TIMEOUT_MS)),
   };
 }

@@ -7,6 +7,12 @@
  * with `retryable` set from the channel's error code / HTTP status / network condition.
  */
 
+/**
+ * Told of every call a channel makes to its provider (metrics): `endpoint` is a path template
+ * (never an id), `result` is 'ok' or the ChannelError code, `seconds` the wall time of the call.
+ */
+export type ChannelCallObserver = (endpoint: string, result: string, seconds: number) => void;
+
 export type TradeType = 'JSAPI' | 'H5' | 'NATIVE';
 
 export interface CreateOrderInput {

@@ -1,6 +1,6 @@
 import type pino from 'pino';
 import type { Config } from '../config/config';
-import type { PaymentChannel } from './channel';
+import type { ChannelCallObserver, PaymentChannel } from './channel';
 import { createWechatPayChannel, wechatPayConfigFromAppConfig, type ReadFile } from './wechatpay/wechatpay.channel';
 
 /**
@@ -34,8 +34,8 @@ export function createChannelRegistry(factories: Record<string, ChannelFactory>)
 }
 
 /** The channels of this gateway, built from the app config. */
-export function defaultChannelFactories(config: Config, readFile: ReadFile, logger?: pino.Logger): Record<string, ChannelFactory> {
+export function defaultChannelFactories(config: Config, readFile: ReadFile, logger?: pino.Logger, onCall?: ChannelCallObserver): Record<string, ChannelFactory> {
   return {
-    wechatpay: () => createWechatPayChannel(wechatPayConfigFromAppConfig(config, readFile), logger),
+    wechatpay: () => createWechatPayChannel({ ...wechatPayConfigFromAppConfig(config, readFile), onCall }, logger),
   };
 }

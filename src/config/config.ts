@@ -157,6 +157,8 @@ export const envSchema = z.object({
   WEBHOOK_ALLOW_LOOPBACK: bool.default(false),
 
   RUN_WORKERS: bool.default(true),
+  /** SIGTERM: requests and jobs in flight get this long to finish (keep it under the orchestrator's grace period, 30 s in Kubernetes). */
+  SHUTDOWN_TIMEOUT_MS: int(25_000, 1000),
   /** Gateway processes on one port (node:cluster); unset: one per core in production, 1 in the sandbox. */
   WEB_CONCURRENCY: z.coerce.number().int().min(1).max(64).optional(),
   /** Prefix of every BullMQ key in Redis (separates environments sharing one Redis). */

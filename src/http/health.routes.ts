@@ -1,7 +1,8 @@
 /**
  * /healthz: the process is alive and its dependencies answer (kept as it was for load balancers).
  * /readyz: ready for traffic — PostgreSQL and Redis answer and every migration this build ships is
- * applied (a new build started before `db:migrate` stays out of rotation instead of failing requests).
+ * applied (a new build started before `db:migrate` stays out of rotation instead of failing requests),
+ * and not shutting down (SIGTERM: the load balancer stops sending while requests in flight finish).
  */
 import express, { type Router } from 'express';
 import type { AppDeps } from '../app.types';
@@ -32,6 +33,7 @@ export function healthRouter(deps: AppDeps): Router {
     const checks: Record<string, string> = {};
     await deps.prisma.$queryRaw`SELECT 1`.then(() => (checks.postgres = 'ok'), () => (checks.postgres = 'unavailable'));
     await deps.redis.ping().then(() => (checks.redis = 'ok'), () => (checks.redis = 'unavailable'));
+    if (deps.draining?.()) checks.shutdown = 'draining';
     if (!shipped) checks.migrations = 'migrations folder not found';
     else if (checks.postgres === 'ok') {
       const applied = await deps.prisma

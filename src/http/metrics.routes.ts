@@ -28,7 +28,7 @@ export function metricsRouter(metrics: Metrics, token: string | undefined): Rout
     if (!token) throw new AppError('NOT_FOUND', 'No such route');
     const m = /^Bearer\s+(\S+)$/i.exec(req.get('authorization') ?? '');
     if (!m || !timingSafeEqual(digest(m[1]!), digest(token))) throw new AppError('UNAUTHENTICATED', 'metrics need Authorization: Bearer <METRICS_TOKEN>');
-    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+    res.type(metrics.registry.contentType).send(await metrics.text());
   });
   return r;
 }

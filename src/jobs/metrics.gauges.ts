@@ -1,6 +1,6 @@
 /**
  * Gauges read from PostgreSQL at scrape time: every instance reports the same shared backlog.
- * Cheap, indexed reads (split_batches.state, split_mismatches, split_alerts).
+ * Cheap, indexed reads (split_batches.state, split_mismatches, split_alerts, outbox_events).
  */
 import type { AppDeps } from '../app.types';
 
@@ -23,5 +23,13 @@ export function registerCoreGauges(deps: Pick<AppDeps, 'metrics' | 'prisma' | 'n
     const [r] = await prisma.$queryRaw<Array<{ n: bigint }>>`
       SELECT count(*) AS n FROM split_alerts a JOIN checkouts c ON c.id = a.checkout_id WHERE a.kind = 'FREEZE_WINDOW_ENDING' AND c.split_finished_at IS NULL`;
     return [{ value: Number(r?.n ?? 0) }];
+  });
+  // The outbox is the first queue every payment goes through (split jobs, webhooks, sibling closes).
+  metrics.addGauge('gateway_outbox_pending_events', 'Outbox events not handled yet', [], async () => {
+    return [{ value: await prisma.outboxEvent.count({ where: { processedAt: null } }) }];
+  });
+  metrics.addGauge('gateway_outbox_oldest_pending_seconds', 'Age of the oldest outbox event not handled yet', [], async () => {
+    const e = await prisma.outboxEvent.findFirst({ where: { processedAt: null }, orderBy: { id: 'asc' }, select: { createdAt: true } });
+    return [{ value: e ? Math.max(0, (deps.now().getTime() - e.createdAt.getTime()) / 1000) : 0 }];
   });
 }

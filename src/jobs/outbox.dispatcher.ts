@@ -24,7 +24,7 @@ export type OutboxHandler = (event: OutboxEventRow) => Promise<void>;
 export async function dispatchOutboxOnce(
   deps: { prisma: PrismaClient; logger: Logger; now: () => Date },
   handlers: Record<string, OutboxHandler[]>,
-  opts: { batch?: number; leaseMs?: number } = {},
+  opts: { batch?: number; leaseMs?: number; stopping?: () => boolean } = {},
 ): Promise<number> {
   const { prisma, logger } = deps;
   const now = deps.now();
@@ -38,7 +38,14 @@ export async function dispatchOutboxOnce(
   rows.sort((a, b) => (a.id < b.id ? -1 : 1));
 
   let handled = 0;
-  for (const row of rows) {
+  for (const [i, row] of rows.entries()) {
+    if (opts.stopping?.()) {
+      // Shutting down: hand the claimed rows not started back now, rather than leave them leased
+      // for another instance to wait out.
+      const left = rows.slice(i).map((r) => r.id);
+      await prisma.outboxEvent.updateMany({ where: { id: { in: left }, processedAt: null }, data: { availableAt: now } });
+      break;
+    }
     const event: OutboxEventRow = { id: row.id, type: row.type, aggregateId: row.aggregate_id, payload: row.payload, attempts: row.attempts };
     try {
       for (const h of handlers[row.type] ?? []) await h(event);

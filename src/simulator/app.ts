@@ -10,7 +10,7 @@ import { join, resolve } from 'node:path';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { SimContext, SimKeys, SimOptions, SimTransaction } from './context';
 import { authMiddleware, fail as sendFail, recordCalls, reply as sendReply, signHeaders } from './auth';
-import { addFail, addTimeout, faultMiddleware, newFaultState, type FailOptions } from './faults';
+import { addFail, addHold, addTimeout, faultMiddleware, newFaultState, releaseHeld, type FailOptions } from './faults';
 import { Notifier, WECHAT_NOTIFY_RETRY_SCHEDULE_MS, type NotifyAttempt, type NotifyFaults, type NotifyRecord } from './notify/notifier';
 import { createOauthRouter } from './oauth/router';
 import { createPagesRouter } from './payments/pages';
@@ -58,6 +58,11 @@ export interface SimControl {
   faults: {
     failNext(n: number, o?: FailOptions): void;
     timeoutNext(n: number, o?: Omit<FailOptions, 'status' | 'code' | 'message'>): void;
+    /** Holds the next n matching calls until release() (they are then processed normally). */
+    holdNext(n: number, o?: Pick<FailOptions, 'pathPrefix' | 'method'>): void;
+    /** Calls held right now. */
+    held(): number;
+    release(): number;
     latency(ms: number): void;
     clear(): void;
   };
@@ -194,10 +199,14 @@ export function createSimulator(options: SimulatorOptions): Simulator {
     faults: {
       failNext: (n, o) => addFail(rt.faults, n, o),
       timeoutNext: (n, o) => addTimeout(rt.faults, n, o),
+      holdNext: (n, o) => addHold(rt.faults, n, o),
+      held: () => rt.faults.held.length,
+      release: () => releaseHeld(rt.faults),
       latency: (ms) => void (rt.faults.latencyMs = Math.max(0, ms)),
       clear: () => {
         rt.faults.rules = [];
         rt.faults.latencyMs = 0;
+        releaseHeld(rt.faults);
       },
     },
     notifyFaults: (f) => {
@@ -256,6 +265,7 @@ export function createSimulator(options: SimulatorOptions): Simulator {
     refunds: refundControl(rt),
     partner: partnerControl(rt),
     stop: () => {
+      releaseHeld(rt.faults);
       state?.flush();
       state?.stop();
       rt.notifier.stop();

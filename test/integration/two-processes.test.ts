@@ -102,3 +102,21 @@ it('When a burst of notifies and splits goes through two gateway processes, then
     expect(h.sim.control.profitSharing.unsplitAmount(row.transactionId!)).toBe(0);
   }
 });
+
+it('When checkouts are created through both processes, then /metrics shows the counters of the whole cluster whichever process answers', async () => {
+  const scrape = async () => {
+    // A new connection per scrape: round-robin sends them to both processes.
+    const r = await fetch(`${url}/metrics`, { headers: { authorization: 'Bearer sandbox-metrics-token', connection: 'close' } });
+    expect(r.status).toBe(200);
+    const line = (await r.text()).split('\n').find((l) => l.startsWith('gateway_checkouts_created_total '));
+    return Number(line?.split(' ')[1]);
+  };
+  const before = await scrape();
+  const N = 6;
+  for (let i = 0; i < N; i++) {
+    const c = await api('/v1/checkouts', { method: 'POST', body: JSON.stringify(checkoutBody()), headers: { connection: 'close' } });
+    expect(c.status).toBe(201);
+  }
+  // One process alone has counted about half of them; every scrape must show all.
+  for (let i = 0; i < 4; i++) expect(await scrape()).toBe(before + N);
+});

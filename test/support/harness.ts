@@ -1,6 +1,6 @@
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createMetrics } from '../../src/lib/metrics';
+import { channelCallObserver, createMetrics } from '../../src/lib/metrics';
 import type { Server } from 'node:http';
 import request from 'supertest';
 import { createRedis } from '../../src/lib/redis';
@@ -87,13 +87,14 @@ export async function startHarness(opts: {
   };
   const config = loadConfig(env);
   const logger = createLogger(config.LOG_LEVEL);
+  const metrics = createMetrics();
   const deps: AppDeps = {
-    metrics: createMetrics(),
+    metrics,
     config,
     logger,
     prisma: db.prisma,
     redis: createRedis(config.REDIS_URL),
-    channel: createWechatPayChannel(wechatPayConfigFromAppConfig(config, (p) => readFileSync(p, 'utf8')), logger),
+    channel: createWechatPayChannel({ ...wechatPayConfigFromAppConfig(config, (p) => readFileSync(p, 'utf8')), onCall: channelCallObserver(metrics) }, logger),
     now: opts.now ?? (() => new Date()),
   };
   await createMerchant(db.prisma, { id: 'mch_test', name: '测试商户 Test Shop', apiKey: API_KEY });
@@ -119,12 +120,17 @@ export async function startHarness(opts: {
       background ??= await startBackground(deps, mods);
     },
     async close() {
-      await background?.stop();
-      server.closeAllConnections();
-      await new Promise<void>((r) => server.close(() => r()));
-      await sim.close();
-      await deps.redis.quit().catch(() => undefined);
-      await db.drop();
+      // Redis and the database are released whatever fails before: a client left open reconnects
+      // forever once the run's redis-server stops, and keeps jest from exiting.
+      try {
+        await background?.stop();
+        server.closeAllConnections();
+        await new Promise<void>((r) => server.close(() => r()));
+        await sim.close();
+      } finally {
+        await deps.redis.quit().catch(() => deps.redis.disconnect());
+        await db.drop();
+      }
     },
   };
 }

@@ -3,6 +3,7 @@ import type pino from 'pino';
 import { ConfigError, type Config } from '../../config/config';
 import { ChannelError } from '../../lib/errors';
 import type {
+  ChannelCallObserver,
   ChannelRefund,
   ChannelReturnOrder,
   ChannelTransaction,
@@ -70,6 +71,8 @@ export interface WechatPayConfig {
   partner?: { subMchid: string; subAppid?: string; subAppSecret?: string };
   /** ms since epoch; injectable for tests. */
   clock?: () => number;
+  /** Metrics of every call to the API (wechatpay.client.ts). */
+  onCall?: ChannelCallObserver;
 }
 
 export type ReadFile = (path: string) => string | Buffer;
@@ -146,6 +149,7 @@ export function createWechatPayChannel(cfg: WechatPayConfig, logger?: pino.Logge
     timeoutMs: cfg.timeoutMs,
     clock,
     logger: log,
+    onCall: cfg.onCall,
   });
   const ids = { appid: cfg.appid, mchid: cfg.mchid };
   // Partner mode: the same client (the SP signs everything), a different field mapper.

@@ -34,6 +34,7 @@ import type { Output } from 'wechatpay-node-v3/dist/lib/interface-v2';
 import type { IPayRequest } from 'wechatpay-node-v3/dist/lib/pay-request.interface';
 import type pino from 'pino';
 import type { z } from 'zod';
+import type { ChannelCallObserver } from '../channel';
 import { ChannelError } from '../../lib/errors';
 import {
   AUTH_SCHEMA,
@@ -72,6 +73,24 @@ export interface TransportOptions {
   timeoutMs: number;
   clock: () => number;
   logger?: pino.Logger;
+  /** Told of every call: endpoint template, 'ok' or the ChannelError code, seconds (metrics). */
+  onCall?: ChannelCallObserver;
+}
+
+/**
+ * The words of WeChat Pay API paths. Any other segment is an id (out_trade_no, transaction_id,
+ * out_order_no, ...) and becomes `{id}`: endpoint labels stay a small fixed set whatever the traffic.
+ */
+const PATH_WORDS = new Set([
+  'v3', 'pay', 'partner', 'transactions', 'jsapi', 'h5', 'native', 'app', 'out-trade-no', 'id', 'close',
+  'profitsharing', 'orders', 'unfreeze', 'receivers', 'add', 'delete', 'amounts', 'return-orders', 'bills',
+  'merchant-configs', 'refund', 'domestic', 'refunds', 'bill', 'tradebill', 'fundflowbill', 'billdownload', 'file',
+  'certificates', 'abnormal-refunds', 'apply',
+]);
+
+/** `POST /v3/pay/transactions/out-trade-no/T123/close` -> `POST /v3/pay/transactions/out-trade-no/{id}/close` (no query). */
+export function endpointLabel(method: string, pathname: string): string {
+  return `${method} ${pathname.split('/').map((seg) => (seg === '' || PATH_WORDS.has(seg) ? seg : '{id}')).join('/')}`;
 }
 
 /** The SDK's `IPayRequest`: rewrite host → sign → send with timeout → verify → map errors. */
@@ -104,6 +123,25 @@ export class VerifyingTransport implements IPayRequest {
 
   private async send(method: 'GET' | 'POST', sdkUrl: string, body: string, sdkHeaders: Record<string, unknown>): Promise<Output> {
     const target = this.rewrite(sdkUrl);
+    return this.measured(method, target, () => this.call(method, target, body, sdkHeaders));
+  }
+
+  /** Every call (API and bill download) counted by endpoint template and result, with its latency. */
+  private async measured<T>(method: 'GET' | 'POST', target: URL, run: () => Promise<T>): Promise<T> {
+    if (!this.o.onCall) return run();
+    const started = performance.now();
+    let result = 'ok';
+    try {
+      return await run();
+    } catch (err) {
+      result = err instanceof ChannelError ? err.code : 'ERROR';
+      throw err;
+    } finally {
+      this.o.onCall(endpointLabel(method, target.pathname), result, (performance.now() - started) / 1000);
+    }
+  }
+
+  private async call(method: 'GET' | 'POST', target: URL, body: string, sdkHeaders: Record<string, unknown>): Promise<Output> {
     const what = `${method} ${target.pathname}`;
     const headers: Record<string, string> = {};
     for (const [k, v] of Object.entries(sdkHeaders)) {
@@ -154,8 +192,12 @@ export class VerifyingTransport implements IPayRequest {
    * FACTS-partner-bills §2.4); integrity comes from the SHA1 the signed bill answer gave. Error answers
    * are JSON and mapped like any other.
    */
-  async download(pathAndQuery: string): Promise<Buffer> {
+  download(pathAndQuery: string): Promise<Buffer> {
     const target = new URL(this.base + pathAndQuery);
+    return this.measured('GET', target, () => this.downloadFile(target));
+  }
+
+  private async downloadFile(target: URL): Promise<Buffer> {
     const what = `GET ${target.pathname}`;
     const { res, raw } = await this.exchange('GET', target, '', { Accept: '*/*', 'User-Agent': 'wxpay-checkout-gateway' }, what);
     if (res.status >= 200 && res.status < 300) return raw;

@@ -1,9 +1,10 @@
 import type { Redis } from 'ioredis';
 import type pino from 'pino';
-import type { PaymentChannel } from '../../channels/channel';
+import type { ChannelCallObserver, PaymentChannel } from '../../channels/channel';
 import { createWechatPayChannel, loadWechatPayKeys, type WechatPayConfig, type WechatPayKeys } from '../../channels/wechatpay/wechatpay.channel';
 import type { Config } from '../../config/config';
 import { AppError } from '../../lib/errors';
+import { channelCallObserver, type Metrics } from '../../lib/metrics';
 import type { PrismaClient } from '../../lib/prisma';
 import { decryptSecret } from '../../lib/secrets';
 import { accountNotifyUrl, masterKeysOf, type PartnerSecrets, type SigningSecrets } from './account.service';
@@ -54,6 +55,8 @@ export interface ResolverOptions {
   merchantTtlMs?: number;
   /** Listens for CHANNEL_ACCOUNT_CHANGED (and publishes on invalidate); without it, invalidation is local. */
   redis?: Redis;
+  /** Metrics of every channel call of every account. */
+  onCall?: ChannelCallObserver;
 }
 
 export function createChannelResolver(o: ResolverOptions): ChannelResolver {
@@ -66,6 +69,7 @@ export function createChannelResolver(o: ResolverOptions): ChannelResolver {
     oauthBaseUrl: o.config.WECHAT_OAUTH_BASE_URL,
     apiBaseUrl: o.config.WECHAT_API_BASE_URL,
     timeoutMs: o.config.WECHATPAY_HTTP_TIMEOUT_MS,
+    onCall: o.onCall,
     ...o.endpointsFor?.({ id, mchid }),
   });
 
@@ -201,7 +205,7 @@ const fallbacks = new WeakMap<PaymentChannel, ChannelResolver>();
  * The resolver of these deps: `deps.channels` when the gateway built one, else one made once per
  * default channel (deps objects built elsewhere, e.g. by tests, keep working unchanged).
  */
-export function channelsOf(deps: { channels?: ChannelResolver; channel: PaymentChannel; prisma: PrismaClient; config?: Config; logger?: pino.Logger }): ChannelResolver {
+export function channelsOf(deps: { channels?: ChannelResolver; channel: PaymentChannel; prisma: PrismaClient; config?: Config; logger?: pino.Logger; metrics?: Partial<Pick<Metrics, 'channelCalls'>> }): ChannelResolver {
   if (deps.channels) return deps.channels;
   let r = fallbacks.get(deps.channel);
   if (!r) {
@@ -219,7 +223,7 @@ export function channelsOf(deps: { channels?: ChannelResolver; channel: PaymentC
         invalidate: async () => undefined,
       };
     }
-    r = createChannelResolver({ prisma: deps.prisma, config: deps.config, logger: deps.logger, defaultChannel: deps.channel });
+    r = createChannelResolver({ prisma: deps.prisma, config: deps.config, logger: deps.logger, defaultChannel: deps.channel, ...(deps.metrics?.channelCalls ? { onCall: channelCallObserver({ channelCalls: deps.metrics.channelCalls }) } : {}) });
     fallbacks.set(deps.channel, r);
   }
   return r;

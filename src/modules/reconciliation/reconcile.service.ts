@@ -25,7 +25,7 @@ export interface ReconcileDeps {
   prisma: PrismaClient;
   config: Config;
   logger: Logger;
-  metrics: Pick<Metrics, 'registry'>;
+  metrics: Metrics;
   now: () => Date;
   channel: PaymentChannel;
   channels?: ChannelResolver;

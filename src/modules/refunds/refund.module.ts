@@ -1,7 +1,7 @@
 import type { AppModule } from '../../app.types';
 import { startLoop } from '../../jobs/loop';
 import { refundRouter } from './refund.routes';
-import { syncRefundsOnce } from './refund.runner';
+import { settleRefundKicks, syncRefundsOnce } from './refund.runner';
 import { checkoutRefundsJson, loadRefundJson } from './refund.service';
 
 /**
@@ -18,6 +18,11 @@ export const refundsModule: AppModule = {
   eventObjects: (deps) => ({ refund: (id: string) => loadRefundJson(deps.prisma, id) }),
   startWorkers: async (deps) => {
     const loop = startLoop('refunds', deps.config.REFUND_SYNC_INTERVAL_MS, () => syncRefundsOnce(deps), deps.logger);
-    return { stop: () => loop.stop() };
+    return {
+      async stop() {
+        await loop.stop();
+        await settleRefundKicks(deps);
+      },
+    };
   },
 };

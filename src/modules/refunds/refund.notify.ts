@@ -2,6 +2,7 @@ import type { PaymentChannel } from '../../channels/channel';
 import { ChannelError } from '../../lib/errors';
 import { newId } from '../../lib/ids';
 import type { Logger } from '../../lib/logger';
+import type { Metrics } from '../../lib/metrics';
 import type { PrismaClient } from '../../lib/prisma';
 import { pickHeaders, type NotifyAnswer } from '../payments/payment.notify';
 import { applyRefundResult } from './refund.apply';
@@ -15,7 +16,7 @@ const fail = (status: number, message: string): NotifyAnswer => ({ status, body:
  * transition (the others find the status already moved).
  */
 export async function ingestRefundNotify(
-  deps: { prisma: PrismaClient; channel: PaymentChannel; logger: Logger; now: () => Date },
+  deps: { prisma: PrismaClient; channel: PaymentChannel; logger: Logger; now: () => Date; metrics?: Metrics },
   headers: Record<string, string | string[] | undefined>,
   rawBody: Buffer,
 ): Promise<NotifyAnswer> {
@@ -29,8 +30,11 @@ export async function ingestRefundNotify(
     logger.error({ err }, 'refund notify: cannot store raw notify');
     return fail(500, 'storage unavailable');
   }
-  const setOutcome = (outcome: string, extra: { error?: string; eventId?: string; outTradeNo?: string } = {}) =>
-    prisma.notifyLog.update({ where: { id: logId }, data: { outcome, ...extra } }).catch((err: unknown) => logger.warn({ err, logId }, 'refund notify: outcome not recorded'));
+  // Metrics as for payment notifies (kind=refund): the outcome, with the code of a rejection or mismatch.
+  const setOutcome = (outcome: string, extra: { error?: string; eventId?: string; outTradeNo?: string } = {}) => {
+    deps.metrics?.notifies.inc({ kind: 'refund', outcome: ['rejected', 'mismatch'].includes(outcome) ? `${outcome}:${extra.error?.split(':')[0]}` : outcome });
+    return prisma.notifyLog.update({ where: { id: logId }, data: { outcome, ...extra } }).catch((err: unknown) => logger.warn({ err, logId }, 'refund notify: outcome not recorded'));
+  };
 
   let event;
   try {

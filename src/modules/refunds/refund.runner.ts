@@ -45,7 +45,24 @@ export async function syncRefundsOnce(d: RefundDriverDeps, limit = 20): Promise<
   return steps.filter(Boolean).length;
 }
 
+/**
+ * Kicks still running, per deps object (the app's, which the routes and the workers share): shutdown
+ * waits for them, so their lease is cleared at the end of the run instead of being left to expire.
+ */
+const kicks = new WeakMap<object, Set<Promise<unknown>>>();
+
 /** After a commit: drive it now, in the background (the sync loop is the safety net). */
 export function kickRefund(d: RefundDriverDeps, refundId: string): void {
-  void runRefund(d, refundId).catch((err: unknown) => d.logger.error({ err, refundId }, 'refund kick failed; the sync loop will pick it up'));
+  const running = kicks.get(d) ?? new Set<Promise<unknown>>();
+  kicks.set(d, running);
+  const p: Promise<unknown> = runRefund(d, refundId)
+    .catch((err: unknown) => d.logger.error({ err, refundId }, 'refund kick failed; the sync loop will pick it up'))
+    .finally(() => running.delete(p));
+  running.add(p);
+}
+
+/** Waits for the kicks in flight (graceful shutdown, after the HTTP server stopped making new ones). */
+export async function settleRefundKicks(d: object): Promise<void> {
+  const running = kicks.get(d);
+  while (running?.size) await Promise.all([...running]);
 }

@@ -5,6 +5,7 @@ import type { Checkout, SplitBatch, SplitReceiver, SplitUnfreeze } from '../../g
 import { AppError, ChannelError } from '../../lib/errors';
 import { newId } from '../../lib/ids';
 import type { Logger } from '../../lib/logger';
+import type { Metrics } from '../../lib/metrics';
 import type { Prisma, PrismaClient } from '../../lib/prisma';
 import { receiverListSchema } from '../checkout/checkout.schemas';
 import { closeReceivers, reserveSplit } from './split.budget';
@@ -50,6 +51,7 @@ export interface DriverDeps {
   logger: Logger;
   now: () => Date;
   limiter: RateLimiter;
+  metrics?: Metrics;
   /** Base of the poll/retry backoff (default PROFIT_SHARING_POLL_MS). */
   pollBaseMs?: number;
   random?: () => number;
@@ -222,6 +224,12 @@ async function raisePlanAlert(d: DriverDeps, checkoutId: string, plan: unknown, 
 
 // ---- batches -------------------------------------------------------------------------------------
 
+/** One split request's outcome in metrics: accepted, retry (a retryable channel error), refused, error. */
+function countRequest(d: DriverDeps, kind: 'order' | 'unfreeze', err?: unknown): void {
+  const outcome = err === undefined ? 'accepted' : err instanceof ChannelError ? (err.retryable ? 'retry' : 'refused') : 'error';
+  d.metrics?.splitRequests.inc({ kind, outcome });
+}
+
 async function sendBatch(d: DriverDeps, c: PaidCheckout, first: BatchWithReceivers): Promise<Next> {
   // Mark "sent" BEFORE the first request: a refund cancels only batches never sent (refund.budget.ts),
   // by compare-and-set on this same column, so a batch is either cancelled or sent, never both.
@@ -252,9 +260,11 @@ async function sendBatch(d: DriverDeps, c: PaidCheckout, first: BatchWithReceive
       }),
     );
   } catch (err) {
+    countRequest(d, 'order', err);
     await markRequested(d, c.id);
     return onSendError(d, c, batch, err);
   }
+  countRequest(d, 'order');
   const now = d.now();
   await d.prisma.$transaction(async (db) => {
     await db.checkout.update({ where: { id: c.id }, data: { splitLastRequestAt: now } });
@@ -514,6 +524,7 @@ async function sendUnfreeze(d: DriverDeps, c: PaidCheckout, uf: SplitUnfreeze): 
       d.channel.unfreeze({ transactionId: c.transactionId, outOrderNo: uf.outOrderNo, description: UNFREEZE_DESCRIPTION }),
     );
   } catch (err) {
+    countRequest(d, 'unfreeze', err);
     await markRequested(d, c.id);
     if (!(err instanceof ChannelError)) throw err;
     const now = d.now();
@@ -534,6 +545,7 @@ async function sendUnfreeze(d: DriverDeps, c: PaidCheckout, uf: SplitUnfreeze): 
     if (!nothingLeft) d.logger.error({ checkoutId: c.id, code: err.code, message: err.message }, 'unfreeze refused by the channel');
     return CONTINUE;
   }
+  countRequest(d, 'unfreeze');
   const now = d.now();
   await d.prisma.$transaction(async (db) => {
     await db.checkout.update({ where: { id: c.id }, data: { splitLastRequestAt: now } });

@@ -77,6 +77,8 @@ export function createRedisRateLimiter(
     inFlightMs: number;
     windowMs?: number;
     sleep?: (ms: number) => Promise<void>;
+    /** Once per request that had to wait, with the seconds it waited (metrics). */
+    onWait?: (seconds: number) => void;
   },
 ): RateLimiter {
   const windowMs = opts.windowMs ?? 1000;
@@ -94,12 +96,16 @@ export function createRedisRateLimiter(
       const keys = keysOf(key);
       const names = keys.map(([k]) => k);
       const member = randomBytes(9).toString('base64url');
+      const started = performance.now();
+      let waited = false;
       for (;;) {
         const wait = Number(await redis.eval(ACQUIRE, names.length, ...names, windowMs, opts.inFlightMs, member, ...keys.map(([, l]) => l)));
         if (wait === 0) break;
+        waited = true;
         // A little jitter so waiting workers do not all retry in the same millisecond.
         await sleep(wait + Math.floor(Math.random() * 5));
       }
+      if (waited) opts.onWait?.((performance.now() - started) / 1000);
       try {
         return await fn();
       } finally {

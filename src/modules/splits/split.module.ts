@@ -4,6 +4,7 @@ import { PAYMENT_SUCCEEDED } from '../payments/payment.apply';
 import { markSplitDue, scanSplitDue } from './split.due';
 import { alertFrozenFunds, kickStalled, reconcileOnce } from './split.reconcile';
 import { createSplitQueue, queueKeyPrefix, type SplitQueue } from './split.queue';
+import { registerSplitGauges } from './split.metrics';
 import { splitApiRouter } from './split.routes';
 import { mismatchObjectJson, splitJson, splitObjectJson } from './split.service';
 import { startSplitWorker, type SplitWorkerOptions } from './split.worker';
@@ -22,6 +23,7 @@ export interface SplitsModuleOptions extends Partial<SplitWorkerOptions> {
 /**
  * Profit sharing (分账), issue 3. Plugs into the core through AppModule:
  *   apiRoutes      POST /v1/checkouts/{id}/splits, POST .../splits/finish, PUT .../split-plan
+ *   registerMetrics the queue and due-table backlog gauges (split.metrics.ts)
  *   checkoutJson   the `split` section of GET /v1/checkouts/{id}
  *   eventObjects   the JSON of `split` and `mismatch` in merchant events
  *   outboxHandlers payment.succeeded -> enqueue the payment's split job (delayed to paid_at + delay)
@@ -41,6 +43,7 @@ export function createSplitsModule(opts: SplitsModuleOptions = {}): AppModule {
 
   return {
     apiRoutes: (deps) => splitApiRouter(deps, () => queueOf(deps)),
+    registerMetrics: (deps) => registerSplitGauges(deps, opts.queuePrefix ?? queueKeyPrefix(deps.config.QUEUE_PREFIX)),
     checkoutJson: (deps) => async (c) => ({ split: await splitJson(deps.prisma, deps.config, c) }),
     // data.object of split.* events (one split with its batches) and of reconciliation.mismatch.
     eventObjects: (deps) => ({

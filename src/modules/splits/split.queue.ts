@@ -13,6 +13,14 @@ export interface SplitQueue {
   close(): Promise<void>;
 }
 
+/** Read side for metrics: jobs by state, and how long the oldest waiting job has been due (0 when none waits). */
+export interface SplitQueueDepth {
+  depth(now: number): Promise<{ counts: Record<QueueState, number>; oldestWaitingMs: number }>;
+}
+
+export const QUEUE_STATES = ['wait', 'prioritized', 'delayed', 'active'] as const;
+export type QueueState = (typeof QUEUE_STATES)[number];
+
 const JOB_OPTIONS: JobsOptions = {
   // Unexpected failures only (database down, bug): channel errors are handled and stored by the driver.
   attempts: 12,
@@ -52,5 +60,21 @@ export function createSplitQueue(redis: Redis, prefix: string): SplitQueue {
       }
     },
     close: () => queue.close(),
+  };
+}
+
+/** Shares the app's ioredis connection, as the producer does; made at the first scrape, not at boot. */
+export function createSplitQueueDepth(redis: Redis, prefix: string): SplitQueueDepth {
+  let q: Queue | undefined;
+  return {
+    async depth(now) {
+      const queue = (q ??= new Queue(SPLIT_QUEUE, { connection: redis as never, prefix }));
+      const raw = await queue.getJobCounts(...QUEUE_STATES);
+      const counts = Object.fromEntries(QUEUE_STATES.map((s) => [s, raw[s] ?? 0])) as Record<QueueState, number>;
+      // asc: the head of the wait list, i.e. the job waiting longest. A promoted delayed job has been due since timestamp + delay.
+      const [oldest] = await queue.getJobs(['wait'], 0, 0, true);
+      const dueAt = oldest ? oldest.timestamp + (oldest.delay ?? 0) : now;
+      return { counts, oldestWaitingMs: Math.max(0, now - dueAt) };
+    },
   };
 }

@@ -67,6 +67,10 @@ export async function startSplitWorker(deps: AppDeps, opts: SplitWorkerOptions):
     limitPerSecond: config.PROFIT_SHARING_RATE_PER_SECOND,
     spLimitPerSecond: config.PROFIT_SHARING_SP_RATE_PER_SECOND,
     inFlightMs: config.WECHATPAY_HTTP_TIMEOUT_MS + 1000,
+    onWait: (seconds) => {
+      deps.metrics.limiterWaits.inc();
+      deps.metrics.limiterWaitSeconds.inc(seconds);
+    },
   });
   const driverDeps: DriverDeps = { ...deps, limiter, pollBaseMs: opts.pollBaseMs };
   const lockDurationMs = opts.lockDurationMs ?? 30_000;
@@ -111,6 +115,8 @@ export async function startSplitWorker(deps: AppDeps, opts: SplitWorkerOptions):
         leasedAt = Date.now();
       };
       const beforeStep = async (): Promise<boolean> => {
+        // Shutting down: stop between two steps (each is idempotent), handed back below as due now.
+        if (stopping) return false;
         await extendLease();
         if (Date.now() - renewedAt < lockTtlMs / 3) return true;
         const ok = await lock.renew(checkoutId, owner);
@@ -136,7 +142,7 @@ export async function startSplitWorker(deps: AppDeps, opts: SplitWorkerOptions):
           if (!(await lock.renew(checkoutId, owner))) break;
           renewedAt = Date.now();
         }
-        // The Redis lock is gone (taken over, or Redis lost its data): due now, so that if the job
+        // The Redis lock is gone (taken over, or Redis lost its data), or we are shutting down: due now, so that if the job
         // cannot come back through Redis the due scan brings it back within its grace.
         await settle(deps.now());
         return await later(100 + Math.floor(Math.random() * 200));

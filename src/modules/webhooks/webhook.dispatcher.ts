@@ -7,7 +7,7 @@ import { signingSecrets } from './webhook.service';
 
 export type EventRenderers = Partial<Record<EventObjectRef['kind'], (id: string) => Promise<unknown>>>;
 
-type Deps = Pick<AppDeps, 'prisma' | 'config' | 'logger' | 'now'>;
+type Deps = Pick<AppDeps, 'prisma' | 'config' | 'logger' | 'now'> & Partial<Pick<AppDeps, 'metrics'>>;
 
 /** Events rendered per dispatcher pass (more follow in the next pass, after the claims). */
 const RENDER_BATCH = 20;
@@ -122,6 +122,7 @@ export class WebhookDispatcher {
   }
 
   private async claimAndSend(): Promise<number> {
+    if (this.closed) return 0; // shutting down: claim nothing more, the sends in flight finish
     const { prisma, config } = this.deps;
     const free = config.WEBHOOK_CONCURRENCY - this.inFlight.size;
     if (free <= 0) return 0;
@@ -216,6 +217,7 @@ export class WebhookDispatcher {
         await db.webhookDelivery.updateMany({ where: { id: deliveryId, status: 'pending' }, data: { attempts, nextAttemptAt: new Date(done.getTime() + delayMs), leaseUntil: null } });
       }
     });
+    this.deps.metrics?.webhookDeliveries.inc({ outcome: ok ? 'delivered' : exhausted ? 'failed' : 'retry' });
     if (!ok) logger.warn({ eventId: ev.id, endpointId: ep.id, status: result.httpStatus, error: result.error, attempts, failed: exhausted }, 'webhook delivery not accepted');
   }
 }
