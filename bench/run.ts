@@ -30,6 +30,9 @@ import type { LoadResult, LoadSpec } from './load';
 
 const ROOT = resolve(__dirname, '..');
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 6);
+/** Profiling aids (not for the figures): BENCH_ONLY=create,notify runs only the scenarios whose key is listed, skipping the limit, the two-process runs and start-up; BENCH_CPU_PROF=<dir> starts the gateway with --cpu-prof there. */
+const ONLY = process.env.BENCH_ONLY?.split(',').filter(Boolean);
+const CPU_PROF = process.env.BENCH_CPU_PROF;
 const CONNECTIONS = 20;
 const API_KEY = 'sk_bench_merchant_key_00000001';
 const MERCHANT = 'mch_bench';
@@ -166,7 +169,9 @@ async function main() {
   loadOrCreateSandboxKeys(keysDir);
   const db = new Client({ connectionString: pg.url });
   await db.connect();
-  await db.query(`INSERT INTO merchants (id, name, api_key_hash) VALUES ($1, 'Bench', $2)`, [MERCHANT, hashApiKey(API_KEY)]);
+  await db.query(`INSERT INTO merchants (id, name) VALUES ($1, 'Bench')`, [MERCHANT]);
+  // Keys live in merchant_api_keys (only their SHA-256), as `npm run admin -- key create` writes them.
+  await db.query(`INSERT INTO merchant_api_keys (id, merchant_id, prefix, key_hash) VALUES ('key_bench', $1, $2, $3)`, [MERCHANT, API_KEY.slice(0, 12), hashApiKey(API_KEY)]);
 
   const children: ChildProcess[] = [];
   const node = (args: string[], env: Record<string, string>, logFile?: string) => {
@@ -200,7 +205,8 @@ async function main() {
     const startGw = async (concurrency: number, how: 'dist' | 'tsx') => {
       const { url, env } = await gatewayEnv(concurrency);
       const t = performance.now();
-      const gw = node(how === 'dist' ? ['dist/src/main.js'] : ['--import', 'tsx', 'src/main.ts'], env, `gateway-${how}-${concurrency}.log`);
+      const prof = CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF}`] : [];
+      const gw = node([...prof, ...(how === 'dist' ? ['dist/src/main.js'] : ['--import', 'tsx', 'src/main.ts'])], env, `gateway-${how}-${concurrency}.log`);
       await waitHealthy(url, gw);
       const startMs = performance.now() - t;
       await sleep(1000);
