@@ -100,3 +100,16 @@ export function quantile(xs: number[], q: number): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))] ?? 0;
 }
+
+/** Stops what a bench started, in order (the gateway before the simulator, Redis, PostgreSQL). */
+export async function stopInOrder(...steps: Array<() => Promise<unknown>>): Promise<void> {
+  for (const step of steps) await step();
+}
+
+/** A bench's entry point: a failure prints its stack and exits 1. */
+export function runMain(main: () => Promise<void>): void {
+  main().catch((e: unknown) => {
+    process.stderr.write(`${e instanceof Error ? e.stack : String(e)}\n`);
+    process.exit(1);
+  });
+}

@@ -17,25 +17,30 @@
  * BENCH_SECONDS (default 6) is the length of one peak run.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { availableParallelism, cpus, tmpdir } from 'node:os';
+import { existsSync, openSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { availableParallelism, cpus } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Queue } from 'bullmq';
 import { Client } from 'pg';
 import { SANDBOX_APPID, SANDBOX_MCHID, sandboxEnv } from '../src/config/sandbox';
-import { applyMigrations } from '../src/lib/migrations';
 import { hashApiKey } from '../src/modules/merchants/merchant.service';
 import { loadOrCreateSandboxKeys } from '../src/simulator/keys';
-import { freePort, startEmbeddedPostgres, startRedis } from '../scripts/services';
+import { freePort } from '../scripts/services';
+import { startBenchServices } from './services';
 import type { LoadResult, LoadSpec } from './load';
-import { findPid, firstLine, rssKb, stopChild as stop, treeCpuMs as cpuMs, treeRssMb } from './proc';
+import { findPid, firstLine, runMain, stopChild as stop, treeCpuMs as cpuMs, treeRssMb } from './proc';
 
 const ROOT = resolve(__dirname, '..');
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 6);
 /** Profiling aids (not for the figures): BENCH_ONLY=create,notify runs only the scenarios whose key is listed, skipping the limit, the two-process runs and start-up; BENCH_CPU_PROF=<dir> starts the gateway with --cpu-prof there. */
 const ONLY = process.env.BENCH_ONLY?.split(',').filter(Boolean);
 const CPU_PROF = process.env.BENCH_CPU_PROF;
+/** The node flags of `npm start` (package.json), so the bench runs the gateway exactly as production does; BENCH_NODE_FLAGS adds some (experiments). */
+const START_FLAGS = [
+  ...(JSON.parse(readFileSync(resolve(__dirname, '../package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start.split(/\s+/).filter((a) => a.startsWith('--')),
+  ...(process.env.BENCH_NODE_FLAGS?.split(/\s+/).filter(Boolean) ?? []),
+];
 const CONNECTIONS = 20;
 const API_KEY = 'sk_bench_merchant_key_00000001';
 const MERCHANT = 'mch_bench';
@@ -84,17 +89,10 @@ async function main() {
   const loadAvg = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
   const loadAtStart = loadAvg();
   ensureBuild();
-  const base = mkdtempSync(join(tmpdir(), 'gw-bench-'));
-  chmodSync(base, 0o755);
-  const quiet = () => undefined;
-  const pgDir = join(base, 'pg');
-  const pg = await startEmbeddedPostgres({ dataDir: pgDir, port: await freePort(), log: quiet });
-  await applyMigrations(pg.url, quiet);
-  const redisPort = await freePort();
-  const redis = await startRedis({ port: redisPort, dir: join(base, 'redis'), log: quiet });
+  // Durable PostgreSQL (fsync and synchronous commit on): a payment acknowledged is on disk.
+  const { base, pg, pgDir, redis, redisPort, keysDir } = await startBenchServices('', { durable: true });
   const pgPid = Number(readFileSync(join(pgDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
   const redisPid = findPid((c) => c.startsWith('redis-server') && c.includes(`:${redisPort}`));
-  const keysDir = join(tmpdir(), 'gateway-test-keys');
   loadOrCreateSandboxKeys(keysDir);
   const db = new Client({ connectionString: pg.url });
   await db.connect();
@@ -131,7 +129,7 @@ async function main() {
       } as Record<string, string>;
       const t = performance.now();
       const prof = CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF}`] : [];
-      const gw = node([...prof, ...(how === 'dist' ? ['dist/src/main.js'] : ['--import', 'tsx', 'src/main.ts'])], env, `gateway-${how}-${concurrency}.log`);
+      const gw = node([...prof, ...START_FLAGS, ...(how === 'dist' ? ['dist/src/main.js'] : ['--import', 'tsx', 'src/main.ts'])], env, `gateway-${how}-${concurrency}.log`);
       await waitHealthy(url, gw);
       const startMs = performance.now() - t;
       await sleep(1000);
@@ -360,7 +358,4 @@ function writeReport(a: { rows: Row[]; create2: Measured; full2: Measured; tsxMe
   process.stdout.write(`\n${text}`);
 }
 
-main().catch((e) => {
-  process.stderr.write(`${e instanceof Error ? e.stack : String(e)}\n`);
-  process.exit(1);
-});
+runMain(main);
