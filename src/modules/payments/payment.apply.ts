@@ -147,6 +147,8 @@ export async function applyNotifiedPayment(
   const paidAt = (tx.successTime ?? now).toISOString();
   const payload = JSON.stringify({ checkoutId: '', transactionId, outTradeNo: tx.outTradeNo, amountFen: amount, paidAt });
   const utc = (iso: string) => Prisma.sql`${iso}::timestamptz AT TIME ZONE 'UTC'`;
+  // updated_at from the wall clock, as the typed client's @updatedAt writes it (paid_at is the channel's time).
+  const wall = new Date().toISOString();
   const [row] = await prisma.$queryRaw<Array<OrderToCheck & { id: string; checkoutId: string; status: string; moved: number; logged: number; woken: number }>>(Prisma.sql`
     WITH ord AS (
       SELECT o.id, o.checkout_id, o.channel, o.account_id, o.mchid, o.sub_mchid, o.appid, o.status::text AS status, c.amount_fen, c.currency,
@@ -159,13 +161,13 @@ export async function applyNotifiedPayment(
       UPDATE checkouts SET status = 'paid', channel = ${channelName}, transaction_id = ${transactionId}, paid_at = ${utc(paidAt)},
         paid_total_fen = ${amount}, payer_total_fen = ${tx.payerTotalFen ?? amount}, merchant_funded_fen = ${Math.min(tx.merchantFundedFen ?? 0, amount)},
         split_due_at = CASE WHEN profit_sharing <> 'none' THEN ${utc(paidAt)} ELSE split_due_at END,
-        updated_at = ${utc(now.toISOString())}
+        updated_at = ${utc(wall)}
       FROM ord
       WHERE checkouts.id = ord.checkout_id AND ord.matches AND ord.status IN (${Prisma.join(ORDER_PAYABLE)})
         AND checkouts.status::text IN (${Prisma.join(CHECKOUT_PAYABLE)})
       RETURNING checkouts.id, checkouts.merchant_id),
     order_moved AS (
-      UPDATE channel_orders SET status = 'paid', transaction_id = ${transactionId}, updated_at = ${utc(now.toISOString())}
+      UPDATE channel_orders SET status = 'paid', transaction_id = ${transactionId}, updated_at = ${utc(wall)}
       FROM ord, moved
       WHERE channel_orders.id = ord.id AND channel_orders.status::text IN (${Prisma.join(ORDER_PAYABLE)})
       RETURNING channel_orders.id),
