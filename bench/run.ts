@@ -14,7 +14,7 @@
  *   - creates and full checkouts with WEB_CONCURRENCY=2 vs 1; start-up time and RSS (idle, under the
  *     create load, with 10,000 pending split jobs) compiled and with the TypeScript loader;
  *   - a PASS/FAIL line per target of issue 11. The report is printed and written to bench/last-run.md.
- * BENCH_SECONDS (default 6) is the length of one peak run.
+ * Each scenario's limit runs right after the gateway's. BENCH_SECONDS (default 6) is the length of one peak run.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, openSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
@@ -253,15 +253,28 @@ async function main() {
     ];
     const scenarios = all.filter((s) => !ONLY || ONLY.includes(s.key));
 
-    /** Peak run, then the same scenario at half the peak rate. */
+    // Each scenario's limit runs right after the gateway's (same PostgreSQL; the limit process idles
+    // meanwhile), so a change in the machine's other load moves both sides of a ratio alike.
+    const limit = ONLY ? undefined : node(['--import', 'tsx', 'bench/limit.ts'], { DATABASE_URL: pg.url, KEYS_DIR: keysDir, MERCHANT_ID: MERCHANT });
+    const limitUrl = limit ? (await firstLine(limit, /^http/)).trim() : '';
+    const limitPids = { limit: limit?.pid ?? 0, postgres: pgPid };
+    if (limit) {
+      await load({ url: limitUrl, target: 'limit', scenario: 'create', durationS: 2 }, limitPids);
+      await load({ url: limitUrl, target: 'limit', scenario: 'notify', durationS: 1, ...limitDup }, limitPids); // applies it once
+    }
+
+    /** Peak run, then the same scenario at half the peak rate, then its limit. */
     const rows: Row[] = [];
     for (const sc of scenarios) {
       await sc.before?.();
       const peak = await load(sc.gateway('peak'), gwPids());
       const half = await load({ ...sc.gateway('half', peak.r.rate / 2), durationS: Math.max(3, SECONDS / 2), rate: peak.r.rate / 2 }, gwPids());
-      rows.push({ key: sc.key, name: sc.name, peak, half: half.r });
-      log(`${sc.name}: ${peak.r.rate.toFixed(0)}/s p50 ${peak.r.p50} p99 ${peak.r.p99} ms, gateway ${peak.cpu.gateway!.toFixed(2)} CPU ms/req; at ${(peak.r.rate / 2).toFixed(0)}/s p99 ${half.r.p99} ms`);
+      const lim = limit ? await load({ ...sc.limit(), url: limitUrl, target: 'limit' }, limitPids) : undefined;
+      rows.push({ key: sc.key, name: sc.name, peak, half: half.r, limit: lim });
+      log(`${sc.name}: ${peak.r.rate.toFixed(0)}/s p50 ${peak.r.p50} p99 ${peak.r.p99} ms, gateway ${peak.cpu.gateway!.toFixed(2)} CPU ms/req; at ${(peak.r.rate / 2).toFixed(0)}/s p99 ${half.r.p99} ms` +
+        (lim ? `; limit ${lim.r.rate.toFixed(0)}/s, ${lim.cpu.limit!.toFixed(2)} CPU ms/op` : ''));
     }
+    if (limit) await stop(limit);
 
     // Memory of the compiled build: idle after the runs, then with 10,000 pending split jobs.
     await sleep(1500);
@@ -272,19 +285,6 @@ async function main() {
       process.stdout.write(`${rows.map((r) => `${r.key}: ${r.peak.r.rate.toFixed(0)}/s, gateway ${r.peak.cpu.gateway!.toFixed(2)} CPU ms/req, RSS ${r.peak.rssMb.toFixed(0)} MB`).join('\n')}\n`);
       return;
     }
-
-    // Each scenario's limit: same PostgreSQL, same run.
-    const limit = node(['--import', 'tsx', 'bench/limit.ts'], { DATABASE_URL: pg.url, KEYS_DIR: keysDir, MERCHANT_ID: MERCHANT });
-    const limitUrl = (await firstLine(limit, /^http/)).trim();
-    const limitPids = { limit: limit.pid!, postgres: pgPid };
-    await load({ url: limitUrl, target: 'limit', scenario: 'create', durationS: 2 }, limitPids);
-    await load({ url: limitUrl, target: 'limit', scenario: 'notify', durationS: 1, ...limitDup }, limitPids); // applies it once
-    for (const sc of scenarios) {
-      const row = rows.find((r) => r.key === sc.key)!;
-      row.limit = await load({ ...sc.limit(), url: limitUrl, target: 'limit' }, limitPids);
-      log(`limit of ${sc.name}: ${row.limit.r.rate.toFixed(0)}/s, ${row.limit.cpu.limit!.toFixed(2)} CPU ms/op`);
-    }
-    await stop(limit);
 
     // Both cores: creates and full checkouts with two gateway processes.
     const two = await startGw(2, 'dist');
