@@ -53,6 +53,8 @@ export async function ingestPaymentNotify(
   const store = (outcome: string, body: string, hdrs: Record<string, string>, extra: { error?: string; eventId?: string; outTradeNo?: string } = {}) =>
     prisma.notifyLog.create({
       data: { id: logId, channel: channel.name, kind: 'payment', headers: hdrs, body, outcome, sourceIp, bodyBytes: rawBody.length, ...extra },
+      // Nothing read back: mapping the whole row (headers, body) cost ~0.2 ms of CPU per notify.
+      select: { id: true },
     });
 
   // 1. Verify the signature over the raw bytes, then decrypt. Probes (WECHATPAY/SIGNTEST/) fail here.
