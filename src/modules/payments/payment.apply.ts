@@ -156,7 +156,11 @@ export async function applyNotifiedPayment(
           AND o.sub_mchid IS NOT DISTINCT FROM ${tx.subMchid ?? null}::text AND o.appid = ${tx.appid} AND c.amount_fen = ${amount}
           AND (${tx.currency ?? null}::text IS NULL OR c.currency = ${tx.currency ?? null}::text)) AS matches
       FROM channel_orders o JOIN checkouts c ON c.id = o.checkout_id
-      WHERE o.out_trade_no = ${tx.outTradeNo}),
+      WHERE o.out_trade_no = ${tx.outTradeNo}
+      -- The order's row lock first, then the checkout's (in \`moved\`): the order applyPaidTransaction
+      -- takes them in, so a notify and a status query of one order cannot deadlock. Waiting here
+      -- returns the order's newest version (paid by the other: a duplicate).
+      FOR UPDATE OF o),
     moved AS (
       UPDATE checkouts SET status = 'paid', channel = ${channelName}, transaction_id = ${transactionId}, paid_at = ${utc(paidAt)},
         paid_total_fen = ${amount}, payer_total_fen = ${tx.payerTotalFen ?? amount}, merchant_funded_fen = ${Math.min(tx.merchantFundedFen ?? 0, amount)},
