@@ -328,10 +328,10 @@ function writeReport(a: { rows: Row[]; create1: Measured; full1: Measured; creat
   const full1 = row('full');
   out.push('### Both cores (`WEB_CONCURRENCY=2`)');
   out.push('');
-  out.push('| scenario | 1 process req/s | 2 processes req/s | × one | p50 / p99 ms | gateway CPU ms/req (all processes) | RSS MB (primary + 2 workers) |');
-  out.push('|---|---|---|---|---|---|---|');
   out.push('Each two-process run follows a one-process run of the same scenario (not the table above), so the factor compares runs a minute apart.');
   out.push('');
+  out.push('| scenario | 1 process req/s | 2 processes req/s | × one | p50 / p99 ms | gateway CPU ms/req (all processes) | RSS MB (primary + 2 workers) |');
+  out.push('|---|---|---|---|---|---|---|');
   out.push(`| create | ${f(a.create1.r.rate)} | ${f(a.create2.r.rate)} | ${f(a.create2.r.rate / a.create1.r.rate, 2)}× | ${a.create2.r.p50} / ${a.create2.r.p99} | ${f(a.create2.cpu.gateway, 2)} | ${f(a.create2.rssMb)} |`);
   out.push(`| full checkout | ${f(a.full1.r.rate)} | ${f(a.full2.r.rate)} | ${f(a.full2.r.rate / a.full1.r.rate, 2)}× | ${a.full2.r.p50} / ${a.full2.r.p99} | ${f(a.full2.cpu.gateway, 2)} | ${f(a.full2.rssMb)} |`);
   out.push('');
