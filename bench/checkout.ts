@@ -5,18 +5,17 @@
  *   3. POST /notify (duplicate copy) (raw log insert, verify, decrypt, apply → duplicate)
  * Run: node --import tsx bench/checkout.ts   (starts its own PostgreSQL and Redis in a temp dir)
  */
-import { mkdtempSync, chmodSync } from 'node:fs';
-import { cpus, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { cpus } from 'node:os';
 import autocannon from 'autocannon';
 import { loadConfig } from '../src/config/config';
 import { SANDBOX_APP_SECRET, sandboxEnv } from '../src/config/sandbox';
 import { buildDeps, startGateway } from '../src/gateway';
-import { applyMigrations } from '../src/lib/migrations';
 import { createMerchant } from '../src/modules/merchants/merchant.service';
 import { startSimulator } from '../src/simulator/app';
 import { loadOrCreateSandboxKeys } from '../src/simulator/keys';
-import { freePort, startEmbeddedPostgres, startRedis } from '../scripts/services';
+import { freePort } from '../scripts/services';
+import { startBenchServices } from './services';
+import { runMain, stopInOrder } from './proc';
 
 const DURATION = Number(process.argv[2] ?? 10);
 const KEY = 'sk_bench_merchant_key_00000001';
@@ -29,13 +28,7 @@ async function run(title: string, opts: autocannon.Options) {
 }
 
 async function main() {
-  const base = mkdtempSync(join(tmpdir(), 'gw-bench-'));
-  chmodSync(base, 0o755);
-  const quiet = () => undefined;
-  const pg = await startEmbeddedPostgres({ dataDir: join(base, 'pg'), port: await freePort(), unsafeFast: true, ephemeral: true, log: quiet });
-  await applyMigrations(pg.url, quiet);
-  const redis = await startRedis({ port: await freePort(), dir: join(base, 'redis'), log: quiet });
-  const keysDir = join(tmpdir(), 'gateway-test-keys');
+  const { pg, redis, keysDir } = await startBenchServices('', { ephemeral: true });
   const keys = loadOrCreateSandboxKeys(keysDir);
   const sim = await startSimulator({ keys, appSecret: SANDBOX_APP_SECRET, notifyUrlPolicy: 'any-no-query', h5Domains: ['127.0.0.1'] });
   const port = await freePort();
@@ -74,13 +67,7 @@ async function main() {
   }));
 
   process.stdout.write(`\nmachine: ${cpus().length} x ${cpus()[0]?.model}, node ${process.version}, ${DURATION}s per run, 20 connections\n`);
-  await gw.close();
-  await sim.close();
-  await redis.stop();
-  await pg.stop();
+  await stopInOrder(() => gw.close(), () => sim.close(), () => redis.stop(), () => pg.stop());
 }
 
-main().catch((e) => {
-  console.error(e);
-  process.exit(1);
-});
+runMain(main);

@@ -1,10 +1,16 @@
 /**
  * The "limit" of `npm run bench`: a bare node:http process doing only the work a path cannot avoid,
- * on the same PostgreSQL as the gateway, so the gateway's figure can be read as a share of it.
- *   POST /checkout  one full checkout: 2 RSA-2048 signs (the order request, paySign) + 1 verify
- *                   (WeChat's answer) + 2 inserts (checkout, channel order)
- *   POST /notify    one notify: 1 verify + AES-256-GCM decrypt + the raw notify stored + one
- *                   statement that moves the checkout open -> paid and inserts its outbox row
+ * on the same PostgreSQL as the gateway, so the gateway's figure can be read as a share of it. The
+ * issue's two definitions (checkout, notify) and, built from the same parts, one per scenario:
+ *   POST /create         1 insert (the checkout)
+ *   GET  /page-h5/{id}   1 RSA-2048 sign (the order request) + 1 verify (WeChat's answer) + 1 insert (the channel order)
+ *   GET  /page-jsapi/{id} the same + 1 sign (paySign)
+ *   POST /checkout       one full checkout = create + JSAPI page: 2 signs + 1 verify + 2 inserts
+ *   POST /notify         one notify: 1 verify + AES-256-GCM decrypt + the raw notify stored + one
+ *                        statement that moves the checkout open -> paid and inserts its outbox row
+ *                        (a replayed notify does the same work; its update moves nothing)
+ * Not in the limit, as in the issue's definition: reading the checkout for a page, the HTTP call to
+ * WeChat (the simulator's side), rendering HTML. So page ratios are conservative.
  * Env: DATABASE_URL, KEYS_DIR, MERCHANT_ID. Prints the URL on its first line.
  */
 import { createDecipheriv, createPrivateKey, createPublicKey, randomBytes, sign, verify } from 'node:crypto';
@@ -31,26 +37,30 @@ const readBody = (req: IncomingMessage) =>
     req.on('data', (c: Buffer) => chunks.push(c)).on('end', () => resolve(Buffer.concat(chunks))).on('error', reject);
   });
 
-async function checkout(body: Buffer): Promise<unknown> {
-  const input = JSON.parse(body.toString('utf8')) as { out_trade_no: string; amount: number; description: string; payer: { openid: string } };
+async function create(input: { out_trade_no: string; amount: number; description: string; payer?: { openid: string } }): Promise<string> {
   const coId = id('co');
   await pool.query({
     name: 'ins_co',
     text: `INSERT INTO checkouts (id, merchant_id, out_trade_no, amount_fen, description, payer_openid, expires_at, updated_at)
            VALUES ($1, $2, $3, $4, $5, $6, now() + interval '2 hours', now())`,
-    values: [coId, merchantId, input.out_trade_no, input.amount, input.description, input.payer.openid],
+    values: [coId, merchantId, input.out_trade_no, input.amount, input.description, input.payer?.openid ?? null],
   });
-  const orderBody = JSON.stringify({ appid: 'wx', mchid: '1', description: input.description, out_trade_no: input.out_trade_no, amount: { total: input.amount }, payer: input.payer });
-  const auth = sign('sha256', Buffer.from(`POST\n/v3/pay/transactions/jsapi\n${Math.floor(Date.now() / 1000)}\n${randomBytes(16).toString('hex')}\n${orderBody}\n`), merchantKey);
+  return coId;
+}
+
+/** A page's unavoidable work: the order signed for WeChat, its answer verified, the order stored (+ paySign for JSAPI). */
+async function page(coId: string, tradeType: 'H5' | 'JSAPI', openid = ''): Promise<{ auth: number; paySign?: string }> {
+  const orderBody = JSON.stringify({ appid: 'wx', mchid: '1', description: 'bench', out_trade_no: coId, amount: { total: 100 }, ...(openid ? { payer: { openid } } : {}) });
+  const auth = sign('sha256', Buffer.from(`POST\n/v3/pay/transactions/${tradeType.toLowerCase()}\n${Math.floor(Date.now() / 1000)}\n${randomBytes(16).toString('hex')}\n${orderBody}\n`), merchantKey);
   if (!verify('sha256', answer, platformPub, answerSig)) throw new Error('answer signature');
-  const paySign = sign('sha256', Buffer.from(`wx\n${Date.now()}\n${randomBytes(16).toString('hex')}\nprepay_id=wx2014\n`), merchantKey);
+  const paySign = tradeType === 'JSAPI' ? sign('sha256', Buffer.from(`wx\n${Date.now()}\n${randomBytes(16).toString('hex')}\nprepay_id=wx2014\n`), merchantKey) : undefined;
   await pool.query({
     name: 'ins_ord',
     text: `INSERT INTO channel_orders (id, checkout_id, channel, trade_type, out_trade_no, payer_key, appid, mchid, prepay_id, credential_at, updated_at)
-           VALUES ($1, $2, 'wechatpay', 'JSAPI', $3, $4, 'wx', '1', 'wx2014', now(), now())`,
-    values: [id('chor'), coId, `${coId.slice(3)}_J`, input.payer.openid],
+           VALUES ($1, $2, 'wechatpay', $3, $4, $5, 'wx', '1', 'wx2014', now(), now())`,
+    values: [id('chor'), coId, tradeType, `${coId.slice(3)}_${tradeType[0]}`, openid],
   });
-  return { id: coId, auth: auth.length, paySign: paySign.toString('base64') };
+  return { auth: auth.length, paySign: paySign?.toString('base64') };
 }
 
 async function notify(req: IncomingMessage, body: Buffer): Promise<void> {
@@ -78,16 +88,24 @@ async function notify(req: IncomingMessage, body: Buffer): Promise<void> {
   });
 }
 
+const json = (body: Buffer) => JSON.parse(body.toString('utf8')) as { out_trade_no: string; amount: number; description: string; payer?: { openid: string } };
+
 const server = createServer((req, res) => {
   readBody(req)
     .then(async (body) => {
-      if (req.url === '/checkout') {
-        const out = JSON.stringify(await checkout(body));
-        res.writeHead(201, { 'content-type': 'application/json' }).end(out);
-      } else if (req.url === '/notify') {
+      const [, route, coId] = (req.url ?? '').split('/');
+      const ok = (status: number, out?: unknown) => res.writeHead(status, { 'content-type': 'application/json' }).end(out === undefined ? undefined : JSON.stringify(out));
+      if (route === 'create') ok(201, { id: await create(json(body)) });
+      else if (route === 'page-h5' && coId) ok(200, await page(coId, 'H5'));
+      else if (route === 'page-jsapi' && coId) ok(200, await page(coId, 'JSAPI', 'oUpF8uMuAJO_M2pxb1Q9zNjWeS6o'));
+      else if (route === 'checkout') {
+        const input = json(body);
+        const created = await create(input);
+        ok(201, { id: created, ...(await page(created, 'JSAPI', input.payer?.openid)) });
+      } else if (route === 'notify') {
         await notify(req, body);
-        res.writeHead(204).end();
-      } else res.writeHead(404).end();
+        ok(204);
+      } else ok(404);
     })
     .catch((err: unknown) => res.writeHead(500).end(String(err)));
 });

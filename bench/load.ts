@@ -9,11 +9,13 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
 
-export type Scenario = 'create' | 'page' | 'full' | 'notify' | 'notify-dup' | 'limit-checkout' | 'limit-notify';
+export type Scenario = 'create' | 'page' | 'full' | 'notify' | 'notify-dup';
 
 export interface LoadSpec {
   url: string;
   scenario: Scenario;
+  /** The gateway's routes, or the limit process's (bench/limit.ts: one request per operation). */
+  target: 'gateway' | 'limit';
   durationS: number;
   connections: number;
   /** Fixed overall rate (req/s); unset = as fast as the server answers. */
@@ -21,6 +23,7 @@ export interface LoadSpec {
   apiKey?: string;
   userAgent?: string;
   /** page: checkout ids `co_<letter><19 digits>` from..from+count-1. */
+  pageKind?: 'h5' | 'jsapi';
   idLetter?: string;
   from?: number;
   count?: number;
@@ -36,6 +39,10 @@ export interface LoadSpec {
 export interface LoadResult {
   /** Completed operations per second (a full checkout counts once for its two requests). */
   rate: number;
+  /** CPU ms of this load generator (autocannon) during the run, per operation. */
+  cpuMsPerOp: number;
+  /** Its CPU time over the run's wall time: near 1 = it saturated a core and may be the bottleneck. */
+  cpuShare: number;
   p50: number;
   p99: number;
   requests: number;
@@ -109,25 +116,29 @@ async function main() {
     JSON.stringify({ out_trade_no: `b${spec.runTag}_${seq++}`, amount: 100, description: 'bench', ...(openid ? { payer: { openid } } : {}) });
   let requests: autocannon.Request[];
   let perOp = 1;
+  const limit = spec.target === 'limit';
+  const json = { 'content-type': 'application/json' };
   switch (spec.scenario) {
     case 'create':
-      requests = [{ method: 'POST', path: '/v1/checkouts', headers: auth, setupRequest: (r) => ({ ...r, body: createBody() }) }];
-      break;
-    case 'limit-checkout':
-      requests = [{ method: 'POST', path: '/checkout', headers: { 'content-type': 'application/json' }, setupRequest: (r) => ({ ...r, body: createBody('oUpF8uMuAJO_M2pxb1Q9zNjWeS6o') }) }];
+      requests = [{ method: 'POST', path: limit ? '/create' : '/v1/checkouts', headers: limit ? json : auth, setupRequest: (r) => ({ ...r, body: createBody() }) }];
       break;
     case 'page': {
       let i = 0;
+      const prefix = limit ? `/page-${spec.pageKind}/` : '/checkout/';
       requests = [{
         method: 'GET', headers: { 'user-agent': spec.userAgent!, accept: 'text/html' },
         setupRequest: (r) => {
           if (i >= spec.count!) exhausted = true;
-          return { ...r, path: `/checkout/${checkoutIdOf(spec.idLetter!, spec.from! + Math.min(i++, spec.count! - 1))}` };
+          return { ...r, path: `${prefix}${checkoutIdOf(spec.idLetter!, spec.from! + Math.min(i++, spec.count! - 1))}` };
         },
       }];
       break;
     }
     case 'full':
+      if (limit) {
+        requests = [{ method: 'POST', path: '/checkout', headers: json, setupRequest: (r) => ({ ...r, body: createBody('oUpF8uMuAJO_M2pxb1Q9zNjWeS6o') }) }];
+        break;
+      }
       // Create with payer.openid (the merchant knows its shopper), then the shopper's first JSAPI page load.
       perOp = 2;
       requests = [
@@ -136,12 +147,11 @@ async function main() {
         { method: 'GET', headers: { 'user-agent': WECHAT_UA, accept: 'text/html' }, setupRequest: (r, ctx) => ({ ...r, path: `/checkout/${String(ctx!.id)}` }) },
       ];
       break;
-    case 'notify':
-    case 'limit-notify': {
+    case 'notify': {
       const list = notifies(spec);
       let i = 0;
       requests = [{
-        method: 'POST', path: spec.scenario === 'notify' ? '/notify/wechatpay/transactions' : '/notify',
+        method: 'POST', path: limit ? '/notify' : '/notify/wechatpay/transactions',
         setupRequest: (r) => {
           if (i >= list.length) exhausted = true;
           const n = list[Math.min(i++, list.length - 1)]!;
@@ -152,12 +162,13 @@ async function main() {
     }
     case 'notify-dup': {
       const n = notifies({ ...spec, count: 1 })[0]!;
-      requests = [{ method: 'POST', path: '/notify/wechatpay/transactions', headers: n.headers, body: n.body }];
+      requests = [{ method: 'POST', path: limit ? '/notify' : '/notify/wechatpay/transactions', headers: n.headers, body: n.body }];
       break;
     }
   }
   process.stdout.write('READY\n');
   const started = Date.now();
+  const cpu0 = process.cpuUsage();
   const inst = autocannon({
     url: spec.url, connections: spec.connections, duration: spec.durationS, requests,
     ...(spec.rate ? { overallRate: Math.max(1, Math.round(spec.rate * perOp)) } : {}),
@@ -169,8 +180,10 @@ async function main() {
   clearInterval(timer);
   const durationS = Math.min(r.duration ?? (Date.now() - started) / 1000, (Date.now() - started) / 1000);
   const ok = r['2xx'];
+  const used = process.cpuUsage(cpu0);
+  const cpuMs = (used.user + used.system) / 1000;
   const out: LoadResult = {
-    rate: ok / perOp / durationS, p50: r.latency.p50, p99: r.latency.p99, requests: r.requests.total, ops: Math.floor(ok / perOp),
+    rate: ok / perOp / durationS, cpuMsPerOp: cpuMs / Math.max(1, Math.floor(ok / perOp)), cpuShare: cpuMs / (durationS * 1000), p50: r.latency.p50, p99: r.latency.p99, requests: r.requests.total, ops: Math.floor(ok / perOp),
     non2xx: r.non2xx, errors: r.errors + r.timeouts, durationS,
   };
   process.stdout.write(`${JSON.stringify(out)}\n`);

@@ -9,19 +9,18 @@
  * still gets its own channel, KeyObjects and client: what the cache holds), and it is also the
  * service provider of the 500 bound sub-merchants.
  */
-import { chmodSync, mkdtempSync } from 'node:fs';
-import { cpus, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { cpus } from 'node:os';
 import { loadConfig } from '../src/config/config';
 import { SANDBOX_APP_SECRET, SANDBOX_APPID, SANDBOX_MCHID, sandboxEnv } from '../src/config/sandbox';
 import { buildDeps, startGateway } from '../src/gateway';
-import { applyMigrations } from '../src/lib/migrations';
 import { addAccount, addServiceProvider } from '../src/modules/merchants/account.service';
 import { channelsOf, createChannelResolver } from '../src/modules/merchants/channel-resolver';
 import { createMerchant } from '../src/modules/merchants/merchant.service';
 import { startSimulator } from '../src/simulator/app';
 import { loadOrCreateSandboxKeys } from '../src/simulator/keys';
-import { freePort, startEmbeddedPostgres, startRedis } from '../scripts/services';
+import { freePort } from '../scripts/services';
+import { startBenchServices } from './services';
+import { runMain, stopInOrder } from './proc';
 
 const SECONDS = Number(process.argv[2] ?? 10);
 const MERCHANTS = 1000;
@@ -31,13 +30,7 @@ const subMchid = (i: number) => String(1901000000 + i);
 const gc = () => (globalThis as { gc?: () => void }).gc?.();
 
 async function main() {
-  const base = mkdtempSync(join(tmpdir(), 'gw-bench-m-'));
-  chmodSync(base, 0o755);
-  const quiet = () => undefined;
-  const pg = await startEmbeddedPostgres({ dataDir: join(base, 'pg'), port: await freePort(), unsafeFast: true, log: quiet });
-  await applyMigrations(pg.url, quiet);
-  const redis = await startRedis({ port: await freePort(), dir: join(base, 'redis'), log: quiet });
-  const keysDir = join(tmpdir(), 'gateway-test-keys');
+  const { pg, redis, keysDir } = await startBenchServices('m-');
   const keys = loadOrCreateSandboxKeys(keysDir);
   const sim = await startSimulator({
     keys, appSecret: SANDBOX_APP_SECRET, notifyUrlPolicy: 'any-no-query', h5Domains: ['127.0.0.1'],
@@ -125,13 +118,7 @@ async function main() {
   const ratio = (r2 + r4) / (r1 + r3);
   process.stdout.write(`multi / single = ${(ratio * 100).toFixed(1)}% (target ≥ 90%)\n`);
   process.stdout.write(`machine: ${cpus().length} x ${cpus()[0]?.model}, node ${process.version}, ${SECONDS}s per phase, ${CONCURRENCY} concurrent flows\n`);
-  await gw.close();
-  await sim.close();
-  await redis.stop();
-  await pg.stop();
+  await stopInOrder(() => gw.close(), () => sim.close(), () => redis.stop(), () => pg.stop());
 }
 
-main().catch((e) => {
-  console.error(e);
-  process.exit(1);
-});
+runMain(main);

@@ -6,110 +6,50 @@
  *     in its own process; the WeChat Pay simulator in another; autocannon in a third (bench/load.ts);
  *   - unique requests, 20 connections: create, first page H5, first page JSAPI (payer.openid), full
  *     checkout (create + JSAPI first page), unique notify (signed as WeChat signs), duplicate notify;
- *   - each with req/s, p50/p99, CPU per request of the gateway, PostgreSQL and Redis (/proc/<pid>/stat
- *     before and after), the gateway's peak RSS, and p99 at half the peak rate (fixed rate);
- *   - in the same run, the limit (bench/limit.ts: bare node:http, the same RSA/AES work and the
- *     unavoidable writes on the same PostgreSQL) and the ratio;
- *   - creates with WEB_CONCURRENCY=2 vs 1; start-up time and RSS compiled vs tsx; RSS with 10,000
- *     pending split jobs.
- * BENCH_SECONDS (default 6) is the length of one peak run; the whole bench takes about 3–4 minutes.
+ *   - each with req/s, p50/p99, CPU per request of the gateway, PostgreSQL, Redis, the simulator and
+ *     the load generator (/proc/<pid>/stat before and after), the gateway's peak RSS, and p99 at half
+ *     the peak rate (fixed rate);
+ *   - in the same run, each scenario's limit (bench/limit.ts: bare node:http, the same RSA/AES work
+ *     and the unavoidable writes on the same PostgreSQL) and the ratio;
+ *   - creates and full checkouts with WEB_CONCURRENCY=2 vs 1; start-up time and RSS (idle, under the
+ *     create load, with 10,000 pending split jobs) compiled and with the TypeScript loader;
+ *   - a PASS/FAIL line per target of issue 11. The report is printed and written to bench/last-run.md.
+ * Each scenario's limit runs right after the gateway's. BENCH_SECONDS (default 6) is the length of one peak run.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { availableParallelism, cpus, tmpdir } from 'node:os';
+import { existsSync, openSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { availableParallelism, cpus } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Queue } from 'bullmq';
 import { Client } from 'pg';
 import { SANDBOX_APPID, SANDBOX_MCHID, sandboxEnv } from '../src/config/sandbox';
-import { applyMigrations } from '../src/lib/migrations';
 import { hashApiKey } from '../src/modules/merchants/merchant.service';
 import { loadOrCreateSandboxKeys } from '../src/simulator/keys';
-import { freePort, startEmbeddedPostgres, startRedis } from '../scripts/services';
+import { freePort } from '../scripts/services';
+import { startBenchServices } from './services';
 import type { LoadResult, LoadSpec } from './load';
+import { findPid, firstLine, runMain, stopChild as stop, treeCpuMs as cpuMs, treeRssMb } from './proc';
 
 const ROOT = resolve(__dirname, '..');
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 6);
+/** Profiling aids (not for the figures): BENCH_ONLY=create,notify runs only the scenarios whose key is listed, skipping the limit, the two-process runs and start-up; BENCH_CPU_PROF=<dir> starts the gateway with --cpu-prof there. */
+const ONLY = process.env.BENCH_ONLY?.split(',').filter(Boolean);
+const CPU_PROF = process.env.BENCH_CPU_PROF;
+/** The node flags of `npm start` (package.json), so the bench runs the gateway exactly as production does; BENCH_NODE_FLAGS adds some (experiments). */
+const START_FLAGS = [
+  ...(JSON.parse(readFileSync(resolve(__dirname, '../package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start.split(/\s+/).filter((a) => a.startsWith('--')),
+  ...(process.env.BENCH_NODE_FLAGS?.split(/\s+/).filter(Boolean) ?? []),
+];
 const CONNECTIONS = 20;
 const API_KEY = 'sk_bench_merchant_key_00000001';
 const MERCHANT = 'mch_bench';
-const TICK_MS = 1000 / 100; // USER_HZ: /proc stat times are in 1/100 s on Linux
 const UA_SAFARI = 'Mozilla/5.0 (iPhone; CPU iPhone OS 13_2_3 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/13.0.3 Mobile/15E148 Safari/604.1';
 const UA_WECHAT = 'Mozilla/5.0 (iPhone; CPU iPhone OS 11_2_6 like Mac OS X) AppleWebKit/604.5.6 (KHTML, like Gecko) Mobile/15D100 MicroMessenger/6.6.5 NetType/WIFI Language/zh_CN';
 const log = (m: string) => process.stderr.write(`[bench] ${m}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-// ---------------------------------------------------------------- /proc accounting
-
-function stat(pid: number): { ppid: number; cpuTicks: number; childTicks: number } | null {
-  try {
-    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-    // fields after "(comm) ": state ppid ... utime(14th overall = f[11]) stime cutime cstime
-    return { ppid: Number(f[1]), cpuTicks: Number(f[11]) + Number(f[12]), childTicks: Number(f[13]) + Number(f[14]) };
-  } catch {
-    return null;
-  }
-}
-
-function rssKb(pid: number): number {
-  try {
-    return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
-  } catch {
-    return 0;
-  }
-}
-
-/** The process and its descendants (cluster workers, postgres backends). */
-function tree(root: number): number[] {
-  const children = new Map<number, number[]>();
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    const s = stat(Number(d));
-    if (s) (children.get(s.ppid) ?? children.set(s.ppid, []).get(s.ppid)!).push(Number(d));
-  }
-  const out = [root];
-  for (let i = 0; i < out.length; i++) out.push(...(children.get(out[i]!) ?? []));
-  return out;
-}
-
-/** CPU ms of a process tree, counting exited children that were reaped (cutime). */
-const cpuMs = (root: number) =>
-  tree(root).reduce((sum, pid, i) => {
-    const s = stat(pid);
-    return sum + (s ? s.cpuTicks + (i === 0 ? s.childTicks : 0) : 0) * TICK_MS;
-  }, 0);
-const treeRssMb = (root: number) => tree(root).reduce((s, p) => s + rssKb(p), 0) / 1024;
-
-function findPid(match: (cmd: string) => boolean): number {
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      if (match(readFileSync(`/proc/${d}/cmdline`, 'utf8').replace(/\0/g, ' '))) return Number(d);
-    } catch {
-      /* gone */
-    }
-  }
-  throw new Error('process not found');
-}
-
 // ---------------------------------------------------------------- processes
-
-function firstLine(child: ChildProcess, pattern: RegExp, timeoutMs = 60_000): Promise<string> {
-  return new Promise((resolveLine, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no line matching ${pattern} within ${timeoutMs} ms`)), timeoutMs);
-    const rl = createInterface({ input: child.stdout! });
-    rl.on('line', (l) => {
-      if (pattern.test(l)) {
-        clearTimeout(timer);
-        rl.close();
-        child.stdout!.resume();
-        resolveLine(l);
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`exited with ${code} before ${pattern}`)));
-  });
-}
 
 async function waitHealthy(url: string, child: ChildProcess, timeoutMs = 60_000): Promise<void> {
   const t = Date.now();
@@ -120,15 +60,6 @@ async function waitHealthy(url: string, child: ChildProcess, timeoutMs = 60_000)
     await sleep(25);
   }
   throw new Error('gateway not healthy in time');
-}
-
-function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((r) => {
-    child.once('exit', () => r());
-    child.kill('SIGTERM');
-    setTimeout(() => child.kill('SIGKILL'), 10_000).unref();
-  });
 }
 
 /** The build is what production runs: rebuilt when any source is newer than it. */
@@ -147,26 +78,27 @@ function ensureBuild(): void {
 
 // ---------------------------------------------------------------- the run
 
-interface Row { name: string; peak: LoadResult; half?: LoadResult; cpu: Record<string, number>; rssMb: number }
+interface Measured { r: LoadResult; cpu: Record<string, number>; rssMb: number }
+interface Row { key: string; name: string; peak: Measured; half?: LoadResult; limit?: Measured }
+interface Memory { startMs: number; idleMb: number; loadMb: number; pendingMb: number }
+
+const PER_SET = 12_000;
 
 async function main() {
   const t0 = Date.now();
+  const loadAvg = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+  const loadAtStart = loadAvg();
   ensureBuild();
-  const base = mkdtempSync(join(tmpdir(), 'gw-bench-'));
-  chmodSync(base, 0o755);
-  const quiet = () => undefined;
-  const pgDir = join(base, 'pg');
-  const pg = await startEmbeddedPostgres({ dataDir: pgDir, port: await freePort(), log: quiet });
-  await applyMigrations(pg.url, quiet);
-  const redisPort = await freePort();
-  const redis = await startRedis({ port: redisPort, dir: join(base, 'redis'), log: quiet });
+  // Durable PostgreSQL (fsync and synchronous commit on): a payment acknowledged is on disk.
+  const { base, pg, pgDir, redis, redisPort, keysDir } = await startBenchServices('', { durable: true });
   const pgPid = Number(readFileSync(join(pgDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
   const redisPid = findPid((c) => c.startsWith('redis-server') && c.includes(`:${redisPort}`));
-  const keysDir = join(tmpdir(), 'gateway-test-keys');
   loadOrCreateSandboxKeys(keysDir);
   const db = new Client({ connectionString: pg.url });
   await db.connect();
-  await db.query(`INSERT INTO merchants (id, name, api_key_hash) VALUES ($1, 'Bench', $2)`, [MERCHANT, hashApiKey(API_KEY)]);
+  await db.query(`INSERT INTO merchants (id, name) VALUES ($1, 'Bench')`, [MERCHANT]);
+  // Keys live in merchant_api_keys (only their SHA-256), as `npm run admin -- key create` writes them.
+  await db.query(`INSERT INTO merchant_api_keys (id, merchant_id, prefix, key_hash) VALUES ('key_bench', $1, $2, $3)`, [MERCHANT, API_KEY.slice(0, 12), hashApiKey(API_KEY)]);
 
   const children: ChildProcess[] = [];
   const node = (args: string[], env: Record<string, string>, logFile?: string) => {
@@ -188,32 +120,73 @@ async function main() {
     const simUrl = /(http:\/\/\S+)/.exec(await firstLine(sim, /simulator on/))![1]!;
     const simPid = sim.pid!;
 
-    const gatewayEnv = async (concurrency: number) => {
+    const startGw = async (concurrency: number, how: 'dist' | 'tsx') => {
       const port = await freePort();
       const url = `http://127.0.0.1:${port}`;
-      const env = sandboxEnv({ keysDir, simulatorUrl: simUrl, databaseUrl: pg.url, redisUrl: redis.url, port, publicBaseUrl: url });
-      return {
-        url,
-        env: { ...env, APP_MODE: 'production', NODE_ENV: 'production', LOG_LEVEL: 'info', WEB_CONCURRENCY: String(concurrency), QUEUE_PREFIX: 'bench' } as Record<string, string>,
-      };
-    };
-    const startGw = async (concurrency: number, how: 'dist' | 'tsx') => {
-      const { url, env } = await gatewayEnv(concurrency);
+      const env = {
+        ...sandboxEnv({ keysDir, simulatorUrl: simUrl, databaseUrl: pg.url, redisUrl: redis.url, port, publicBaseUrl: url }),
+        APP_MODE: 'production', NODE_ENV: 'production', LOG_LEVEL: 'info', WEB_CONCURRENCY: String(concurrency), QUEUE_PREFIX: 'bench',
+      } as Record<string, string>;
       const t = performance.now();
-      const gw = node(how === 'dist' ? ['dist/src/main.js'] : ['--import', 'tsx', 'src/main.ts'], env, `gateway-${how}-${concurrency}.log`);
+      const prof = CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF}`] : [];
+      const gw = node([...prof, ...START_FLAGS, ...(how === 'dist' ? ['dist/src/main.js'] : ['--import', 'tsx', 'src/main.ts'])], env, `gateway-${how}-${concurrency}.log`);
       await waitHealthy(url, gw);
       const startMs = performance.now() - t;
       await sleep(1000);
-      return { gw, url, startMs, idleRssMb: treeRssMb(gw.pid!) };
+      return { gw, url, startMs, idleMb: treeRssMb(gw.pid!) };
     };
 
-    // Start-up both ways (one process each).
-    const tsx = await startGw(1, 'tsx');
-    await stop(tsx.gw);
-    let { gw, url, startMs, idleRssMb } = await startGw(1, 'dist');
+    let runNo = 0;
+    /** One autocannon run in its own process; CPU of `pids` (process trees) per completed operation. */
+    const load = async (spec: Omit<LoadSpec, 'connections' | 'runTag' | 'target'> & { target?: LoadSpec['target'] }, pids: Record<string, number>): Promise<Measured> => {
+      const child = node(['--import', 'tsx', 'bench/load.ts', JSON.stringify({ target: 'gateway', ...spec, connections: CONNECTIONS, runTag: String(++runNo).padStart(3, '0') + String(Date.now() % 1e6) })], {});
+      const it = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
+      const first = await it.next();
+      if (first.value !== 'READY') throw new Error(`load: ${first.value}`);
+      const before = Object.fromEntries(Object.entries(pids).map(([k, p]) => [k, cpuMs(p)]));
+      let rss = 0;
+      const measured = pids.gateway ?? pids.limit!;
+      const sampler = setInterval(() => (rss = Math.max(rss, treeRssMb(measured))), 250);
+      const last = await it.next();
+      clearInterval(sampler);
+      const after = Object.fromEntries(Object.entries(pids).map(([k, p]) => [k, cpuMs(p)]));
+      const r = JSON.parse(String(last.value)) as LoadResult;
+      const ops = Math.max(1, r.ops);
+      const cpu = Object.fromEntries(Object.keys(pids).map((k) => [k, (after[k]! - before[k]!) / ops]));
+      cpu.load = r.cpuMsPerOp;
+      if (r.non2xx || r.errors) log(`${spec.target ?? 'gateway'} ${spec.scenario}: ${r.non2xx} non-2xx, ${r.errors} errors`);
+      return { r, cpu, rssMb: rss };
+    };
+
+    /** Idle RSS is taken at start; then the create load's peak RSS and the RSS with 10,000 pending split jobs. */
+    const memory = async (g: { gw: ChildProcess; url: string; startMs: number; idleMb: number }, loadMb?: number): Promise<Memory> => {
+      if (loadMb === undefined) {
+        await load({ url: g.url, scenario: 'create', durationS: 2, apiKey: API_KEY }, { gateway: g.gw.pid! });
+        loadMb = (await load({ url: g.url, scenario: 'create', durationS: Math.max(3, SECONDS / 2), apiKey: API_KEY }, { gateway: g.gw.pid! })).rssMb;
+      }
+      const q = new Queue('splits', { connection: { url: redis.url }, prefix: '{bench}' });
+      for (let i = 0; i < 10; i++)
+        await q.addBulk(Array.from({ length: 1000 }, (_, j) => ({ name: 'drive', data: { checkoutId: `co_pending${i}_${j}` }, opts: { jobId: `pay_pend_${i}_${j}`, delay: 3_600_000 } })));
+      if ((await q.getDelayedCount()) !== 10_000) throw new Error('pending split jobs not queued');
+      await sleep(3000);
+      const pendingMb = treeRssMb(g.gw.pid!);
+      await q.obliterate({ force: true });
+      await q.close();
+      return { startMs: g.startMs, idleMb: g.idleMb, loadMb, pendingMb };
+    };
+
+    // Start-up and memory with the TypeScript loader (one process), then the compiled build that the scenarios use.
+    let tsxMemory: Memory | undefined;
+    if (!ONLY) {
+      const tsx = await startGw(1, 'tsx');
+      tsxMemory = await memory(tsx);
+      await stop(tsx.gw);
+    }
+    const one = await startGw(1, 'dist');
+    let gw = one.gw;
+    const url = one.url;
 
     // Unique data for the page and notify runs: open checkouts (and channel orders) inserted directly.
-    const PER_SET = 12_000;
     const seedCheckouts = async (letter: string, o: { openid?: boolean; orders?: boolean; outTradePrefix?: string } = {}) => {
       await db.query(
         `INSERT INTO checkouts (id, merchant_id, out_trade_no, amount_fen, description, payer_openid, expires_at, updated_at)
@@ -229,92 +202,94 @@ async function main() {
           [SANDBOX_APPID, SANDBOX_MCHID, PER_SET],
         );
     };
+    // h, j: gateway pages (H5, JSAPI); n, d: gateway notifies (unique, duplicate); p, q: limit pages; l, m: limit notifies.
     await seedCheckouts('h');
     await seedCheckouts('j', { openid: true });
     await seedCheckouts('n', { orders: true });
     await seedCheckouts('d', { orders: true });
+    await seedCheckouts('p');
+    await seedCheckouts('q', { openid: true });
     await seedCheckouts('l', { outTradePrefix: 'lim' });
+    await seedCheckouts('m', { outTradePrefix: 'limd' });
     await db.query('VACUUM ANALYZE');
-    const used: Record<string, number> = { h: 0, j: 0, n: 0, d: 0, l: 0 };
-
-    let runNo = 0;
-    const load = async (spec: Omit<LoadSpec, 'connections' | 'runTag'>, pids: Record<string, number>): Promise<{ r: LoadResult; cpu: Record<string, number>; rssMb: number }> => {
-      const child = node(['--import', 'tsx', 'bench/load.ts', JSON.stringify({ ...spec, connections: CONNECTIONS, runTag: String(++runNo).padStart(3, '0') + String(Date.now() % 1e6) })], {});
-      const lines = createInterface({ input: child.stdout! });
-      const it = lines[Symbol.asyncIterator]();
-      const first = await it.next();
-      if (first.value !== 'READY') throw new Error(`load: ${first.value}`);
-      const before = Object.fromEntries(Object.entries(pids).map(([k, p]) => [k, cpuMs(p)]));
-      let rss = 0;
-      const sampler = setInterval(() => (rss = Math.max(rss, treeRssMb(pids.gateway ?? pids.limit!))), 250);
-      const last = await it.next();
-      clearInterval(sampler);
-      const after = Object.fromEntries(Object.entries(pids).map(([k, p]) => [k, cpuMs(p)]));
-      const r = JSON.parse(String(last.value)) as LoadResult;
-      const ops = Math.max(1, r.ops);
-      const cpu = Object.fromEntries(Object.keys(pids).map((k) => [k, (after[k]! - before[k]!) / ops]));
-      if (r.non2xx || r.errors) log(`${spec.scenario}: ${r.non2xx} non-2xx, ${r.errors} errors`);
-      return { r, cpu, rssMb: rss };
-    };
-
-    const gwPids = () => ({ gateway: gw.pid!, postgres: pgPid, redis: redisPid, simulator: simPid });
+    const used: Record<string, number> = {};
     const dataSpec = (letter: string, count: number) => {
-      const from = used[letter]!;
-      used[letter]! += count;
-      if (used[letter]! > PER_SET) throw new Error(`seed set ${letter} exhausted`);
-      return { idLetter: letter, from, count };
+      const from = used[letter] ?? 0;
+      const n = Math.min(count, PER_SET - from);
+      if (n <= 0) throw new Error(`seed set ${letter} exhausted`);
+      used[letter] = from + n;
+      return { idLetter: letter, from, count: n };
     };
-    const notifyData = (letter: string, count: number) => ({
-      ...dataSpec(letter, count), outTradePrefix: `ot_${letter}_`, amountFen: 100, mchid: SANDBOX_MCHID, appid: SANDBOX_APPID, keysDir,
+    const notifyData = (letter: string, count: number, outTradePrefix = `ot_${letter}_`) => ({
+      ...dataSpec(letter, count), outTradePrefix, amountFen: 100, mchid: SANDBOX_MCHID, appid: SANDBOX_APPID, keysDir,
     });
+    const gwPids = () => ({ gateway: gw.pid!, postgres: pgPid, redis: redisPid, simulator: simPid });
 
     // Warm-up (JIT, pools): not reported.
     await load({ url, scenario: 'create', durationS: 2, apiKey: API_KEY }, gwPids());
 
-    /** Peak run, then the same scenario at half the peak rate. `size` = unique items the run may use. */
-    const rows: Row[] = [];
-    const scenario = async (name: string, spec: (phase: 'peak' | 'half', rate?: number) => Omit<LoadSpec, 'connections' | 'runTag'>) => {
-      const peak = await load(spec('peak'), gwPids());
-      const half = await load({ ...spec('half', peak.r.rate / 2), durationS: Math.max(3, SECONDS / 2), rate: peak.r.rate / 2 }, gwPids());
-      rows.push({ name, peak: peak.r, half: half.r, cpu: peak.cpu, rssMb: peak.rssMb });
-      log(`${name}: ${peak.r.rate.toFixed(0)}/s p50 ${peak.r.p50} p99 ${peak.r.p99} ms; at ${(peak.r.rate / 2).toFixed(0)}/s p99 ${half.r.p99} ms`);
-    };
-    // Page and notify runs take their unique items from the seeded sets; the peak may use up to 1,500/s.
-    const budget = (phase: 'peak' | 'half', rate?: number) => Math.ceil(phase === 'peak' ? SECONDS * 900 : (rate ?? 0) * Math.max(3, SECONDS / 2) * 1.2 + 100);
-    await scenario('create `POST /v1/checkouts`', () => ({ url, scenario: 'create', durationS: SECONDS, apiKey: API_KEY }));
-    await scenario('first page H5 `GET /checkout/{id}`', (p, rate) => ({ url, scenario: 'page', durationS: SECONDS, userAgent: UA_SAFARI, ...dataSpec('h', budget(p, rate)) }));
-    await scenario('first page JSAPI (payer.openid)', (p, rate) => ({ url, scenario: 'page', durationS: SECONDS, userAgent: UA_WECHAT, ...dataSpec('j', budget(p, rate)) }));
-    await scenario('full checkout (create + JSAPI page)', () => ({ url, scenario: 'full', durationS: SECONDS, apiKey: API_KEY }));
-    await scenario('notify, unique, applied', (p, rate) => ({ url, scenario: 'notify', durationS: SECONDS, ...notifyData('n', budget(p, rate)) }));
-    // The duplicate: one notify applied once, then replayed (WeChat's retries are exactly that).
+    type Spec = Omit<LoadSpec, 'connections' | 'runTag' | 'target'>;
+    /** Page and notify runs take unique items from the seeded sets; a peak may use up to 1,900/s. */
+    const budget = (phase: 'peak' | 'half', rate?: number) => Math.ceil(phase === 'peak' ? SECONDS * 1900 : (rate ?? 0) * Math.max(3, SECONDS / 2) * 1.2 + 100);
     const dup = notifyData('d', 1);
-    await load({ url, scenario: 'notify', durationS: 1, ...dup }, gwPids());
-    await scenario('notify, duplicate', () => ({ url, scenario: 'notify-dup', durationS: SECONDS, ...dup, count: 1 }));
+    const limitDup = notifyData('m', 1, 'limd');
+    type ScenarioDef = { key: string; name: string; gateway: (phase: 'peak' | 'half', rate?: number) => Spec; limit: () => Spec; before?: () => Promise<unknown> };
+    const all: ScenarioDef[] = [
+      { key: 'create', name: 'create `POST /v1/checkouts`', gateway: () => ({ url, scenario: 'create', durationS: SECONDS, apiKey: API_KEY }), limit: () => ({ url: '', scenario: 'create', durationS: SECONDS }) },
+      { key: 'h5', name: 'first page H5 `GET /checkout/{id}`',
+        gateway: (p, rate) => ({ url, scenario: 'page', durationS: SECONDS, userAgent: UA_SAFARI, ...dataSpec('h', budget(p, rate)) }),
+        limit: () => ({ url: '', scenario: 'page', pageKind: 'h5', durationS: SECONDS, userAgent: UA_SAFARI, ...dataSpec('p', budget('peak')) }) },
+      { key: 'jsapi', name: 'first page JSAPI (payer.openid)',
+        gateway: (p, rate) => ({ url, scenario: 'page', durationS: SECONDS, userAgent: UA_WECHAT, ...dataSpec('j', budget(p, rate)) }),
+        limit: () => ({ url: '', scenario: 'page', pageKind: 'jsapi', durationS: SECONDS, userAgent: UA_WECHAT, ...dataSpec('q', budget('peak')) }) },
+      { key: 'full', name: 'full checkout (create + JSAPI page)', gateway: () => ({ url, scenario: 'full', durationS: SECONDS, apiKey: API_KEY }), limit: () => ({ url: '', scenario: 'full', durationS: SECONDS }) },
+      { key: 'notify', name: 'notify, unique, applied',
+        gateway: (p, rate) => ({ url, scenario: 'notify', durationS: SECONDS, ...notifyData('n', budget(p, rate)) }),
+        limit: () => ({ url: '', scenario: 'notify', durationS: SECONDS, ...notifyData('l', budget('peak'), 'lim') }) },
+      // The duplicate: one notify applied once, then replayed (WeChat's retries are exactly that).
+      { key: 'dup', name: 'notify, duplicate',
+        before: () => load({ url, scenario: 'notify', durationS: 1, ...dup }, gwPids()),
+        gateway: () => ({ url, scenario: 'notify-dup', durationS: SECONDS, ...dup }), limit: () => ({ url: '', scenario: 'notify-dup', durationS: SECONDS, ...limitDup }) },
+    ];
+    const scenarios = all.filter((s) => !ONLY || ONLY.includes(s.key));
 
-    // Memory: idle, then with 10,000 pending (delayed) split jobs in the queue.
+    // Each scenario's limit runs right after the gateway's (same PostgreSQL; the limit process idles
+    // meanwhile), so a change in the machine's other load moves both sides of a ratio alike.
+    const limit = ONLY ? undefined : node(['--import', 'tsx', 'bench/limit.ts'], { DATABASE_URL: pg.url, KEYS_DIR: keysDir, MERCHANT_ID: MERCHANT });
+    const limitUrl = limit ? (await firstLine(limit, /^http/)).trim() : '';
+    const limitPids = { limit: limit?.pid ?? 0, postgres: pgPid };
+    if (limit) {
+      await load({ url: limitUrl, target: 'limit', scenario: 'create', durationS: 2 }, limitPids);
+      await load({ url: limitUrl, target: 'limit', scenario: 'notify', durationS: 1, ...limitDup }, limitPids); // applies it once
+    }
+
+    /** Peak run, then the same scenario at half the peak rate, then its limit. */
+    const rows: Row[] = [];
+    for (const sc of scenarios) {
+      await sc.before?.();
+      const peak = await load(sc.gateway('peak'), gwPids());
+      const half = await load({ ...sc.gateway('half', peak.r.rate / 2), durationS: Math.max(3, SECONDS / 2), rate: peak.r.rate / 2 }, gwPids());
+      const lim = limit ? await load({ ...sc.limit(), url: limitUrl, target: 'limit' }, limitPids) : undefined;
+      rows.push({ key: sc.key, name: sc.name, peak, half: half.r, limit: lim });
+      log(`${sc.name}: ${peak.r.rate.toFixed(0)}/s p50 ${peak.r.p50} p99 ${peak.r.p99} ms, gateway ${peak.cpu.gateway!.toFixed(2)} CPU ms/req; at ${(peak.r.rate / 2).toFixed(0)}/s p99 ${half.r.p99} ms` +
+        (lim ? `; limit ${lim.r.rate.toFixed(0)}/s, ${lim.cpu.limit!.toFixed(2)} CPU ms/op` : ''));
+    }
+    if (limit) await stop(limit);
+
+    // Memory of the compiled build: idle after the runs, then with 10,000 pending split jobs.
     await sleep(1500);
-    const idleAfterLoadMb = treeRssMb(gw.pid!);
-    const q = new Queue('splits', { connection: { url: redis.url }, prefix: '{bench}' });
-    for (let i = 0; i < 10; i++)
-      await q.addBulk(Array.from({ length: 1000 }, (_, j) => ({ name: 'drive', data: { checkoutId: `co_pending${i}_${j}` }, opts: { jobId: `pay_pend_${i}_${j}`, delay: 3_600_000 } })));
-    const pendingJobs = await q.getDelayedCount();
-    await sleep(3000);
-    const pendingRssMb = treeRssMb(gw.pid!);
-    const redisRssMb = rssKb(redisPid) / 1024;
-    await q.obliterate({ force: true });
-    await q.close();
+    const distMemory = ONLY ? undefined : await memory({ ...one, gw }, rows.find((r) => r.key === 'create')?.peak.rssMb ?? 0);
+    const idleAfterMb = treeRssMb(gw.pid!);
+    // One process again, just before the two-process runs: the factor compares runs minutes apart at most.
+    const create1 = ONLY ? undefined : await load({ url, scenario: 'create', durationS: SECONDS, apiKey: API_KEY }, gwPids());
+    const full1 = ONLY ? undefined : await load({ url, scenario: 'full', durationS: SECONDS, apiKey: API_KEY }, gwPids());
     await stop(gw);
+    if (ONLY) {
+      process.stdout.write(`${rows.map((r) => `${r.key}: ${r.peak.r.rate.toFixed(0)}/s, gateway ${r.peak.cpu.gateway!.toFixed(2)} CPU ms/req, RSS ${r.peak.rssMb.toFixed(0)} MB`).join('\n')}\n`);
+      return;
+    }
 
-    // The limit, same PostgreSQL, same run.
-    const limit = node(['--import', 'tsx', 'bench/limit.ts'], { DATABASE_URL: pg.url, KEYS_DIR: keysDir, MERCHANT_ID: MERCHANT });
-    const limitUrl = (await firstLine(limit, /^http/)).trim();
-    const limitPids = { limit: limit.pid!, postgres: pgPid };
-    await load({ url: limitUrl, scenario: 'limit-checkout', durationS: 2 }, limitPids);
-    const limCheckout = await load({ url: limitUrl, scenario: 'limit-checkout', durationS: SECONDS }, limitPids);
-    const limNotify = await load({ url: limitUrl, scenario: 'limit-notify', durationS: SECONDS, ...notifyData('l', budget('peak')), outTradePrefix: 'lim' }, limitPids);
-    await stop(limit);
-
-    // Both cores: creates with two gateway processes.
+    // Both cores: creates and full checkouts with two gateway processes.
     const two = await startGw(2, 'dist');
     gw = two.gw;
     await load({ url: two.url, scenario: 'create', durationS: 2, apiKey: API_KEY }, gwPids());
@@ -322,36 +297,69 @@ async function main() {
     const full2 = await load({ url: two.url, scenario: 'full', durationS: SECONDS, apiKey: API_KEY }, gwPids());
     await stop(gw);
 
-    // ------------------------------------------------------------ report
-    const f = (n: number, d = 0) => n.toFixed(d);
-    const out: string[] = [];
-    out.push(`## npm run bench — ${new Date().toISOString()}`);
-    out.push(`machine: ${cpus()[0]?.model} × ${availableParallelism()} cores, Node ${process.version}; ${SECONDS} s per peak run, ${CONNECTIONS} connections; other load on the machine: load average ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`);
-    out.push('');
-    out.push('| scenario (1 gateway process) | req/s | p50 ms | p99 ms | p99 at half rate | gateway CPU ms/req | PostgreSQL | Redis | simulator | gateway RSS MB |');
-    out.push('|---|---|---|---|---|---|---|---|---|---|');
-    for (const r of rows)
-      out.push(`| ${r.name} | ${f(r.peak.rate)} | ${r.peak.p50} | ${r.peak.p99} | ${r.half?.p99} (at ${f(r.peak.rate / 2)}/s) | ${f(r.cpu.gateway!, 2)} | ${f(r.cpu.postgres!, 2)} | ${f(r.cpu.redis!, 3)} | ${f(r.cpu.simulator!, 2)} | ${f(r.rssMb)} |`);
-    const full = rows.find((r) => r.name.startsWith('full'))!;
-    const uniq = rows.find((r) => r.name.startsWith('notify, unique'))!;
-    out.push('');
-    out.push('| path | gateway | its limit, same run | ratio | limit CPU ms/op (limit process, PostgreSQL) |');
-    out.push('|---|---|---|---|---|');
-    out.push(`| full checkout (create + JSAPI first page) | ${f(full.peak.rate)}/s | ${f(limCheckout.r.rate)}/s | **${f((100 * full.peak.rate) / limCheckout.r.rate)}%** | ${f(limCheckout.cpu.limit!, 2)}, ${f(limCheckout.cpu.postgres!, 2)} |`);
-    out.push(`| payment notify, unique, applied | ${f(uniq.peak.rate)}/s | ${f(limNotify.r.rate)}/s | **${f((100 * uniq.peak.rate) / limNotify.r.rate)}%** | ${f(limNotify.cpu.limit!, 2)}, ${f(limNotify.cpu.postgres!, 2)} |`);
-    out.push('');
-    const create1 = rows[0]!;
-    out.push(`Both cores (WEB_CONCURRENCY=2): creates ${f(create2.r.rate)}/s (p99 ${create2.r.p99} ms, gateway CPU ${f(create2.cpu.gateway!, 2)} ms/req) = **${f(create2.r.rate / create1.peak.rate, 2)}×** one process; full checkout ${f(full2.r.rate)}/s = ${f(full2.r.rate / full.peak.rate, 2)}×; RSS of the two workers + primary ${f(create2.rssMb)} MB.`);
-    out.push(`Start-up to /healthz 200: compiled ${f(startMs)} ms (RSS ${f(idleRssMb)} MB idle), tsx ${f(tsx.startMs)} ms (RSS ${f(tsx.idleRssMb)} MB idle).`);
-    out.push(`Memory (one process): idle after the runs ${f(idleAfterLoadMb)} MB; peak under create load ${f(create1.rssMb)} MB; with ${pendingJobs} pending split jobs ${f(pendingRssMb)} MB (Redis ${f(redisRssMb)} MB).`);
-    out.push(`Whole bench: ${f((Date.now() - t0) / 1000)} s.`);
-    process.stdout.write(`\n${out.join('\n')}\n`);
+    writeReport({ rows, create1: create1!, full1: full1!, create2, full2, tsxMemory: tsxMemory!, distMemory: distMemory!, idleAfterMb, loadAtStart, loadAtEnd: loadAvg(), seconds: (Date.now() - t0) / 1000 });
   } finally {
     await cleanup();
   }
 }
 
-main().catch((e) => {
-  process.stderr.write(`${e instanceof Error ? e.stack : String(e)}\n`);
-  process.exit(1);
-});
+// ---------------------------------------------------------------- the report
+
+const TARGET = { ratio: 0.4, createsBothCores: 1000, scaling: 1.6, halfRateP99Ms: 50, rssMb: 200 };
+
+function writeReport(a: { rows: Row[]; create1: Measured; full1: Measured; create2: Measured; full2: Measured; tsxMemory: Memory; distMemory: Memory; idleAfterMb: number; loadAtStart: string; loadAtEnd: string; seconds: number }): void {
+  const f = (n: number | undefined, d = 0) => (n === undefined || !Number.isFinite(n) ? '–' : n.toFixed(d));
+  const row = (key: string) => a.rows.find((r) => r.key === key)!;
+  const ratio = (r: Row) => r.peak.r.rate / (r.limit?.r.rate ?? NaN);
+  const out: string[] = [];
+  out.push(`## npm run bench — ${new Date().toISOString()}`);
+  out.push('');
+  out.push(`Machine: ${cpus()[0]?.model} × ${availableParallelism()} cores, Node ${process.version}, PostgreSQL and Redis on the same machine; ${SECONDS} s per peak run, ${CONNECTIONS} connections, unique requests; load average ${a.loadAtStart} at the start, ${a.loadAtEnd} at the end (other processes on the machine).`);
+  out.push('');
+  out.push('### One gateway process (`WEB_CONCURRENCY=1`, compiled, production configuration) and its limit, same run');
+  out.push('');
+  out.push('CPU columns: CPU time (user + system) per completed request of each process tree during the peak run; "load gen." is autocannon\'s own process. The limit is `bench/limit.ts` (bare `node:http`, only the unavoidable RSA/AES work and durable writes, same PostgreSQL).');
+  out.push('');
+  out.push('| scenario | req/s | p50 ms | p99 ms | p99 ms at half the peak rate | CPU ms/req: gateway | PostgreSQL | Redis | simulator | load gen. | gateway RSS MB (peak) | limit req/s | limit CPU ms/op (limit, PostgreSQL) | ratio to limit |');
+  out.push('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
+  for (const r of a.rows)
+    out.push(`| ${r.name} | ${f(r.peak.r.rate)} | ${r.peak.r.p50} | ${r.peak.r.p99} | ${r.half?.p99} (at ${f(r.peak.r.rate / 2)}/s) | ${f(r.peak.cpu.gateway, 2)} | ${f(r.peak.cpu.postgres, 2)} | ${f(r.peak.cpu.redis, 3)} | ${f(r.peak.cpu.simulator, 2)} | ${f(r.peak.cpu.load, 2)} | ${f(r.peak.rssMb)} | ${f(r.limit?.r.rate)} | ${f(r.limit?.cpu.limit, 2)}, ${f(r.limit?.cpu.postgres, 2)} | **${f(100 * ratio(r))}%** |`);
+  out.push('');
+  const full1 = row('full');
+  out.push('### Both cores (`WEB_CONCURRENCY=2`)');
+  out.push('');
+  out.push('Each two-process run follows a one-process run of the same scenario (not the table above), so the factor compares runs a minute apart.');
+  out.push('');
+  out.push('| scenario | 1 process req/s | 2 processes req/s | × one | p50 / p99 ms | gateway CPU ms/req (all processes) | RSS MB (primary + 2 workers) |');
+  out.push('|---|---|---|---|---|---|---|');
+  out.push(`| create | ${f(a.create1.r.rate)} | ${f(a.create2.r.rate)} | ${f(a.create2.r.rate / a.create1.r.rate, 2)}× | ${a.create2.r.p50} / ${a.create2.r.p99} | ${f(a.create2.cpu.gateway, 2)} | ${f(a.create2.rssMb)} |`);
+  out.push(`| full checkout | ${f(a.full1.r.rate)} | ${f(a.full2.r.rate)} | ${f(a.full2.r.rate / a.full1.r.rate, 2)}× | ${a.full2.r.p50} / ${a.full2.r.p99} | ${f(a.full2.cpu.gateway, 2)} | ${f(a.full2.rssMb)} |`);
+  out.push('');
+  out.push('### Start-up and memory (one gateway process; the simulator is another process, not counted)');
+  out.push('');
+  out.push('| build | start-up to first /healthz 200 | RSS idle MB | RSS under the create load MB (peak) | RSS with 10,000 pending split jobs MB |');
+  out.push('|---|---|---|---|---|');
+  out.push(`| compiled (\`npm run build\`, \`npm start\`) | ${f(a.distMemory.startMs)} ms | ${f(a.distMemory.idleMb)} (${f(a.idleAfterMb)} after all runs) | ${f(a.distMemory.loadMb)} | ${f(a.distMemory.pendingMb)} |`);
+  out.push(`| TypeScript loader (\`node --import tsx src/main.ts\`) | ${f(a.tsxMemory.startMs)} ms | ${f(a.tsxMemory.idleMb)} | ${f(a.tsxMemory.loadMb)} | ${f(a.tsxMemory.pendingMb)} |`);
+  out.push('');
+  const verdict = (ok: boolean) => (ok ? '**PASS**' : '**FAIL**');
+  const slow = a.rows.filter((r) => (r.half?.p99 ?? Infinity) >= TARGET.halfRateP99Ms);
+  const rssMax = Math.max(...a.rows.map((r) => r.peak.rssMb), a.distMemory.loadMb);
+  const loadGenMax = Math.max(...a.rows.map((r) => r.peak.r.cpuShare), a.create2.r.cpuShare, a.full2.r.cpuShare, ...a.rows.map((r) => r.limit?.r.cpuShare ?? 0));
+  out.push('### Targets (issue 11)');
+  out.push('');
+  out.push(`- ${verdict(ratio(full1) >= TARGET.ratio)} full checkout ≥ 40% of its limit, one process: ${f(100 * ratio(full1))}% (${f(full1.peak.r.rate)}/s vs ${f(full1.limit?.r.rate)}/s)`);
+  out.push(`- ${verdict(ratio(row('notify')) >= TARGET.ratio)} unique notify ≥ 40% of its limit, one process: ${f(100 * ratio(row('notify')))}% (${f(row('notify').peak.r.rate)}/s vs ${f(row('notify').limit?.r.rate)}/s)`);
+  out.push(`- ${verdict(a.create2.r.rate >= TARGET.createsBothCores)} creates ≥ 1,000 req/s with both cores: ${f(a.create2.r.rate)}/s`);
+  out.push(`- ${verdict(a.create2.r.rate / a.create1.r.rate >= TARGET.scaling)} two processes ≥ 1.6× one (creates): ${f(a.create2.r.rate / a.create1.r.rate, 2)}× (full checkout ${f(a.full2.r.rate / a.full1.r.rate, 2)}×)`);
+  out.push(`- ${verdict(slow.length === 0)} p99 < 50 ms at half the peak rate, every scenario: ${slow.length ? `over in ${slow.map((r) => `${r.key} ${r.half?.p99} ms`).join(', ')}` : `worst ${Math.max(...a.rows.map((r) => r.half?.p99 ?? 0))} ms`}`);
+  out.push(`- ${verdict(rssMax < TARGET.rssMb)} RSS < 200 MB under load (one process): peak ${f(rssMax)} MB`);
+  out.push(`- load generator: at most ${f(100 * loadGenMax)}% of one core in any run${loadGenMax >= 0.9 ? ' — **saturated: the figures of that run are bounded by autocannon, not the server**' : ' (not the bottleneck)'}`);
+  out.push('');
+  out.push(`Whole bench: ${f(a.seconds)} s.`);
+  const text = `${out.join('\n')}\n`;
+  writeFileSync(join(ROOT, 'bench/last-run.md'), text);
+  process.stdout.write(`\n${text}`);
+}
+
+runMain(main);

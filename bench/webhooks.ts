@@ -12,39 +12,30 @@
  * Run: node --import tsx bench/webhooks.ts [events=2000] [checkouts=200] [idle samples=60]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdtempSync } from 'node:fs';
 import http from 'node:http';
-import { cpus, tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { cpus } from 'node:os';
+import { resolve } from 'node:path';
 import { loadConfig } from '../src/config/config';
 import { SANDBOX_APP_SECRET, sandboxEnv } from '../src/config/sandbox';
 import { buildDeps, startBackground, startGateway } from '../src/gateway';
-import { applyMigrations } from '../src/lib/migrations';
 import { createMerchant } from '../src/modules/merchants/merchant.service';
 import { publishEvent } from '../src/modules/webhooks/webhook.publish';
 import { signatureHeader } from '../src/modules/webhooks/webhook.sender';
 import { startSimulator } from '../src/simulator/app';
 import { loadOrCreateSandboxKeys } from '../src/simulator/keys';
-import { freePort, startEmbeddedPostgres, startRedis } from '../scripts/services';
+import { freePort } from '../scripts/services';
+import { startBenchServices } from './services';
+import { quantile, runMain, stopInOrder } from './proc';
 
 const EVENTS = Number(process.argv[2] ?? 2000);
 const CHECKOUTS = Number(process.argv[3] ?? 200);
 const IDLE = Number(process.argv[4] ?? 60);
 const KEY = 'sk_bench_merchant_key_00000001';
 
-function pct(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!;
-}
+const pct = (xs: number[], p: number) => quantile(xs, p / 100);
 
 async function main() {
-  const base = mkdtempSync(join(tmpdir(), 'gw-bench-wh-'));
-  chmodSync(base, 0o755);
-  const quiet = () => undefined;
-  const pg = await startEmbeddedPostgres({ dataDir: join(base, 'pg'), port: await freePort(), unsafeFast: true, log: quiet });
-  await applyMigrations(pg.url, quiet);
-  const redis = await startRedis({ port: await freePort(), dir: join(base, 'redis'), log: quiet });
-  const keysDir = join(tmpdir(), 'gateway-test-keys');
+  const { pg, redis, keysDir } = await startBenchServices('wh-');
   const sim = await startSimulator({ keys: loadOrCreateSandboxKeys(keysDir), appSecret: SANDBOX_APP_SECRET, notifyUrlPolicy: 'any-no-query', h5Domains: ['127.0.0.1'] });
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
@@ -160,13 +151,7 @@ async function main() {
   agent.destroy();
   child.disconnect();
   await background.stop();
-  await gw.close();
-  await sim.close();
-  await redis.stop();
-  await pg.stop();
+  await stopInOrder(() => gw.close(), () => sim.close(), () => redis.stop(), () => pg.stop());
 }
 
-main().catch((e) => {
-  console.error(e);
-  process.exit(1);
-});
+runMain(main);

@@ -42,6 +42,10 @@ export function createApp(deps: AppDeps, modules: AppModule[] = []): express.Exp
   app.set('trust proxy', parseTrustProxy(deps.config.TRUST_PROXY));
   app.set('view engine', 'ejs');
   app.set('views', viewsDir());
+  // Compiled templates cached outside the sandbox (where they are edited), whatever NODE_ENV says:
+  // Express turns the cache on only for NODE_ENV=production, and an uncached page recompiles every
+  // EJS file it includes on each render.
+  app.set('view cache', !deps.config.sandbox);
 
   app.use(requestId);
   app.use(securityHeaders(deps.config));

@@ -24,7 +24,9 @@ export function createLogger(level: string, base: Record<string, unknown> = {}, 
       censor: '[redacted]',
     },
   };
-  if (!opts.pretty) return pino(options);
+  // Asynchronous writes (sonic-boom): lines logged in the same tick go out in one write() instead of
+  // one synchronous write each, off the request's path; pino flushes what is pending at exit.
+  if (!opts.pretty) return pino(options, pino.destination({ dest: 1, sync: false }));
   return pino(
     options,
     pretty({ sync: true, colorize: process.stderr.isTTY, singleLine: true, translateTime: 'SYS:HH:MM:ss', ignore: 'pid,hostname,service,req,res,responseTime,reqId', destination: 2 }),

@@ -20,13 +20,13 @@ const BUDGET = {
   create: { db: 1, redis: 0 },
   // Checkout + merchant name + the (fresh) channel order of this payer in one SELECT.
   firstPageExistingOrder: { db: 1, redis: 0 },
-  // Notify ingestion as it is (owned by the hardening work): raw log insert, order lookup, BEGIN,
-  // 2 compare-and-set updates, outbox insert, COMMIT, outcome update (the order and its checkout are 2 SELECTs).
-  // +3 since merchant webhooks (issue 9): in the same transaction, the endpoints read, the event and its
-  // deliveries written, and the pg_notify that wakes the dispatcher on commit.
-  notifyApplied: { db: 12, redis: 0 },
-  // Same, the second copy: the updates move nothing, one read (instead of the outbox insert) tells "duplicate".
-  notifyDuplicate: { db: 12, redis: 0 },
+  // The verified notify stored and its order read in one statement (the insert commits before any
+  // check, 5xx if it cannot), then one statement that applies it: both compare-and-sets, the outbox
+  // row, the merchant event with its deliveries and pg_notify, and the notify's outcome (was 12:
+  // insert, 2 reads, BEGIN, 2 updates, outbox, event, endpoints, pg_notify, COMMIT, outcome update).
+  notifyApplied: { db: 2, redis: 0 },
+  // Same read; the order is already paid (terminal), so it is a duplicate: the outcome update only.
+  notifyDuplicate: { db: 2, redis: 0 },
 };
 
 let h: Harness;

@@ -27,7 +27,7 @@ export async function loadPageCheckout(
 }
 
 /** Column names → the client's field names (snake_case → camelCase; every @map here follows that rule); *_at → Date. */
-function fromColumns(o: Record<string, unknown>): Record<string, unknown> {
+export function fromColumns(o: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(o)) {
     const key = k.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
@@ -39,7 +39,7 @@ function fromColumns(o: Record<string, unknown>): Record<string, unknown> {
 const jsonDate = (v: string) => new Date(/[zZ]|[+-]\d\d:?\d\d$/.test(v) ? v : `${v}Z`);
 
 /** json_agg gives snake_case keys and timestamps without a zone (the columns hold UTC). */
-function orderFromJson(o: Record<string, unknown>): ChannelOrder {
+export function orderFromJson(o: Record<string, unknown>): ChannelOrder {
   const date = (v: unknown) => (typeof v === 'string' ? new Date(/[zZ]|[+-]\d\d:?\d\d$/.test(v) ? v : `${v}Z`) : null);
   return {
     id: o.id as string,

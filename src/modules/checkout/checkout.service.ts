@@ -2,7 +2,7 @@ import type { Metrics } from '../../lib/metrics';
 import type { Config } from '../../config/config';
 import { AppError } from '../../lib/errors';
 import { newId } from '../../lib/ids';
-import type { PrismaClient } from '../../lib/prisma';
+import { Prisma, type PrismaClient } from '../../lib/prisma';
 import type { Checkout, ChannelOrder } from '../../generated/prisma/client';
 import { isUniqueViolation } from '../../http/idempotency';
 import { checkSplit, splitLimitsOf } from '../splits/split.rules';
@@ -10,7 +10,10 @@ import { splitLimitsFor } from '../splits/split.ratio';
 import { channelsOf, type ChannelResolver } from '../merchants/channel-resolver';
 import type { PaymentChannel } from '../../channels/channel';
 import type { Logger } from '../../lib/logger';
+import { fromColumns } from './checkout.page-load';
 import { checkoutIdSchema, type CreateCheckoutInput } from './checkout.schemas';
+
+const utc = (iso: string) => Prisma.sql`${iso}::timestamptz AT TIME ZONE 'UTC'`;
 
 export type CheckoutWithOrders = Checkout & { channelOrders: ChannelOrder[] };
 
@@ -40,24 +43,18 @@ export async function createCheckout(
   // WeChat's time_expire has second precision; keep ours identical so re-orders send identical bodies.
   const expiresAt = new Date(Math.floor((now.getTime() + expiresIn * 1000) / 1000) * 1000);
   try {
-    // One INSERT … RETURNING: a new checkout has no channel orders (an include would add a transaction and a SELECT).
-    const created = await deps.prisma.checkout.create({
-      data: {
-        id: newId('co'),
-        merchantId,
-        outTradeNo: input.out_trade_no,
-        amountFen: input.amount,
-        currency: input.currency,
-        description: input.description,
-        attach: input.attach ?? null,
-        returnUrl: input.return_url ?? null,
-        payerOpenid: input.payer?.openid ?? null,
-        idempotencyKey: idempotencyKey ?? null,
-        expiresAt,
-        profitSharing: mode,
-        splitPlan: mode === 'planned' ? (ps!.receivers as object[]) : undefined,
-      },
-    });
+    // One INSERT … RETURNING: a new checkout has no channel orders (an include would add a transaction
+    // and a SELECT). Raw SQL: the typed create cost 0.84 ms of CPU in the client, this 0.36 ms
+    // (tmp microbenchmark, 3,000 inserts; docs/performance.md); timestamps as the client writes them (UTC).
+    const wall = new Date().toISOString();
+    const [row] = await deps.prisma.$queryRaw<Array<{ row: Record<string, unknown> }>>(Prisma.sql`
+      INSERT INTO checkouts AS c (id, merchant_id, out_trade_no, amount_fen, currency, description, attach, return_url, payer_openid,
+        idempotency_key, expires_at, profit_sharing, split_plan, created_at, updated_at)
+      VALUES (${newId('co')}, ${merchantId}, ${input.out_trade_no}, ${input.amount}, ${input.currency}, ${input.description}, ${input.attach ?? null},
+        ${input.return_url ?? null}, ${input.payer?.openid ?? null}, ${idempotencyKey ?? null}, ${utc(expiresAt.toISOString())},
+        ${mode}::"ProfitSharingMode", ${mode === 'planned' ? JSON.stringify(ps!.receivers) : null}::jsonb, ${utc(wall)}, ${utc(wall)})
+      RETURNING to_jsonb(c) AS row`);
+    const created = fromColumns(row!.row) as unknown as Checkout;
     deps.metrics?.checkoutsCreated.inc();
     return { ...created, channelOrders: [] };
   } catch (e) {

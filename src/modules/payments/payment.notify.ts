@@ -5,7 +5,7 @@ import type { Logger } from '../../lib/logger';
 import type { PrismaClient } from '../../lib/prisma';
 import type { Metrics } from '../../lib/metrics';
 import type { SourceLimiter } from '../../lib/source-limiter';
-import { applyPaidTransaction, PaymentMismatch } from './payment.apply';
+import { applyNotifiedPayment, PaymentMismatch } from './payment.apply';
 
 /** What WeChat gets back: 2xx means "stored, stop retrying"; anything else makes it retry. */
 export interface NotifyAnswer {
@@ -50,9 +50,11 @@ export async function ingestPaymentNotify(
   const { prisma, channel, logger } = deps;
   const logId = newId('ntf');
   const count = (outcome: string) => (deps.metrics?.notifies.inc({ kind: 'payment', outcome }), true);
-  const store = (outcome: string, body: string, hdrs: Record<string, string>, extra: { error?: string } = {}) =>
+  const store = (outcome: string, body: string, hdrs: Record<string, string>, extra: { error?: string; eventId?: string; outTradeNo?: string } = {}) =>
     prisma.notifyLog.create({
       data: { id: logId, channel: channel.name, kind: 'payment', headers: hdrs, body, outcome, sourceIp, bodyBytes: rawBody.length, ...extra },
+      // Nothing read back: mapping the whole row (headers, body) cost ~0.2 ms of CPU per notify.
+      select: { id: true },
     });
 
   // 1. Verify the signature over the raw bytes, then decrypt. Probes (WECHATPAY/SIGNTEST/) fail here.
@@ -75,23 +77,24 @@ export async function ingestPaymentNotify(
   // 2. Audit: a verified notify is stored before anything else; if we cannot, WeChat must retry.
   const tx = event.transaction;
   try {
-    await store('received', keepText(rawBody), pickHeaders(headers));
+    await store('received', keepText(rawBody), pickHeaders(headers), { eventId: event.eventId, outTradeNo: tx.outTradeNo });
   } catch (err) {
     logger.error({ err }, 'notify: cannot store a verified notify');
     return fail(500, 'storage unavailable');
   }
-  const setOutcome = (outcome: string, extra: { error?: string; eventId?: string; outTradeNo?: string } = {}) =>
+  const setOutcome = (outcome: string, extra: { error?: string } = {}) =>
     count(outcome) && prisma.notifyLog.update({ where: { id: logId }, data: { outcome, ...extra } }).catch((err: unknown) => logger.warn({ err, logId }, 'notify: outcome not recorded'));
 
   if (event.eventType !== 'TRANSACTION.SUCCESS') {
-    await setOutcome('ignored', { eventId: event.eventId, outTradeNo: tx.outTradeNo, error: event.eventType });
+    await setOutcome('ignored', { error: event.eventType });
     return { status: 204 };
   }
 
-  // 3. Check against our order and apply exactly once.
+  // 3. Check against our order and apply exactly once (the outcome is written by the same statement when it applies).
   try {
-    const { outcome, checkoutId } = await applyPaidTransaction(prisma, channel.name, tx, deps.now(), accountId);
-    await setOutcome(outcome, { eventId: event.eventId, outTradeNo: tx.outTradeNo });
+    const { outcome, checkoutId, outcomeStored } = await applyNotifiedPayment(prisma, channel.name, tx, deps.now(), accountId, logId);
+    if (outcomeStored) count(outcome);
+    else await setOutcome(outcome);
     if (outcome === 'applied') deps.metrics?.checkoutsPaid.inc({ trade_type: tx.tradeType });
     if (outcome === 'double_payment') logger.error({ checkoutId, transactionId: tx.transactionId }, 'checkout paid twice: refund needed');
     else logger.info({ checkoutId, outcome, transactionId: tx.transactionId }, 'payment notify applied');
@@ -99,11 +102,11 @@ export async function ingestPaymentNotify(
   } catch (err) {
     if (err instanceof PaymentMismatch) {
       logger.error({ code: err.code, outTradeNo: tx.outTradeNo, logId }, `notify does not match our order: ${err.message}`);
-      await setOutcome('mismatch', { eventId: event.eventId, outTradeNo: tx.outTradeNo, error: `${err.code}: ${err.message}` });
+      await setOutcome('mismatch', { error: `${err.code}: ${err.message}` });
       return fail(err.code === 'UNKNOWN_ORDER' ? 404 : 400, err.code);
     }
     logger.error({ err, logId }, 'notify: could not apply');
-    await setOutcome('error', { eventId: event.eventId, outTradeNo: tx.outTradeNo, error: String((err as Error)?.message ?? err).slice(0, 500) });
+    await setOutcome('error', { error: String((err as Error)?.message ?? err).slice(0, 500) });
     return fail(500, 'internal error');
   }
 }

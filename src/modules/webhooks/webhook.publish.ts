@@ -1,5 +1,5 @@
 import { newId } from '../../lib/ids';
-import type { Prisma } from '../../lib/prisma';
+import { Prisma } from '../../lib/prisma';
 
 /**
  * The merchant events the gateway publishes (issue 9 §2). Producers call `publishEvent` inside the
@@ -72,4 +72,28 @@ export async function publishEvent(tx: Prisma.TransactionClient, input: PublishE
   // wake at once instead of at their next poll.
   await tx.$executeRaw`SELECT pg_notify(${EVENTS_CHANNEL}, '')`;
   return { id: ev.id };
+}
+
+/**
+ * `publishEvent` for a checkout, as CTEs of the statement that makes the state change itself (a hot
+ * path that changes state in one statement has no transaction to call `publishEvent` in). `source`
+ * names an earlier CTE of that statement whose rows (`id` = the checkout, `merchant_id`) changed: each
+ * gets the event, its delivery rows and the wake-up, committed with the change or not at all.
+ * Appends the CTEs `published` and `woken`; the statement must read `woken` (PostgreSQL runs a
+ * data-modifying CTE always, a SELECT one only when read, and pg_notify is a SELECT).
+ * Delivery ids are made in SQL (the endpoints are only known there): `whd_` + 20 hex digits.
+ */
+export function publishCheckoutEventCtes(source: 'moved', type: MerchantEventType, eventId: string): Prisma.Sql {
+  return Prisma.sql`
+    published AS (
+      INSERT INTO merchant_events (id, merchant_id, type, checkout_id, object_kind, object_id)
+      SELECT ${eventId}, s.merchant_id, ${type}, s.id, 'checkout', s.id FROM ${Prisma.raw(source)} s
+      RETURNING id, seq, merchant_id, checkout_id),
+    delivered AS (
+      INSERT INTO webhook_deliveries (id, event_id, endpoint_id, checkout_id, event_seq, updated_at)
+      SELECT 'whd_' || substr(md5(gen_random_uuid()::text || e.id), 1, 20), p.id, e.id, p.checkout_id, p.seq, now() AT TIME ZONE 'UTC'
+      FROM published p JOIN webhook_endpoints e ON e.merchant_id = p.merchant_id
+      WHERE e.deleted_at IS NULL AND NOT e.disabled AND (cardinality(e.events) = 0 OR ${type} = ANY(e.events))
+      RETURNING 1),
+    woken AS (SELECT pg_notify(${EVENTS_CHANNEL}, '') FROM published)`;
 }

@@ -1,0 +1,22 @@
+/**
+ * The benches' own PostgreSQL (migrated) and Redis in a fresh temp dir, and where the sandbox keys
+ * live. `durable` keeps fsync and synchronous commit on (what `npm run bench` measures against);
+ * otherwise the fast throwaway settings.
+ */
+import { chmodSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { applyMigrations } from '../src/lib/migrations';
+import { freePort, startEmbeddedPostgres, startRedis } from '../scripts/services';
+
+export async function startBenchServices(tag: string, o: { durable?: boolean; ephemeral?: boolean } = {}) {
+  const base = mkdtempSync(join(tmpdir(), `gw-bench-${tag}`));
+  chmodSync(base, 0o755);
+  const quiet = () => undefined;
+  const pgDir = join(base, 'pg');
+  const pg = await startEmbeddedPostgres({ dataDir: pgDir, port: await freePort(), unsafeFast: !o.durable, ...(o.ephemeral ? { ephemeral: true } : {}), log: quiet });
+  await applyMigrations(pg.url, quiet);
+  const redisPort = await freePort();
+  const redis = await startRedis({ port: redisPort, dir: join(base, 'redis'), log: quiet });
+  return { base, pg, pgDir, redis, redisPort, keysDir: join(tmpdir(), 'gateway-test-keys') };
+}
