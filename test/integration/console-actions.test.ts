@@ -310,3 +310,67 @@ describe('split mismatch resolution', () => {
     expect((await confirmPage(ops, url)).status).toBe(409);
   });
 });
+
+describe('review: money paths of the console actions', () => {
+  const ps = () => h.sim.control.profitSharing;
+
+  it('When WeChat accepted a batch whose answer was lost (recorded as refused here), then its retry is refused: nobody is paid twice', async () => {
+    const { id, transactionId } = await paidCheckout(h, { amount: 1000, profit_sharing: { mode: 'on_demand' } });
+    // The channel takes the request, then the answer is replaced by a terminal refusal: failed here, accepted there.
+    h.sim.control.faults.failNext(1, { pathPrefix: '/v3/profitsharing/orders', method: 'POST', status: 400, code: 'INVALID_REQUEST', message: '输入源异常', afterProcessing: true });
+    await h.api('post', `/v1/checkouts/${id}/splits`).set('Idempotency-Key', 'k-lost-').send({ receivers: receivers(2, 100, 'lost-') }).expect(201);
+    const s = await waitForSplitStatus(h, id, ['failed']);
+    const batch = s.batches[0]!.out_order_no;
+    await waitFor(async () => (ps().orders() as Array<{ out_order_no?: string; state?: string }>).find((o) => o.out_order_no === batch)?.state === 'FINISHED', 15_000, 'the channel finishes the batch');
+
+    const url = `/console/checkouts/${id}/batches/${batch}/retry`;
+    const form = await confirmPage(ops, url);
+    const r = await submit(ops, url, form);
+    expect(r.status).toBe(409);
+    expect(r.text).toContain(batch);
+    expect(await h.db.prisma.split.count({ where: { checkoutId: id } })).toBe(1);
+    expect(splitRequests(h, transactionId).map((x) => x.outOrderNo)).toEqual([batch]);
+    expect(await auditOf(form.key!)).toHaveLength(0);
+  });
+
+  it('When the channel still has the failed batch\'s receiver PENDING (a late success on its way), then the retry is refused', async () => {
+    const { id, transactionId } = await paidCheckout(h, { amount: 1000, profit_sharing: { mode: 'on_demand' } });
+    const before = ps().setOptions({});
+    ps().setOptions({ resultDelayMs: 60_000 });
+    try {
+      h.sim.control.faults.failNext(1, { pathPrefix: '/v3/profitsharing/orders', method: 'POST', status: 400, code: 'INVALID_REQUEST', message: '输入源异常', afterProcessing: true });
+      await h.api('post', `/v1/checkouts/${id}/splits`).set('Idempotency-Key', 'k-late-').send({ receivers: receivers(1, 100, 'late-') }).expect(201);
+      const s = await waitForSplitStatus(h, id, ['failed']);
+      const batch = s.batches[0]!.out_order_no;
+      const url = `/console/checkouts/${id}/batches/${batch}/retry`;
+      const form = await confirmPage(ops, url);
+      const r = await submit(ops, url, form);
+      expect(r.status).toBe(409);
+      expect(await h.db.prisma.split.count({ where: { checkoutId: id } })).toBe(1);
+      expect(splitRequests(h, transactionId)).toHaveLength(1);
+    } finally {
+      ps().setOptions({ resultDelayMs: before.resultDelayMs });
+    }
+  });
+
+  it('When the 30-day split window of the payment has ended, then a failed batch is not retried (WeChat unfroze the rest to the merchant)', async () => {
+    const { id, transactionId } = await paidCheckout(h, { amount: 1000, profit_sharing: { mode: 'on_demand' } });
+    ps().failReceiver('win-001', 'ACCOUNT_ABNORMAL');
+    await h.api('post', `/v1/checkouts/${id}/splits`).set('Idempotency-Key', 'k-win-').send({ receivers: receivers(2, 100, 'win-') }).expect(201);
+    const s = await waitForSplitStatus(h, id, ['partially_failed']);
+    ps().failReceiver('win-001', null);
+    const batch = s.batches[0]!.out_order_no;
+    const url = `/console/checkouts/${id}/batches/${batch}/retry`;
+    const form = await confirmPage(ops, url);
+    expect(form.status).toBe(200);
+    await h.db.prisma.checkout.update({ where: { id }, data: { paidAt: new Date(Date.now() - 31 * 86_400_000) } });
+    const page = await confirmPage(ops, url);
+    expect(page.status).toBe(409);
+    expect(page.key).toBeNull();
+    const r = await submit(ops, url, form);
+    expect(r.status).toBe(409);
+    expect(await h.db.prisma.split.count({ where: { checkoutId: id } })).toBe(1);
+    expect(splitRequests(h, transactionId)).toHaveLength(1);
+    expect(await auditOf(form.key!)).toHaveLength(0);
+  });
+});

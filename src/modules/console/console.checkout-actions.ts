@@ -160,7 +160,7 @@ export function mountCheckoutActions(r: Router, deps: AppDeps, ctx: PageContext)
     title: '重试分账批次 · Retry a split batch',
     load: within('没有这个分账批次 · No such split batch', async (c, req) => {
       const batch = await deps.prisma.splitBatch.findFirst({ where: { outOrderNo: param(req, 'outOrderNo'), checkoutId: c.id }, include: { receivers: { orderBy: { position: 'asc' } } } });
-      return batch && { batch, refusal: await retryRefusal(deps.prisma, batch) };
+      return batch && { batch, refusal: await retryRefusal(deps, batch) };
     }),
     blocked: (s) => s.refusal,
     parse: () => null,
