@@ -6,6 +6,7 @@
 import type request from 'supertest';
 import { createConsoleUser } from '../../src/modules/console/console.users';
 import { newId } from '../../src/lib/ids';
+import { mismatchResolution } from '../../src/modules/splits/split.reconcile';
 import { startHarness, type Harness } from '../support/harness';
 import { startReceiver } from '../support/webhook-receiver';
 import { confirmPage, signIn } from './console-support';
@@ -36,6 +37,7 @@ function submit(agent: request.Agent, url: string, form: { csrf: string | null; 
   return agent.post(url).type('form').send({ ...(form.csrf ? { _csrf: form.csrf } : {}), ...(form.key ? { actionKey: form.key } : {}), ...fields });
 }
 
+const mismatchResolutionOf = (detail: unknown) => mismatchResolution(detail).resolvedAt;
 const auditOf = (actionKey: string) => h.db.prisma.consoleAudit.findMany({ where: { actionKey } });
 
 describe('refund', () => {
@@ -372,5 +374,24 @@ describe('review: money paths of the console actions', () => {
     expect(await h.db.prisma.split.count({ where: { checkoutId: id } })).toBe(1);
     expect(splitRequests(h, transactionId)).toHaveLength(1);
     expect(await auditOf(form.key!)).toHaveLength(0);
+  });
+
+  it('When a refund reason or a resolution note holds a NUL (PostgreSQL refuses it), then the form says so (400), never a 500, and nothing is done or recorded', async () => {
+    const { id } = await paidCheckout(h, { amount: 1000 });
+    const url = `/console/checkouts/${id}/refund`;
+    const form = await confirmPage(ops, url, { amount: '1' });
+    const r = await submit(ops, url, form, { amount: '1', reason: 'a\u0000b' });
+    expect(r.status).toBe(400);
+    expect(await h.db.prisma.refund.count({ where: { checkoutId: id } })).toBe(0);
+    expect(await auditOf(form.key!)).toHaveLength(0);
+    expect((await confirmPage(ops, url, { amount: '1', reason: 'a\u0000b' })).status).toBe(400);
+
+    const m = await h.db.prisma.splitMismatch.create({ data: { id: newId('sm'), checkoutId: id, kind: 'BATCH_UNKNOWN_AT_CHANNEL', ref: `${id}-s1-b1`, message: 'x' } });
+    const murl = `/console/checkouts/${id}/mismatches/${m.id}/resolve`;
+    const mform = await confirmPage(ops, murl);
+    const mr = await submit(ops, murl, mform, { note: 'checked\u0000' });
+    expect(mr.status).toBe(400);
+    expect(await auditOf(mform.key!)).toHaveLength(0);
+    expect(mismatchResolutionOf((await h.db.prisma.splitMismatch.findUniqueOrThrow({ where: { id: m.id } })).detail)).toBeNull();
   });
 });

@@ -12,6 +12,7 @@ import type { Request, Router } from 'express';
 import type { AppDeps } from '../../app.types';
 import { AppError } from '../../lib/errors';
 import { fenToYuan } from '../../lib/money';
+import { hasControlChars } from '../../lib/validation';
 import type { PrismaClient } from '../../lib/prisma';
 import { createRefund } from '../refunds/refund.service';
 import { checkoutIdSchema } from '../checkout/checkout.schemas';
@@ -231,6 +232,8 @@ export function mountCheckoutActions(r: Router, deps: AppDeps, ctx: PageContext)
     parse: (v, _s, stage) => {
       const note = (v.note ?? '').trim();
       if (stage === 'submit' && !note) throw invalid('请填写处理说明 · A note is required', 'note');
+      // Lines are fine; NUL and other control characters are not (PostgreSQL refuses NUL: a 500).
+      if (hasControlChars(note.replace(/\r?\n|\t/g, ' '))) throw invalid('说明含有控制字符 · The note holds control characters', 'note');
       return { note };
     },
     summary: ({ m }) => [
