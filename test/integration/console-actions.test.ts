@@ -376,6 +376,21 @@ describe('review: money paths of the console actions', () => {
     expect(await auditOf(form.key!)).toHaveLength(0);
   });
 
+  it('When the same form refunding everything is submitted twice at the same moment, then both show the one refund: no "more than refundable" error, no lost record', async () => {
+    for (let i = 0; i < 3; i++) {
+      const { id } = await paidCheckout(h, { amount: 500 });
+      const url = `/console/checkouts/${id}/refund`;
+      const form = await confirmPage(ops, url, { amount: '5' });
+      const both = await Promise.all([submit(ops, url, form, { amount: '5' }), submit(ops, url, form, { amount: '5' })]);
+      expect(both.map((r) => r.status)).toEqual([303, 303]);
+      const refunds = await h.db.prisma.refund.findMany({ where: { checkoutId: id } });
+      expect(refunds).toHaveLength(1);
+      const audit = await auditOf(form.key!);
+      expect(audit).toHaveLength(1);
+      expect(audit[0]!.outcome).toContain(refunds[0]!.id);
+    }
+  });
+
   it('When a refund reason or a resolution note holds a NUL (PostgreSQL refuses it), then the form says so (400), never a 500, and nothing is done or recorded', async () => {
     const { id } = await paidCheckout(h, { amount: 1000 });
     const url = `/console/checkouts/${id}/refund`;
