@@ -391,6 +391,21 @@ describe('review: money paths of the console actions', () => {
     }
   });
 
+  it('When two operators resolve the same mismatch at the same moment (two forms), then one resolution is recorded as made and the other is not told it resolved it', async () => {
+    for (let i = 0; i < 3; i++) {
+      const { id } = await paidCheckout(h, { amount: 600 });
+      const m = await h.db.prisma.splitMismatch.create({ data: { id: newId('sm'), checkoutId: id, kind: 'BATCH_UNKNOWN_AT_CHANNEL', ref: `${id}-s1-b1`, message: 'x' } });
+      const url = `/console/checkouts/${id}/mismatches/${m.id}/resolve`;
+      const [a, b] = await Promise.all([confirmPage(ops, url), confirmPage(staff, url)]);
+      await Promise.all([submit(ops, url, a, { note: 'note A' }), submit(staff, url, b, { note: 'note B' })]);
+      const row = await h.db.prisma.splitMismatch.findUniqueOrThrow({ where: { id: m.id } });
+      const kept = (row.detail as { resolution_note: string }).resolution_note;
+      const audit = await h.db.prisma.consoleAudit.findMany({ where: { actionKey: { in: [a.key!, b.key!] }, outcome: '已解决 resolved' } });
+      // Only the resolution that stands says "resolved".
+      expect(audit.map((x) => x.note)).toEqual([kept]);
+    }
+  });
+
   it('When a refund reason or a resolution note holds a NUL (PostgreSQL refuses it), then the form says so (400), never a 500, and nothing is done or recorded', async () => {
     const { id } = await paidCheckout(h, { amount: 1000 });
     const url = `/console/checkouts/${id}/refund`;
