@@ -355,6 +355,24 @@ describe('review: money paths of the console actions', () => {
     }
   });
 
+  it('When the same retry form is submitted twice at once and one submit is refused (WeChat query failed), then the retry that was made keeps its audit record (no 500)', async () => {
+    const { id } = await paidCheckout(h, { amount: 1000, profit_sharing: { mode: 'on_demand' } });
+    ps().failReceiver('twin-001', 'ACCOUNT_ABNORMAL');
+    await h.api('post', `/v1/checkouts/${id}/splits`).set('Idempotency-Key', 'k-twin-').send({ receivers: receivers(2, 100, 'twin-') }).expect(201);
+    const s = await waitForSplitStatus(h, id, ['partially_failed']);
+    ps().failReceiver('twin-001', null);
+    const batch = s.batches[0]!.out_order_no;
+    const url = `/console/checkouts/${id}/batches/${batch}/retry`;
+    const form = await confirmPage(ops, url);
+    h.sim.control.faults.failNext(1, { pathPrefix: `/v3/profitsharing/orders/${batch}`, method: 'GET' });
+    const both = await Promise.all([submit(ops, url, form), submit(ops, url, form)]);
+    expect(both.map((r) => r.status).sort()).toEqual([303, 502]);
+    expect(await h.db.prisma.split.count({ where: { checkoutId: id } })).toBe(2);
+    const audit = await auditOf(form.key!);
+    expect(audit).toHaveLength(1);
+    expect(audit[0]!.outcome).toContain('retried as');
+  });
+
   it('When the 30-day split window of the payment has ended, then a failed batch is not retried (WeChat unfroze the rest to the merchant)', async () => {
     const { id, transactionId } = await paidCheckout(h, { amount: 1000, profit_sharing: { mode: 'on_demand' } });
     ps().failReceiver('win-001', 'ACCOUNT_ABNORMAL');

@@ -101,7 +101,18 @@ export async function runKeyed(prisma: PrismaClient, call: ActionCall, perform: 
   }
   // First writer wins, so every submit of this form shows the same outcome.
   await prisma.consoleAudit.updateMany({ where: { actionKey: call.actionKey, outcome: null }, data: { outcome } });
-  const row = await prisma.consoleAudit.findUniqueOrThrow({ where: { actionKey: call.actionKey } });
+  let row = await prisma.consoleAudit.findUnique({ where: { actionKey: call.actionKey } });
+  if (!row) {
+    // A concurrent submit of this form was refused and freed the claim while ours was being done:
+    // what was done is recorded all the same.
+    try {
+      row = await prisma.consoleAudit.create({ data: { id: newId('ca'), userId: call.user.id, action: call.action, target: call.target, actionKey: call.actionKey, note: call.note ?? null, outcome } });
+    } catch (err) {
+      if (!isUniqueViolation(err)) throw err;
+      row = await prisma.consoleAudit.findUniqueOrThrow({ where: { actionKey: call.actionKey } });
+      if (row.outcome === null) row = await prisma.consoleAudit.update({ where: { actionKey: call.actionKey }, data: { outcome } });
+    }
+  }
   return { outcome: row.outcome ?? outcome, replayed: prior !== null };
 }
 
