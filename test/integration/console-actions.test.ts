@@ -424,6 +424,19 @@ describe('review: money paths of the console actions', () => {
     }
   });
 
+  it('When the refund amount is beyond any payment (more than 2^31 fen), then it is refused as too much, never a 500', async () => {
+    const { id } = await paidCheckout(h, { amount: 1000 });
+    const url = `/console/checkouts/${id}/refund`;
+    expect((await confirmPage(ops, url, { amount: '99999999' })).status).toBe(400);
+    // A form confirmed for a small amount, its hidden amount changed.
+    const form = await confirmPage(ops, url, { amount: '1' });
+    const r = await submit(ops, url, form, { amount: '99999999' });
+    expect(r.status).toBeGreaterThanOrEqual(400);
+    expect(r.status).toBeLessThan(500);
+    expect(await h.db.prisma.refund.count({ where: { checkoutId: id } })).toBe(0);
+    expect(await auditOf(form.key!)).toHaveLength(0);
+  });
+
   it('When a refund reason or a resolution note holds a NUL (PostgreSQL refuses it), then the form says so (400), never a 500, and nothing is done or recorded', async () => {
     const { id } = await paidCheckout(h, { amount: 1000 });
     const url = `/console/checkouts/${id}/refund`;

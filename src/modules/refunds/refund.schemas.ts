@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { text } from '../../lib/validation';
+import { amountFen, text } from '../../lib/validation';
 
 export const refundIdSchema = z.string().regex(/^re_[0-9a-z]{20}$/);
 
@@ -17,7 +17,8 @@ export type SplitReturnInput = z.infer<typeof splitReturnSchema>;
 /** POST /v1/checkouts/{id}/refunds */
 export const createRefundSchema = z
   .object({
-    amount: z.number().int().min(1).max(100_000_000_00),
+    // Like every amount: the columns are PostgreSQL integer (a larger one was a 500 in the reservation).
+    amount: amountFen(),
     // Printable text: PostgreSQL refuses NUL (a 500), and WeChat's reason is a one-line string.
     reason: text().min(1).max(80).optional(),
     /** Your own refund number (unique per merchant); defaults to the refund id. */
