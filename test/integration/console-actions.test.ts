@@ -437,6 +437,22 @@ describe('review: money paths of the console actions', () => {
     expect(await auditOf(form.key!)).toHaveLength(0);
   });
 
+  it('When an action gets a malformed request (too many fields, a body too large, an undecodable path), then it is a 4xx page, never a 500, and nothing is done', async () => {
+    const { id } = await paidCheckout(h, { amount: 1000 });
+    const url = `/console/checkouts/${id}/refund`;
+    const form = await confirmPage(ops, url, { amount: '1' });
+    const many = Object.fromEntries(Array.from({ length: 60 }, (_, i) => [`x${i}`, 'y']));
+    const statuses = [
+      (await submit(ops, url, form, { amount: '1', ...many })).status,
+      (await submit(ops, url, form, { amount: '1', reason: 'x'.repeat(30_000) })).status,
+      (await ops.get(`/console/checkouts/${id}/mismatches/%ff/resolve`)).status,
+      (await ops.get(`/console/checkouts/${id}/batches/%E0%A4%A/retry`)).status,
+    ];
+    expect(statuses).toEqual([413, 413, 400, 400]);
+    expect(await h.db.prisma.refund.count({ where: { checkoutId: id } })).toBe(0);
+    expect(await auditOf(form.key!)).toHaveLength(0);
+  });
+
   it('When a refund reason or a resolution note holds a NUL (PostgreSQL refuses it), then the form says so (400), never a 500, and nothing is done or recorded', async () => {
     const { id } = await paidCheckout(h, { amount: 1000 });
     const url = `/console/checkouts/${id}/refund`;
