@@ -33,8 +33,8 @@ beforeAll(async () => {
 afterAll(async () => h?.close());
 
 /** POSTs a confirmed form as the browser would. */
-function submit(agent: request.Agent, url: string, form: { csrf: string | null; key: string | null }, fields: Record<string, string> = {}) {
-  return agent.post(url).type('form').send({ ...(form.csrf ? { _csrf: form.csrf } : {}), ...(form.key ? { actionKey: form.key } : {}), ...fields });
+function submit(agent: request.Agent, url: string, form: { csrf: string | null; key: string | null; stamp?: string | null }, fields: Record<string, string> = {}) {
+  return agent.post(url).type('form').send({ ...(form.csrf ? { _csrf: form.csrf } : {}), ...(form.key ? { actionKey: form.key } : {}), ...(form.stamp ? { stamp: form.stamp } : {}), ...fields });
 }
 
 const mismatchResolutionOf = (detail: unknown) => mismatchResolution(detail).resolvedAt;
@@ -451,6 +451,25 @@ describe('review: money paths of the console actions', () => {
     expect(statuses).toEqual([413, 413, 400, 400]);
     expect(await h.db.prisma.refund.count({ where: { checkoutId: id } })).toBe(0);
     expect(await auditOf(form.key!)).toHaveLength(0);
+  });
+
+  it('When a second refund form was confirmed before another refund was made (two operators, two tabs), then it is refused as stale and shown again with the new totals; confirmed again, it works', async () => {
+    const { id } = await paidCheckout(h, { amount: 1000 });
+    const url = `/console/checkouts/${id}/refund`;
+    const a = await confirmPage(ops, url, { amount: '3' });
+    const b = await confirmPage(staff, url, { amount: '3' });
+    expect(b.text).toContain('¥0.00 · 0 笔 refund(s)');
+    await submit(ops, url, a, { amount: '3' }).expect(303);
+    // What B confirmed ("refunded so far ¥0.00") is no longer true: not a second refund behind its back.
+    const stale = await submit(staff, url, b, { amount: '3' });
+    expect(stale.status).toBe(409);
+    expect(stale.text).toContain('¥3.00 · 1 笔 refund(s)');
+    expect(await h.db.prisma.refund.count({ where: { checkoutId: id } })).toBe(1);
+    expect(await auditOf(b.key!)).toHaveLength(0);
+    // The page shown again carries the new state: confirming it is a deliberate second refund.
+    const again = { key: /name="actionKey" value="([^"]+)"/.exec(stale.text)![1]!, csrf: b.csrf, stamp: /name="stamp" value="([^"]+)"/.exec(stale.text)?.[1] ?? null };
+    await submit(staff, url, again, { amount: '3' }).expect(303);
+    expect(await h.db.prisma.refund.count({ where: { checkoutId: id } })).toBe(2);
   });
 
   it('When a refund reason or a resolution note holds a NUL (PostgreSQL refuses it), then the form says so (400), never a 500, and nothing is done or recorded', async () => {

@@ -113,6 +113,9 @@ export function mountCheckoutActions(r: Router, deps: AppDeps, ctx: PageContext)
       ['已分账资金 Split money', i.split_return === 'proportional' ? '按比例从接收方回退 · taken back from receivers in proportion' : '不回退 · not taken back'],
     ],
     target: (c) => c.id,
+    // "Refunded so far" is part of what is confirmed: a refund made meanwhile (another tab, another
+    // operator) makes the form stale instead of silently adding a second refund.
+    stamp: (c) => `${c.refundSeq}`,
     run: (c, input, call) =>
       runKeyed(deps.prisma, { ...call, note: input.reason ?? null }, async () => {
         const refund = await createRefund(deps, c.merchantId, c.id, input, call.actionKey);
