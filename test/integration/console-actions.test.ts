@@ -6,6 +6,7 @@
 import type request from 'supertest';
 import { createConsoleUser } from '../../src/modules/console/console.users';
 import { newId } from '../../src/lib/ids';
+import { mismatchResolution } from '../../src/modules/splits/split.reconcile';
 import { startHarness, type Harness } from '../support/harness';
 import { startReceiver } from '../support/webhook-receiver';
 import { confirmPage, signIn } from './console-support';
@@ -32,10 +33,11 @@ beforeAll(async () => {
 afterAll(async () => h?.close());
 
 /** POSTs a confirmed form as the browser would. */
-function submit(agent: request.Agent, url: string, form: { csrf: string | null; key: string | null }, fields: Record<string, string> = {}) {
-  return agent.post(url).type('form').send({ ...(form.csrf ? { _csrf: form.csrf } : {}), ...(form.key ? { actionKey: form.key } : {}), ...fields });
+function submit(agent: request.Agent, url: string, form: { csrf: string | null; key: string | null; stamp?: string | null }, fields: Record<string, string> = {}) {
+  return agent.post(url).type('form').send({ ...(form.csrf ? { _csrf: form.csrf } : {}), ...(form.key ? { actionKey: form.key } : {}), ...(form.stamp ? { stamp: form.stamp } : {}), ...fields });
 }
 
+const mismatchResolutionOf = (detail: unknown) => mismatchResolution(detail).resolvedAt;
 const auditOf = (actionKey: string) => h.db.prisma.consoleAudit.findMany({ where: { actionKey } });
 
 describe('refund', () => {
@@ -308,5 +310,184 @@ describe('split mismatch resolution', () => {
     expect(page.text).toContain('(resolved 已解决)');
     expect(page.text).not.toContain(`href="${url}"`);
     expect((await confirmPage(ops, url)).status).toBe(409);
+  });
+});
+
+describe('review: money paths of the console actions', () => {
+  const ps = () => h.sim.control.profitSharing;
+
+  it('When WeChat accepted a batch whose answer was lost (recorded as refused here), then its retry is refused: nobody is paid twice', async () => {
+    const { id, transactionId } = await paidCheckout(h, { amount: 1000, profit_sharing: { mode: 'on_demand' } });
+    // The channel takes the request, then the answer is replaced by a terminal refusal: failed here, accepted there.
+    h.sim.control.faults.failNext(1, { pathPrefix: '/v3/profitsharing/orders', method: 'POST', status: 400, code: 'INVALID_REQUEST', message: '输入源异常', afterProcessing: true });
+    await h.api('post', `/v1/checkouts/${id}/splits`).set('Idempotency-Key', 'k-lost-').send({ receivers: receivers(2, 100, 'lost-') }).expect(201);
+    const s = await waitForSplitStatus(h, id, ['failed']);
+    const batch = s.batches[0]!.out_order_no;
+    await waitFor(async () => (ps().orders() as Array<{ out_order_no?: string; state?: string }>).find((o) => o.out_order_no === batch)?.state === 'FINISHED', 15_000, 'the channel finishes the batch');
+
+    const url = `/console/checkouts/${id}/batches/${batch}/retry`;
+    const form = await confirmPage(ops, url);
+    const r = await submit(ops, url, form);
+    expect(r.status).toBe(409);
+    expect(r.text).toContain(batch);
+    expect(await h.db.prisma.split.count({ where: { checkoutId: id } })).toBe(1);
+    expect(splitRequests(h, transactionId).map((x) => x.outOrderNo)).toEqual([batch]);
+    expect(await auditOf(form.key!)).toHaveLength(0);
+  });
+
+  it('When the channel still has the failed batch\'s receiver PENDING (a late success on its way), then the retry is refused', async () => {
+    const { id, transactionId } = await paidCheckout(h, { amount: 1000, profit_sharing: { mode: 'on_demand' } });
+    const before = ps().setOptions({});
+    ps().setOptions({ resultDelayMs: 60_000 });
+    try {
+      h.sim.control.faults.failNext(1, { pathPrefix: '/v3/profitsharing/orders', method: 'POST', status: 400, code: 'INVALID_REQUEST', message: '输入源异常', afterProcessing: true });
+      await h.api('post', `/v1/checkouts/${id}/splits`).set('Idempotency-Key', 'k-late-').send({ receivers: receivers(1, 100, 'late-') }).expect(201);
+      const s = await waitForSplitStatus(h, id, ['failed']);
+      const batch = s.batches[0]!.out_order_no;
+      const url = `/console/checkouts/${id}/batches/${batch}/retry`;
+      const form = await confirmPage(ops, url);
+      const r = await submit(ops, url, form);
+      expect(r.status).toBe(409);
+      expect(await h.db.prisma.split.count({ where: { checkoutId: id } })).toBe(1);
+      expect(splitRequests(h, transactionId)).toHaveLength(1);
+    } finally {
+      ps().setOptions({ resultDelayMs: before.resultDelayMs });
+    }
+  });
+
+  it('When the same retry form is submitted twice at once and one submit is refused (WeChat query failed), then the retry that was made keeps its audit record (no 500)', async () => {
+    const { id } = await paidCheckout(h, { amount: 1000, profit_sharing: { mode: 'on_demand' } });
+    ps().failReceiver('twin-001', 'ACCOUNT_ABNORMAL');
+    await h.api('post', `/v1/checkouts/${id}/splits`).set('Idempotency-Key', 'k-twin-').send({ receivers: receivers(2, 100, 'twin-') }).expect(201);
+    const s = await waitForSplitStatus(h, id, ['partially_failed']);
+    ps().failReceiver('twin-001', null);
+    const batch = s.batches[0]!.out_order_no;
+    const url = `/console/checkouts/${id}/batches/${batch}/retry`;
+    const form = await confirmPage(ops, url);
+    h.sim.control.faults.failNext(1, { pathPrefix: `/v3/profitsharing/orders/${batch}`, method: 'GET' });
+    const both = await Promise.all([submit(ops, url, form), submit(ops, url, form)]);
+    expect(both.map((r) => r.status).sort()).toEqual([303, 502]);
+    expect(await h.db.prisma.split.count({ where: { checkoutId: id } })).toBe(2);
+    const audit = await auditOf(form.key!);
+    expect(audit).toHaveLength(1);
+    expect(audit[0]!.outcome).toContain('retried as');
+  });
+
+  it('When the 30-day split window of the payment has ended, then a failed batch is not retried (WeChat unfroze the rest to the merchant)', async () => {
+    const { id, transactionId } = await paidCheckout(h, { amount: 1000, profit_sharing: { mode: 'on_demand' } });
+    ps().failReceiver('win-001', 'ACCOUNT_ABNORMAL');
+    await h.api('post', `/v1/checkouts/${id}/splits`).set('Idempotency-Key', 'k-win-').send({ receivers: receivers(2, 100, 'win-') }).expect(201);
+    const s = await waitForSplitStatus(h, id, ['partially_failed']);
+    ps().failReceiver('win-001', null);
+    const batch = s.batches[0]!.out_order_no;
+    const url = `/console/checkouts/${id}/batches/${batch}/retry`;
+    const form = await confirmPage(ops, url);
+    expect(form.status).toBe(200);
+    await h.db.prisma.checkout.update({ where: { id }, data: { paidAt: new Date(Date.now() - 31 * 86_400_000) } });
+    const page = await confirmPage(ops, url);
+    expect(page.status).toBe(409);
+    expect(page.key).toBeNull();
+    const r = await submit(ops, url, form);
+    expect(r.status).toBe(409);
+    expect(await h.db.prisma.split.count({ where: { checkoutId: id } })).toBe(1);
+    expect(splitRequests(h, transactionId)).toHaveLength(1);
+    expect(await auditOf(form.key!)).toHaveLength(0);
+  });
+
+  it('When the same form refunding everything is submitted twice at the same moment, then both show the one refund: no "more than refundable" error, no lost record', async () => {
+    for (let i = 0; i < 3; i++) {
+      const { id } = await paidCheckout(h, { amount: 500 });
+      const url = `/console/checkouts/${id}/refund`;
+      const form = await confirmPage(ops, url, { amount: '5' });
+      const both = await Promise.all([submit(ops, url, form, { amount: '5' }), submit(ops, url, form, { amount: '5' })]);
+      expect(both.map((r) => r.status)).toEqual([303, 303]);
+      const refunds = await h.db.prisma.refund.findMany({ where: { checkoutId: id } });
+      expect(refunds).toHaveLength(1);
+      const audit = await auditOf(form.key!);
+      expect(audit).toHaveLength(1);
+      expect(audit[0]!.outcome).toContain(refunds[0]!.id);
+    }
+  });
+
+  it('When two operators resolve the same mismatch at the same moment (two forms), then one resolution is recorded as made and the other is not told it resolved it', async () => {
+    for (let i = 0; i < 3; i++) {
+      const { id } = await paidCheckout(h, { amount: 600 });
+      const m = await h.db.prisma.splitMismatch.create({ data: { id: newId('sm'), checkoutId: id, kind: 'BATCH_UNKNOWN_AT_CHANNEL', ref: `${id}-s1-b1`, message: 'x' } });
+      const url = `/console/checkouts/${id}/mismatches/${m.id}/resolve`;
+      const [a, b] = await Promise.all([confirmPage(ops, url), confirmPage(staff, url)]);
+      await Promise.all([submit(ops, url, a, { note: 'note A' }), submit(staff, url, b, { note: 'note B' })]);
+      const row = await h.db.prisma.splitMismatch.findUniqueOrThrow({ where: { id: m.id } });
+      const kept = (row.detail as { resolution_note: string }).resolution_note;
+      const audit = await h.db.prisma.consoleAudit.findMany({ where: { actionKey: { in: [a.key!, b.key!] }, outcome: '已解决 resolved' } });
+      // Only the resolution that stands says "resolved".
+      expect(audit.map((x) => x.note)).toEqual([kept]);
+    }
+  });
+
+  it('When the refund amount is beyond any payment (more than 2^31 fen), then it is refused as too much, never a 500', async () => {
+    const { id } = await paidCheckout(h, { amount: 1000 });
+    const url = `/console/checkouts/${id}/refund`;
+    expect((await confirmPage(ops, url, { amount: '99999999' })).status).toBe(400);
+    // A form confirmed for a small amount, its hidden amount changed.
+    const form = await confirmPage(ops, url, { amount: '1' });
+    const r = await submit(ops, url, form, { amount: '99999999' });
+    expect(r.status).toBeGreaterThanOrEqual(400);
+    expect(r.status).toBeLessThan(500);
+    expect(await h.db.prisma.refund.count({ where: { checkoutId: id } })).toBe(0);
+    expect(await auditOf(form.key!)).toHaveLength(0);
+  });
+
+  it('When an action gets a malformed request (too many fields, a body too large, an undecodable path), then it is a 4xx page, never a 500, and nothing is done', async () => {
+    const { id } = await paidCheckout(h, { amount: 1000 });
+    const url = `/console/checkouts/${id}/refund`;
+    const form = await confirmPage(ops, url, { amount: '1' });
+    const many = Object.fromEntries(Array.from({ length: 60 }, (_, i) => [`x${i}`, 'y']));
+    const statuses = [
+      (await submit(ops, url, form, { amount: '1', ...many })).status,
+      (await submit(ops, url, form, { amount: '1', reason: 'x'.repeat(30_000) })).status,
+      (await ops.get(`/console/checkouts/${id}/mismatches/%ff/resolve`)).status,
+      (await ops.get(`/console/checkouts/${id}/batches/%E0%A4%A/retry`)).status,
+    ];
+    expect(statuses).toEqual([413, 413, 400, 400]);
+    expect(await h.db.prisma.refund.count({ where: { checkoutId: id } })).toBe(0);
+    expect(await auditOf(form.key!)).toHaveLength(0);
+  });
+
+  it('When a second refund form was confirmed before another refund was made (two operators, two tabs), then it is refused as stale and shown again with the new totals; confirmed again, it works', async () => {
+    const { id } = await paidCheckout(h, { amount: 1000 });
+    const url = `/console/checkouts/${id}/refund`;
+    const a = await confirmPage(ops, url, { amount: '3' });
+    const b = await confirmPage(staff, url, { amount: '3' });
+    expect(b.text).toContain('¥0.00 · 0 笔 refund(s)');
+    await submit(ops, url, a, { amount: '3' }).expect(303);
+    // What B confirmed ("refunded so far ¥0.00") is no longer true: not a second refund behind its back.
+    const stale = await submit(staff, url, b, { amount: '3' });
+    expect(stale.status).toBe(409);
+    expect(stale.text).toContain('¥3.00 · 1 笔 refund(s)');
+    expect(await h.db.prisma.refund.count({ where: { checkoutId: id } })).toBe(1);
+    expect(await auditOf(b.key!)).toHaveLength(0);
+    // The page shown again carries the new state: confirming it is a deliberate second refund.
+    const again = { key: /name="actionKey" value="([^"]+)"/.exec(stale.text)![1]!, csrf: b.csrf, stamp: /name="stamp" value="([^"]+)"/.exec(stale.text)?.[1] ?? null };
+    await submit(staff, url, again, { amount: '3' }).expect(303);
+    expect(await h.db.prisma.refund.count({ where: { checkoutId: id } })).toBe(2);
+  });
+
+  it('When a refund reason or a resolution note holds a NUL (PostgreSQL refuses it), then the form says so (400), never a 500, and nothing is done or recorded', async () => {
+    const { id } = await paidCheckout(h, { amount: 1000 });
+    const url = `/console/checkouts/${id}/refund`;
+    const form = await confirmPage(ops, url, { amount: '1' });
+    const r = await submit(ops, url, form, { amount: '1', reason: 'a\u0000b' });
+    expect(r.status).toBe(400);
+    expect(await h.db.prisma.refund.count({ where: { checkoutId: id } })).toBe(0);
+    expect(await auditOf(form.key!)).toHaveLength(0);
+    expect((await confirmPage(ops, url, { amount: '1', reason: 'a\u0000b' })).status).toBe(400);
+
+    const m = await h.db.prisma.splitMismatch.create({ data: { id: newId('sm'), checkoutId: id, kind: 'BATCH_UNKNOWN_AT_CHANNEL', ref: `${id}-s1-b1`, message: 'x' } });
+    const murl = `/console/checkouts/${id}/mismatches/${m.id}/resolve`;
+    const mform = await confirmPage(ops, murl);
+    const mr = await submit(ops, murl, mform, { note: 'checked\u0000' });
+    expect(mr.status).toBe(400);
+    expect(await auditOf(mform.key!)).toHaveLength(0);
+    expect(mismatchResolutionOf((await h.db.prisma.splitMismatch.findUniqueOrThrow({ where: { id: m.id } })).detail)).toBeNull();
   });
 });

@@ -12,10 +12,12 @@ export async function signIn(h: Harness, email: string, password: string, agent 
 
 export const csrfOf = (html: string) => /name="_csrf" value="([^"]+)"/.exec(html)![1]!;
 
-/** An action's confirm page (GET): its status, text, the form's CSRF token and fresh actionKey (when there is a form). */
+/** An action's confirm page (GET): its status, text, the form's CSRF token, fresh actionKey and stamp (when there is a form). */
 export async function confirmPage(agent: request.Agent, url: string, query: Record<string, string> = {}) {
   const page = await agent.get(url).query(query);
   const key = /name="actionKey" value="([^"]+)"/.exec(page.text)?.[1] ?? null;
   const csrf = /name="_csrf" value="([^"]+)"/.exec(page.text)?.[1] ?? null;
-  return { status: page.status, text: page.text, key, csrf };
+  // The state the confirmation was made against (an action whose statement a change would falsify).
+  const stamp = /name="stamp" value="([^"]+)"/.exec(page.text)?.[1] ?? null;
+  return { status: page.status, text: page.text, key, csrf, stamp };
 }

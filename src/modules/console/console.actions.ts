@@ -101,7 +101,18 @@ export async function runKeyed(prisma: PrismaClient, call: ActionCall, perform: 
   }
   // First writer wins, so every submit of this form shows the same outcome.
   await prisma.consoleAudit.updateMany({ where: { actionKey: call.actionKey, outcome: null }, data: { outcome } });
-  const row = await prisma.consoleAudit.findUniqueOrThrow({ where: { actionKey: call.actionKey } });
+  let row = await prisma.consoleAudit.findUnique({ where: { actionKey: call.actionKey } });
+  if (!row) {
+    // A concurrent submit of this form was refused and freed the claim while ours was being done:
+    // what was done is recorded all the same.
+    try {
+      row = await prisma.consoleAudit.create({ data: { id: newId('ca'), userId: call.user.id, action: call.action, target: call.target, actionKey: call.actionKey, note: call.note ?? null, outcome } });
+    } catch (err) {
+      if (!isUniqueViolation(err)) throw err;
+      row = await prisma.consoleAudit.findUniqueOrThrow({ where: { actionKey: call.actionKey } });
+      if (row.outcome === null) row = await prisma.consoleAudit.update({ where: { actionKey: call.actionKey }, data: { outcome } });
+    }
+  }
   return { outcome: row.outcome ?? outcome, replayed: prior !== null };
 }
 
@@ -141,6 +152,12 @@ export interface ActionPage<S, I> {
   /** What will happen, as label/value rows (amounts, receivers, numbers). */
   summary(subject: S, input: I): Array<[string, string]>;
   target(subject: S): string;
+  /**
+   * The state the statement rests on (e.g. the refunds made so far), carried by the confirm form: a
+   * submit confirmed against another state is refused and the page shown again with the current one,
+   * so two people (or two tabs) confirming from the same picture do not both act on it.
+   */
+  stamp?(subject: S): string;
   /** Does it once (runKeyed / runInTransaction). */
   run(subject: S, input: I, call: ActionCall): Promise<ActionResult>;
   /** Where the outcome is shown. */
@@ -193,6 +210,7 @@ export function mountAction<S, I>(r: Router, ctx: PageContext, page: ActionPage<
       blocked,
       error,
       summary: parsed ? page.summary(subject, parsed.input) : null,
+      stamp: page.stamp?.(subject) ?? null,
     });
   };
 
@@ -223,6 +241,8 @@ export function mountAction<S, I>(r: Router, ctx: PageContext, page: ActionPage<
       // even though the subject now looks "done" (e.g. the batch has its retry).
       const blocked = mine ? null : (page.blocked?.(subject) ?? null);
       if (blocked) throw new AppError('CONFLICT', blocked);
+      if (!mine && page.stamp && req.body?.stamp !== page.stamp(subject))
+        throw new AppError('CONFLICT', '自你确认以来情况已有变化（例如另一笔退款），请核对后重新确认 · This changed since you confirmed (e.g. another refund): check it and confirm again');
       const input = page.parse(values, subject, 'submit');
       const call: ActionCall = { user, action: page.action, target, actionKey: key.data };
       await page.run(subject, input, call);

@@ -12,6 +12,7 @@ import type { Request, Router } from 'express';
 import type { AppDeps } from '../../app.types';
 import { AppError } from '../../lib/errors';
 import { fenToYuan } from '../../lib/money';
+import { hasControlChars } from '../../lib/validation';
 import type { PrismaClient } from '../../lib/prisma';
 import { createRefund } from '../refunds/refund.service';
 import { checkoutIdSchema } from '../checkout/checkout.schemas';
@@ -112,6 +113,9 @@ export function mountCheckoutActions(r: Router, deps: AppDeps, ctx: PageContext)
       ['已分账资金 Split money', i.split_return === 'proportional' ? '按比例从接收方回退 · taken back from receivers in proportion' : '不回退 · not taken back'],
     ],
     target: (c) => c.id,
+    // "Refunded so far" is part of what is confirmed: a refund made meanwhile (another tab, another
+    // operator) makes the form stale instead of silently adding a second refund.
+    stamp: (c) => `${c.refundSeq}`,
     run: (c, input, call) =>
       runKeyed(deps.prisma, { ...call, note: input.reason ?? null }, async () => {
         const refund = await createRefund(deps, c.merchantId, c.id, input, call.actionKey);
@@ -160,7 +164,7 @@ export function mountCheckoutActions(r: Router, deps: AppDeps, ctx: PageContext)
     title: '重试分账批次 · Retry a split batch',
     load: within('没有这个分账批次 · No such split batch', async (c, req) => {
       const batch = await deps.prisma.splitBatch.findFirst({ where: { outOrderNo: param(req, 'outOrderNo'), checkoutId: c.id }, include: { receivers: { orderBy: { position: 'asc' } } } });
-      return batch && { batch, refusal: await retryRefusal(deps.prisma, batch) };
+      return batch && { batch, refusal: await retryRefusal(deps, batch) };
     }),
     blocked: (s) => s.refusal,
     parse: () => null,
@@ -231,6 +235,8 @@ export function mountCheckoutActions(r: Router, deps: AppDeps, ctx: PageContext)
     parse: (v, _s, stage) => {
       const note = (v.note ?? '').trim();
       if (stage === 'submit' && !note) throw invalid('请填写处理说明 · A note is required', 'note');
+      // Lines are fine; NUL and other control characters are not (PostgreSQL refuses NUL: a 500).
+      if (hasControlChars(note.replace(/\r?\n|\t/g, ' '))) throw invalid('说明含有控制字符 · The note holds control characters', 'note');
       return { note };
     },
     summary: ({ m }) => [

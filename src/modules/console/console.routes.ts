@@ -7,6 +7,7 @@
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import { randomBytes } from 'node:crypto';
 import type { AppDeps } from '../../app.types';
+import { setErrorHeaders, toAppError } from '../../http/error-handler';
 import { AppError } from '../../lib/errors';
 import { fenToYuan } from '../../lib/money';
 import { parseCookies } from '../../lib/signed';
@@ -122,12 +123,15 @@ export function consoleRouter(deps: AppDeps): Router {
   });
 
   // Console errors are pages, never JSON.
+  // The same status mapping as the JSON errors (toAppError): a body too large or with too many fields
+  // is a 413, an undecodable path a 400, PostgreSQL down a 503; only the unexpected is a 500.
   r.use('/console', (err: unknown, _req: Request, res: Response, next: NextFunction) => {
     if (res.headersSent) return next(err);
-    const appErr = err instanceof AppError ? err : null;
-    if (!appErr) deps.logger.error({ err }, 'console page failed');
-    res.status(appErr?.status ?? 500);
-    view(res, 'error', { title: '出错了 Error', message: appErr?.message ?? '服务暂时不可用，请稍后再试 · Something went wrong, please retry' });
+    const appErr = toAppError(err);
+    if (appErr.status >= 500) deps.logger.error({ err }, 'console page failed');
+    setErrorHeaders(res, appErr);
+    res.status(appErr.status);
+    view(res, 'error', { title: '出错了 Error', message: err instanceof AppError || appErr.status < 500 ? appErr.message : '服务暂时不可用，请稍后再试 · Something went wrong, please retry' });
   });
   return r;
 }

@@ -58,11 +58,13 @@ export async function reserveRefund(
 
 async function reserveTx(db: Tx, args: Parameters<typeof reserveRefund>[1]): Promise<ReservedRefund> {
   const { checkoutId, amountFen: n, now } = args;
-  const prior = await db.refund.findUnique({ where: { checkoutId_idempotencyKey: { checkoutId, idempotencyKey: args.idempotencyKey } } });
-  if (prior) return { refundId: prior.id, existing: true };
-
   const rows = await db.$queryRaw<Array<{ status: string; paid_total_fen: number | null; refunded_fen: number; split_reserved_fen: number; split_returned_fen: number }>>`
     SELECT status, paid_total_fen, refunded_fen, split_reserved_fen, split_returned_fen FROM checkouts WHERE id = ${checkoutId} FOR UPDATE`;
+  // Looked up under the row lock: a concurrent duplicate that held it has committed its refund by now.
+  // Before the lock, this request would be judged on the budget its own twin just used (a full refund
+  // submitted twice: "more than refundable" for a refund that was made).
+  const prior = await db.refund.findUnique({ where: { checkoutId_idempotencyKey: { checkoutId, idempotencyKey: args.idempotencyKey } } });
+  if (prior) return { refundId: prior.id, existing: true };
   const c = rows[0];
   if (!c) throw new AppError('NOT_FOUND', `No checkout ${checkoutId}`);
   if (c.status !== 'paid' || c.paid_total_fen === null) throw new AppError('REFUND_NOT_ALLOWED', `Checkout is ${c.status}; only a paid checkout can be refunded`);

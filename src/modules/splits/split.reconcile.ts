@@ -60,12 +60,15 @@ export function resolvedDetail(base: unknown, now: Date, by?: { resolved_by: str
  */
 export async function resolveMismatch(db: Prisma.TransactionClient, m: { id: string; detail: unknown; lastSeenAt: Date }, by: { email: string; note: string }, now: Date): Promise<boolean> {
   if (mismatchResolution(m.detail).resolvedAt !== null) return false;
-  const r = await db.splitMismatch.updateMany({
-    where: { id: m.id, lastSeenAt: m.lastSeenAt },
-    data: { detail: resolvedDetail(m.detail, now, { resolved_by: by.email, resolution_note: by.note }) },
-  });
-  if (r.count !== 1) throw new AppError('CONFLICT', '对账刚刚再次发现此不符，请刷新后再判断 · Reconciliation just saw this mismatch again: reload and decide again');
-  return true;
+  // Also still open: two people resolving at once (last_seen_at unchanged by either) must not both win.
+  const count = await db.$executeRaw`
+    UPDATE split_mismatches
+       SET detail = ${JSON.stringify(resolvedDetail(m.detail, now, { resolved_by: by.email, resolution_note: by.note }))}::jsonb
+     WHERE id = ${m.id} AND last_seen_at = ${m.lastSeenAt}::timestamp AND (detail ->> 'resolved_at') IS NULL`;
+  if (count === 1) return true;
+  const fresh = await db.splitMismatch.findUnique({ where: { id: m.id } });
+  if (fresh && mismatchResolution(fresh.detail).resolvedAt !== null) return false;
+  throw new AppError('CONFLICT', '对账刚刚再次发现此不符，请刷新后再判断 · Reconciliation just saw this mismatch again: reload and decide again');
 }
 
 type Snapshot = NonNullable<Awaited<ReturnType<typeof readSnapshot>>>;
