@@ -95,7 +95,7 @@ export async function retryFailedBatch(deps: Deps, queue: SplitQueue, merchantId
 async function assertClosedAtChannel(deps: Deps, batch: BatchWithReceivers): Promise<void> {
   const c = await deps.prisma.checkout.findUniqueOrThrow({ where: { id: batch.checkoutId }, select: { transactionId: true } });
   if (!c.transactionId) throw new AppError('SPLIT_NOT_ALLOWED', 'The payment has no WeChat transaction id');
-  const channel = await channelsOf(deps).forCheckout(batch.checkoutId);
+  const { channel } = await channelsOf(deps).forCheckout(batch.checkoutId);
   let q: Awaited<ReturnType<typeof channel.querySplitOrder>>;
   try {
     q = await channel.querySplitOrder(c.transactionId, batch.outOrderNo);
