@@ -100,6 +100,9 @@ interface Reply {
   /** false = no Wechatpay-* headers at all. */
   sign?: false | { key?: KeyObject; serial?: string; tsOffsetS?: number; signature?: string; signedBody?: string };
   hang?: boolean;
+  /** Sends the status, headers and part of the body, then never finishes. */
+  hangBody?: boolean;
+  location?: string;
 }
 
 let server: Server;
@@ -135,7 +138,12 @@ beforeAll(async () => {
       const headers: Record<string, string> = { 'Request-ID': '08F78BB5AF0610D302A6-268435456' };
       if (body) headers['Content-Type'] = 'application/json';
       if (reply.sign !== false) Object.assign(headers, signedHeaders(body, reply.sign ?? {}));
+      if (reply.location) headers.Location = reply.location;
       res.writeHead(reply.status, headers);
+      if (reply.hangBody) {
+        res.write(body.slice(0, 1));
+        return;
+      }
       res.end(body);
     });
   });
@@ -427,6 +435,21 @@ describe('errors on the wire', () => {
     expect([e.code, e.retryable]).toEqual(['TIMEOUT', true]);
     expect(Date.now() - started).toBeLessThan(2_000);
     expect(retryAfterMsOf(e)).toBeGreaterThan(0);
+  });
+
+  test('When the answer body does not finish in time, then the error is the same retryable TIMEOUT', async () => {
+    handler = () => ({ status: 200, body: '{"code_url":"weixin://x"}', hangBody: true });
+    const started = Date.now();
+    const e = await rejection(createWechatPayChannel(config({ timeoutMs: 150 })).createOrder({ ...orderInput, tradeType: 'NATIVE' }));
+    expect([e.code, e.retryable]).toEqual(['TIMEOUT', true]);
+    expect(Date.now() - started).toBeLessThan(2_000);
+  });
+
+  test('When WeChat answers with a redirect, then it is not followed and the call fails', async () => {
+    handler = () => ({ status: 302, sign: false, location: `${base}/elsewhere` });
+    const e = await rejection(create());
+    expect(e.opts.httpStatus).toBe(302);
+    expect(recorded.map((r) => r.url)).toEqual(['/v3/pay/transactions/native']);
   });
 
   test('When nothing listens at the base URL, then the error is a retryable NETWORK error', async () => {

@@ -19,7 +19,8 @@
  *   - response verification: the SDK verifies nothing. The transport verifies EVERY 2xx answer
  *     (and every error answer that carries signature headers) before the SDK sees it.
  *   - host: hard-coded https://api.mch.weixin.qq.com; the transport rewrites it to the configured base URL.
- *   - timeouts: superagent without a timeout; the transport uses fetch + AbortSignal.timeout.
+ *   - timeouts: superagent without a timeout; the transport sends with node:http(s) on a keep-alive
+ *     agent and one timer over the whole exchange (request, answer headers and body).
  *   - Wechatpay-Serial of encrypted requests: the SDK defaults it to the MERCHANT serial; we always
  *     pass `wx_serial_no` = id of the platform key that encrypted the name.
  *   - verifySign / decipher_gcm / get_certificates / sign / sha256WithRsa are disabled (throw or
@@ -29,6 +30,9 @@
  */
 import type { KeyObject } from 'node:crypto';
 import { createPublicKey, constants as cryptoConstants } from 'node:crypto';
+import http from 'node:http';
+import https from 'node:https';
+import { brotliDecompressSync, gunzipSync, inflateSync } from 'node:zlib';
 import Pay from 'wechatpay-node-v3';
 import type { Output } from 'wechatpay-node-v3/dist/lib/interface-v2';
 import type { IPayRequest } from 'wechatpay-node-v3/dist/lib/pay-request.interface';
@@ -54,6 +58,110 @@ import { badResponse, badResponseSignature, mapHttpError, networkError, timeoutE
 export const SDK_HOST = 'https://api.mch.weixin.qq.com';
 const AUTH_PLACEHOLDER = 'SIGNED-BY-TRANSPORT';
 const VERIFIED = Symbol('wechatpay.verifiedAnswer');
+
+/**
+ * node:http(s) with keep-alive rather than fetch: undici's Request/Headers/web streams cost 7–13% of a
+ * first page's CPU (docs/performance.md). What fetch did is kept: the request line is the URL's
+ * percent-encoded path+query (what is signed), redirects are never followed (a 3xx is an answer,
+ * mapped as an error), one timeout covers the whole exchange, answers are decoded if compressed.
+ */
+const AGENTS = {
+  'http:': new http.Agent({ keepAlive: true, maxSockets: 64 }),
+  'https:': new https.Agent({ keepAlive: true, maxSockets: 64 }),
+};
+/** Larger than any API answer or bill file we expect; beyond it the answer is dropped as a network error. */
+const MAX_ANSWER_BYTES = 256 * 1024 * 1024;
+
+/** What the transport reads of an answer. */
+interface Answer {
+  status: number;
+  header(name: string): string | null;
+}
+
+class ExchangeTimeout extends Error {
+  override readonly name = 'TimeoutError';
+}
+
+function decode(raw: Buffer, encoding: string | undefined): Buffer {
+  switch ((encoding ?? 'identity').trim().toLowerCase()) {
+    case 'identity':
+    case '':
+      return raw;
+    case 'gzip':
+    case 'x-gzip':
+      return gunzipSync(raw);
+    case 'deflate':
+      return inflateSync(raw);
+    case 'br':
+      return brotliDecompressSync(raw);
+    default:
+      throw new Error(`unsupported content-encoding ${encoding}`);
+  }
+}
+
+/** One request on the keep-alive agent; rejects with ExchangeTimeout when `timeoutMs` passes first. */
+function httpExchange(method: 'GET' | 'POST', target: URL, body: string, headers: Record<string, string>, timeoutMs: number): Promise<{ res: Answer; raw: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const secure = target.protocol === 'https:';
+    if (!secure && target.protocol !== 'http:') {
+      reject(new Error(`unsupported protocol ${target.protocol}`));
+      return;
+    }
+    const payload = method === 'GET' ? undefined : Buffer.from(body, 'utf8');
+    const reqHeaders: Record<string, string> = { ...headers, 'Accept-Encoding': 'gzip, deflate, br' };
+    if (payload) reqHeaders['Content-Length'] = String(payload.length);
+    let done = false;
+    const settle = (err: unknown, value?: { res: Answer; raw: Buffer }) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      if (err) reject(err);
+      else resolve(value!);
+    };
+    const req = (secure ? https : http).request(target, { method, headers: reqHeaders, agent: AGENTS[secure ? 'https:' : 'http:'] }, (res) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on('data', (c: Buffer) => {
+        size += c.length;
+        if (size > MAX_ANSWER_BYTES) {
+          req.destroy();
+          settle(new Error(`answer larger than ${MAX_ANSWER_BYTES} bytes`));
+          return;
+        }
+        chunks.push(c);
+      });
+      res.on('error', (e) => settle(e));
+      res.on('close', () => settle(new Error('answer ended early')));
+      res.on('end', () => {
+        let raw: Buffer;
+        try {
+          raw = decode(Buffer.concat(chunks, size), res.headers['content-encoding']);
+        } catch (e) {
+          settle(e);
+          return;
+        }
+        const h = res.headers;
+        settle(null, {
+          res: {
+            status: res.statusCode ?? 0,
+            header: (name) => {
+              const v = h[name.toLowerCase()];
+              return v === undefined ? null : Array.isArray(v) ? v.join(', ') : v;
+            },
+          },
+          raw,
+        });
+      });
+    });
+    const timer = setTimeout(() => {
+      const e = new ExchangeTimeout(`no complete answer within ${timeoutMs} ms`);
+      settle(e);
+      req.destroy(e);
+    }, timeoutMs);
+    req.on('error', (e) => settle(e));
+    req.end(payload);
+  });
+}
 
 export interface VerifiedAnswer {
   status: number;
@@ -145,16 +253,16 @@ export class VerifyingTransport implements IPayRequest {
     const what = `${method} ${target.pathname}`;
     const headers: Record<string, string> = {};
     for (const [k, v] of Object.entries(sdkHeaders)) {
-      if (k.toLowerCase() === 'accept-encoding') continue; // fetch negotiates and decodes itself
+      if (k.toLowerCase() === 'accept-encoding') continue; // the transport negotiates and decodes itself
       headers[k] = String(v);
     }
     if (headers.Authorization !== AUTH_PLACEHOLDER) {
       throw new ChannelError('CLIENT_ERROR', 'request not built by GatewayPay', { retryable: false });
     }
     const { res, raw } = await this.exchange(method, target, body, headers, what);
-    const requestId = res.headers.get('request-id') ?? undefined;
+    const requestId = res.header('request-id') ?? undefined;
     const ok = res.status >= 200 && res.status < 300;
-    const sig = readSignatureHeaders((n) => res.headers.get(n));
+    const sig = readSignatureHeaders((n) => res.header(n));
     // 2xx answers must be signed. WeChat's own SDKs do not verify error answers (401 SIGN_ERROR and
     // proxies' 5xx come unsigned), so an unsigned error is mapped as-is (detail.verified=false);
     // an error that does carry a signature must verify.
@@ -207,13 +315,13 @@ export class VerifyingTransport implements IPayRequest {
     } catch {
       json = undefined;
     }
-    throw mapHttpError(res.status, json, { requestId: res.headers.get('request-id') ?? undefined, verified: false });
+    throw mapHttpError(res.status, json, { requestId: res.header('request-id') ?? undefined, verified: false });
   }
 
   /** Signs (Authorization over the exact method, path+query and body bytes) and sends with the timeout. */
-  private async exchange(method: 'GET' | 'POST', target: URL, body: string, headers: Record<string, string>, what: string): Promise<{ res: Response; raw: Buffer }> {
-    // The URL parser percent-encodes what fetch will percent-encode (e.g. '|' in out_trade_no):
-    // sign exactly the request line that is sent.
+  private async exchange(method: 'GET' | 'POST', target: URL, body: string, headers: Record<string, string>, what: string): Promise<{ res: Answer; raw: Buffer }> {
+    // The URL parser percent-encodes (e.g. '|' in out_trade_no) and node:http sends pathname + search
+    // as they are: sign exactly the request line that is sent.
     const pathAndQuery = target.pathname + target.search;
     const timestamp = String(Math.floor(this.o.clock() / 1000));
     const nonce = newNonce();
@@ -222,24 +330,13 @@ export class VerifyingTransport implements IPayRequest {
       `${AUTH_SCHEMA} mchid="${this.o.mchid}",nonce_str="${nonce}",timestamp="${timestamp}",` +
       `serial_no="${this.o.merchantCertSerial}",signature="${signature}"`;
 
-    let res: Response;
-    let raw: Buffer;
     try {
-      res = await fetch(target, {
-        method,
-        headers,
-        body: method === 'GET' ? undefined : body,
-        redirect: 'manual',
-        signal: AbortSignal.timeout(this.o.timeoutMs),
-      });
-      raw = Buffer.from(await res.arrayBuffer());
+      return await httpExchange(method, target, body, headers, this.o.timeoutMs);
     } catch (err) {
       const name = (err as { name?: string } | null)?.name;
       if (name === 'TimeoutError' || name === 'AbortError') throw timeoutError(this.o.timeoutMs, what, err);
       throw networkError(err, what);
     }
-
-    return { res, raw };
   }
 }
 
