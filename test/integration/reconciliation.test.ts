@@ -254,6 +254,8 @@ describe('console reconciliation', () => {
 
     // A note is required; a form without the CSRF token is refused.
     await ops.post(`/console/reconciliation/mismatches/${m!.id}/resolve`).type('form').send({ _csrf: csrf, actionKey, note: '  ' }).expect(400);
+    // NUL (which PostgreSQL refuses) is a clear 400, not a 500, as for a split mismatch's note.
+    await ops.post(`/console/reconciliation/mismatches/${m!.id}/resolve`).type('form').send({ _csrf: csrf, actionKey, note: 'a\u0000b' }).expect(400);
     await ops.post(`/console/reconciliation/mismatches/${m!.id}/resolve`).type('form').send({ actionKey, note: 'x' }).expect(403);
     // A merchant user of another merchant cannot see or resolve it.
     const other = await signIn('rec-other@example.com', 'other merchant password');

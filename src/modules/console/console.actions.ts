@@ -22,6 +22,7 @@ import { z } from 'zod';
 import { isUniqueViolation } from '../../http/idempotency';
 import { AppError } from '../../lib/errors';
 import { newId } from '../../lib/ids';
+import { hasControlChars } from '../../lib/validation';
 import type { Prisma, PrismaClient } from '../../lib/prisma';
 import type { Scope } from './console.queries';
 import type { ConsoleSessionRef, ConsoleUserRef } from './console.users';
@@ -31,6 +32,15 @@ type Tx = Prisma.TransactionClient;
 /** 18 random bytes as base64url (24 characters): unguessable, and safe in a URL. */
 export const newActionKey = () => randomBytes(18).toString('base64url');
 export const actionKeySchema = z.string().regex(/^[A-Za-z0-9_-]{16,64}$/);
+
+/** A person's note on an action, trimmed. Lines are fine; NUL and other control characters are not
+ * (PostgreSQL refuses NUL: a 500). */
+export function consoleNote(raw: unknown, required: boolean): string {
+  const note = typeof raw === 'string' ? raw.trim() : '';
+  if (required && !note) throw new AppError('VALIDATION_FAILED', '请填写处理说明 · A note is required', { field: 'note' });
+  if (hasControlChars(note.replace(/\r?\n|\t/g, ' '))) throw new AppError('VALIDATION_FAILED', '说明含有控制字符 · The note holds control characters', { field: 'note' });
+  return note;
+}
 
 export interface ActionCall {
   user: ConsoleUserRef;

@@ -12,7 +12,6 @@ import type { Request, Router } from 'express';
 import type { AppDeps } from '../../app.types';
 import { AppError } from '../../lib/errors';
 import { fenToYuan } from '../../lib/money';
-import { hasControlChars } from '../../lib/validation';
 import type { PrismaClient } from '../../lib/prisma';
 import { createRefund } from '../refunds/refund.service';
 import { checkoutIdSchema } from '../checkout/checkout.schemas';
@@ -23,7 +22,7 @@ import { batchOutOrderNo, OUT_ORDER_NO_PATTERN, planBatches, unfreezeOutOrderNo 
 import { createSplitQueue, queueKeyPrefix, type SplitQueue } from '../splits/split.queue';
 import { finishSplits } from '../splits/split.service';
 import { redeliverEvent } from '../webhooks/webhook.service';
-import { mountAction, runInTransaction, runKeyed, type ActionPage, type PageContext } from './console.actions';
+import { consoleNote, mountAction, runInTransaction, runKeyed, type ActionPage, type PageContext } from './console.actions';
 import { parseYuan, type Scope } from './console.queries';
 
 const notFound = () => new AppError('NOT_FOUND', '没有这个订单 · No such checkout');
@@ -232,13 +231,7 @@ export function mountCheckoutActions(r: Router, deps: AppDeps, ctx: PageContext)
       return at ? `已解决 · Already resolved (${at})` : null;
     },
     fields: [{ name: 'note', label: '说明 Note (必填 required, ≤ 500)', kind: 'textarea', required: true, maxLength: 500, step: 'confirm' }],
-    parse: (v, _s, stage) => {
-      const note = (v.note ?? '').trim();
-      if (stage === 'submit' && !note) throw invalid('请填写处理说明 · A note is required', 'note');
-      // Lines are fine; NUL and other control characters are not (PostgreSQL refuses NUL: a 500).
-      if (hasControlChars(note.replace(/\r?\n|\t/g, ' '))) throw invalid('说明含有控制字符 · The note holds control characters', 'note');
-      return { note };
-    },
+    parse: (v, _s, stage) => ({ note: consoleNote(v.note, stage === 'submit') }),
     summary: ({ m }) => [
       ['不符 Mismatch', `${m.kind} · ${m.ref}`],
       ['内容 Detail', `${m.message} ×${m.occurrences}`],

@@ -27,16 +27,36 @@ const LOGIN_MAX_PER_IP = 100;
 /** Operators work in Beijing time: `2026-12-02 13:29:18`. */
 const beijingTime = (d: Date) => new Date(d.getTime() + 8 * 3600_000).toISOString().slice(0, 19).replace('T', ' ');
 
-const scopeOf = (s: ConsoleSessionRef): Scope => ({ merchantId: s.user.role === 'operator' ? null : s.user.merchantId });
+export const scopeOf = (s: ConsoleSessionRef): Scope => ({ merchantId: s.user.role === 'operator' ? null : s.user.merchantId });
 const session = (res: Response) => res.locals.console as ConsoleSessionRef;
+
+/** Renders a console page with what every console view needs (the signed-in user, the CSRF token). */
+export const consoleView = (deps: AppDeps) => (res: Response, name: string, locals: Record<string, unknown> = {}) =>
+  res.render(`console/${name}`, { sandbox: deps.config.sandbox, yuan: fenToYuan, bj: beijingTime, me: res.locals.console?.user, csrf: res.locals.console?.csrfToken, ...locals });
+
+/**
+ * Console errors are pages, never JSON, with the same status mapping as the JSON errors (toAppError):
+ * a body too large or with too many fields is a 413, an undecodable path a 400, PostgreSQL down a 503;
+ * only the unexpected is a 500.
+ */
+export const consoleErrorPage = (deps: AppDeps, what: string, locals: Record<string, unknown> = {}) => {
+  const view = consoleView(deps);
+  return (err: unknown, _req: Request, res: Response, next: NextFunction) => {
+    if (res.headersSent) return next(err);
+    const appErr = toAppError(err);
+    if (appErr.status >= 500) deps.logger.error({ err }, `${what} failed`);
+    setErrorHeaders(res, appErr);
+    res.status(appErr.status);
+    view(res, 'error', { ...locals, title: '出错了 Error', message: err instanceof AppError || appErr.status < 500 ? appErr.message : '服务暂时不可用，请稍后再试 · Something went wrong, please retry' });
+  };
+};
 
 export function consoleRouter(deps: AppDeps): Router {
   const r = express.Router();
   // Secure wherever the gateway is served over HTTPS (production always is: WeChat requires it).
   const secure = deps.config.PUBLIC_BASE_URL.startsWith('https:');
   const cookieOpts = { httpOnly: true, sameSite: 'strict' as const, secure, path: '/console' };
-  const view = (res: Response, name: string, locals: Record<string, unknown> = {}) =>
-    res.render(`console/${name}`, { sandbox: deps.config.sandbox, yuan: fenToYuan, bj: beijingTime, me: res.locals.console?.user, csrf: res.locals.console?.csrfToken, ...locals });
+  const view = consoleView(deps);
 
   r.use('/console', express.urlencoded({ extended: false, limit: '20kb', parameterLimit: 50 }));
   r.use('/console', (_req, res, next) => {
@@ -122,17 +142,7 @@ export function consoleRouter(deps: AppDeps): Router {
     view(res, 'receivers', { title: '分账接收方 Receivers', rows, byDay });
   });
 
-  // Console errors are pages, never JSON.
-  // The same status mapping as the JSON errors (toAppError): a body too large or with too many fields
-  // is a 413, an undecodable path a 400, PostgreSQL down a 503; only the unexpected is a 500.
-  r.use('/console', (err: unknown, _req: Request, res: Response, next: NextFunction) => {
-    if (res.headersSent) return next(err);
-    const appErr = toAppError(err);
-    if (appErr.status >= 500) deps.logger.error({ err }, 'console page failed');
-    setErrorHeaders(res, appErr);
-    res.status(appErr.status);
-    view(res, 'error', { title: '出错了 Error', message: err instanceof AppError || appErr.status < 500 ? appErr.message : '服务暂时不可用，请稍后再试 · Something went wrong, please retry' });
-  });
+  r.use('/console', consoleErrorPage(deps, 'console page'));
   return r;
 }
 

@@ -4,23 +4,22 @@
  * actionKey, note). Mounted after the console module: its middleware has already loaded the session
  * (res.locals.console) and checked the CSRF token of every POST under /console.
  */
-import express, { type NextFunction, type Request, type Response, type Router } from 'express';
+import express, { type Response, type Router } from 'express';
 import type { AppDeps } from '../../app.types';
 import { AppError } from '../../lib/errors';
-import { fenToYuan } from '../../lib/money';
+import { newActionKey } from '../console/console.actions';
+import { consoleErrorPage, consoleView, scopeOf } from '../console/console.routes';
 import type { ConsoleSessionRef } from '../console/console.users';
-import { listRuns, mismatchById, runWithMismatches, type Scope } from './reconcile.queries';
-import { newActionKey, resolveBillMismatch } from './reconcile.resolve';
+import { listRuns, mismatchById, runWithMismatches } from './reconcile.queries';
+import { resolveBillMismatch } from './reconcile.resolve';
 
-const beijingTime = (d: Date) => new Date(d.getTime() + 8 * 3600_000).toISOString().slice(0, 19).replace('T', ' ');
 const DAY = /^\d{4}-\d{2}-\d{2}$/;
 
 export function reconciliationConsoleRouter(deps: AppDeps): Router {
   const r = express.Router();
   const session = (res: Response) => res.locals.console as ConsoleSessionRef | undefined;
-  const scopeOf = (s: ConsoleSessionRef): Scope => ({ merchantId: s.user.role === 'operator' ? null : s.user.merchantId });
-  const view = (res: Response, name: string, locals: Record<string, unknown>) =>
-    res.render(`console/${name}`, { sandbox: deps.config.sandbox, yuan: fenToYuan, bj: beijingTime, me: session(res)?.user, csrf: session(res)?.csrfToken, nav: 'reconciliation', ...locals });
+  const page = consoleView(deps);
+  const view = (res: Response, name: string, locals: Record<string, unknown>) => page(res, name, { nav: 'reconciliation', ...locals });
 
   r.use('/console/reconciliation', (_req, res, next) => {
     // Without the console module in front there is no session: never serve these pages unauthenticated.
@@ -62,12 +61,6 @@ export function reconciliationConsoleRouter(deps: AppDeps): Router {
   });
 
   // Errors of these pages are pages (the console module's handler only sees its own routes).
-  r.use('/console/reconciliation', (err: unknown, _req: Request, res: Response, next: NextFunction) => {
-    if (res.headersSent) return next(err);
-    const appErr = err instanceof AppError ? err : null;
-    if (!appErr) deps.logger.error({ err }, 'console reconciliation page failed');
-    res.status(appErr?.status ?? 500);
-    view(res, 'error', { title: '出错了 Error', message: appErr?.message ?? '服务暂时不可用，请稍后再试 · Something went wrong, please retry' });
-  });
+  r.use('/console/reconciliation', consoleErrorPage(deps, 'console reconciliation page', { nav: 'reconciliation' }));
   return r;
 }

@@ -3,18 +3,14 @@
  * confirmed form carries a random `actionKey`; the change and its console_audit row (action, target,
  * action_key UNIQUE, who) commit in one transaction, so the same form posted twice acts once.
  */
-import { randomBytes } from 'node:crypto';
 import { AppError } from '../../lib/errors';
 import { newId } from '../../lib/ids';
 import type { PrismaClient } from '../../lib/prisma';
+import { actionKeySchema, consoleNote } from '../console/console.actions';
 import { mismatchSourcesOf } from './reconcile.states';
 
 export const RESOLVE_ACTION = 'bill_mismatch.resolve';
-const ACTION_KEY = /^[A-Za-z0-9_-]{16,64}$/;
 const NOTE_MAX = 500;
-
-/** The id rendered into a confirm form. */
-export const newActionKey = () => randomBytes(18).toString('base64url');
 
 export type ResolveOutcome = 'resolved' | 'repeated';
 
@@ -23,10 +19,10 @@ export async function resolveBillMismatch(
   prisma: PrismaClient,
   input: { mismatchId: string; userId: string; merchantId: string | null; actionKey: unknown; note: unknown; now: Date },
 ): Promise<ResolveOutcome> {
-  const actionKey = typeof input.actionKey === 'string' ? input.actionKey : '';
-  if (!ACTION_KEY.test(actionKey)) throw new AppError('VALIDATION_FAILED', '表单无效，请重新打开 · The form is invalid: open it again', { field: 'actionKey' });
-  const note = typeof input.note === 'string' ? input.note.trim() : '';
-  if (!note) throw new AppError('VALIDATION_FAILED', '请填写处理说明 · A note is required', { field: 'note' });
+  const key = actionKeySchema.safeParse(input.actionKey);
+  if (!key.success) throw new AppError('VALIDATION_FAILED', '表单无效，请重新打开 · The form is invalid: open it again', { field: 'actionKey' });
+  const actionKey = key.data;
+  const note = consoleNote(input.note, true);
   if (note.length > NOTE_MAX) throw new AppError('VALIDATION_FAILED', `说明最多 ${NOTE_MAX} 字 · The note is longer than ${NOTE_MAX} characters`, { field: 'note' });
 
   const m = await prisma.billMismatch.findUnique({ where: { id: input.mismatchId }, select: { id: true, merchantId: true, status: true } });
