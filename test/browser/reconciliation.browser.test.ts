@@ -4,7 +4,7 @@
  */
 import type { Browser } from 'playwright-core';
 import { createConsoleUser } from '../../src/modules/console/console.users';
-import { beijingDayOf } from '../../src/modules/reconciliation/reconcile.records';
+import { beijingDate as beijingDayOf } from '../../src/lib/beijing';
 import { DEFAULT_ACCOUNT, reconcileDay } from '../../src/modules/reconciliation/reconcile.service';
 import { startHarness, type Harness } from '../support/harness';
 import { paidCheckout } from '../integration/split-support';

@@ -6,7 +6,7 @@ import request from 'supertest';
 import { runCli } from '../../src/cli/admin';
 import { sandboxEnv } from '../../src/config/sandbox';
 import { createConsoleUser } from '../../src/modules/console/console.users';
-import { beijingDayOf } from '../../src/modules/reconciliation/reconcile.records';
+import { beijingDate as beijingDayOf } from '../../src/lib/beijing';
 import { reconcileDue } from '../../src/modules/reconciliation/reconcile.schedule';
 import { claimRun, DEFAULT_ACCOUNT, ensureRun, executeRun, reconcileDay } from '../../src/modules/reconciliation/reconcile.service';
 import { addPartnerAccountOnOwnSimulator } from '../support/accounts';

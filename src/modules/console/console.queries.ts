@@ -4,6 +4,7 @@
  * (an unknown or foreign id is the same "not found").
  */
 import { fenToYuan } from '../../lib/money';
+import { beijingDate, beijingDayStart } from '../../lib/beijing';
 import { Prisma, type PrismaClient } from '../../lib/prisma';
 import { mismatchResolution } from '../splits/split.reconcile';
 
@@ -12,12 +13,6 @@ export type Scope = { merchantId: string | null };
 
 const scoped = (s: Scope, col = Prisma.sql`c.merchant_id`) => (s.merchantId ? Prisma.sql`AND ${col} = ${s.merchantId}` : Prisma.empty);
 
-/** Beijing has no daylight saving: its day starts at 16:00 UTC the day before. */
-export function beijingDayStart(d: Date, daysBack = 0): Date {
-  const shifted = new Date(d.getTime() + 8 * 3600_000);
-  return new Date(Date.UTC(shifted.getUTCFullYear(), shifted.getUTCMonth(), shifted.getUTCDate() - daysBack) - 8 * 3600_000);
-}
-export const beijingDate = (d: Date) => new Date(d.getTime() + 8 * 3600_000).toISOString().slice(0, 10);
 
 export interface PeriodFigures {
   created: number;

@@ -8,6 +8,7 @@ import express, { type NextFunction, type Request, type Response, type Router } 
 import { randomBytes } from 'node:crypto';
 import type { AppDeps } from '../../app.types';
 import { setErrorHeaders, toAppError } from '../../http/error-handler';
+import { beijingTime } from '../../lib/beijing';
 import { AppError } from '../../lib/errors';
 import { fenToYuan } from '../../lib/money';
 import { parseCookies } from '../../lib/signed';
@@ -24,8 +25,6 @@ const LOGIN_WINDOW_S = 15 * 60;
 const LOGIN_MAX_PER_EMAIL = 10;
 const LOGIN_MAX_PER_IP = 100;
 
-/** Operators work in Beijing time: `2026-12-02 13:29:18`. */
-const beijingTime = (d: Date) => new Date(d.getTime() + 8 * 3600_000).toISOString().slice(0, 19).replace('T', ' ');
 
 export const scopeOf = (s: ConsoleSessionRef): Scope => ({ merchantId: s.user.role === 'operator' ? null : s.user.merchantId });
 const session = (res: Response) => res.locals.console as ConsoleSessionRef;

@@ -12,7 +12,6 @@ export function beijingDayRange(day: string): { start: Date; end: Date } {
   return { start, end: new Date(start.getTime() + 86_400_000) };
 }
 
-export const beijingDayOf = (d: Date) => new Date(d.getTime() + 8 * 3600_000).toISOString().slice(0, 10);
 
 const within = (d: Date | null | undefined, r: { start: Date; end: Date }) => !!d && d >= r.start && d < r.end;
 

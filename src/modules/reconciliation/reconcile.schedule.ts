@@ -3,11 +3,10 @@
  * created, one per account; every process then picks due runs (new ones and retries) and claims each
  * by lease, so several gateway processes share the work and a crashed one's run is taken over.
  */
-import { beijingDayOf } from './reconcile.records';
+import { BEIJING_MS, beijingDate } from '../../lib/beijing';
 import { newId } from '../../lib/ids';
 import { claimRun, executeRun, reconcilableAccounts, type ReconcileDeps, type RunResult } from './reconcile.service';
 
-const BEIJING_MS = 8 * 3600_000;
 const DUE_BATCH = 10;
 
 /** Days back whose missing runs are still created (a gateway down from 10:30 to midnight misses nothing). */
@@ -22,7 +21,7 @@ export function dueBillDates(now: Date, at: string): string[] {
   const beijing = new Date(now.getTime() + BEIJING_MS);
   const minutes = beijing.getUTCHours() * 60 + beijing.getUTCMinutes();
   const newest = minutes >= h * 60 + m ? 1 : 2;
-  return Array.from({ length: LOOKBACK_DAYS }, (_, i) => beijingDayOf(new Date(now.getTime() - (newest + i) * 86_400_000)));
+  return Array.from({ length: LOOKBACK_DAYS }, (_, i) => beijingDate(new Date(now.getTime() - (newest + i) * 86_400_000)));
 }
 
 /** One scheduler pass: create today's due runs, then do the due ones this process can claim. */
