@@ -70,11 +70,14 @@ export async function retryRefusal(deps: ReadDeps, batch: BatchWithReceivers): P
 
 /** The retry itself: one on-demand split of the batch's closed receivers, through the split service. */
 export async function retryFailedBatch(deps: Deps, queue: SplitQueue, merchantId: string, batch: BatchWithReceivers) {
-  const refusal = await retryRefusal(deps, batch);
-  // A repeat of the same retry (same key) is answered by the service with the split it made.
+  // A repeat of the same retry (same key) is answered by the service with the split it made: no
+  // refusal to read and nothing to ask the channel.
   const again = await deps.prisma.split.findUnique({ where: { checkoutId_idempotencyKey: { checkoutId: batch.checkoutId, idempotencyKey: retryKeyOf(batch.outOrderNo) } } });
-  if (refusal && !again) throw new AppError('SPLIT_NOT_ALLOWED', refusal);
-  if (!again) await assertClosedAtChannel(deps, batch);
+  if (!again) {
+    const refusal = await retryRefusal(deps, batch);
+    if (refusal) throw new AppError('SPLIT_NOT_ALLOWED', refusal);
+    await assertClosedAtChannel(deps, batch);
+  }
   const receivers: ReceiverInput[] = retryPlan(batch).receivers.map((r) => ({
     type: r.type as ReceiverInput['type'],
     account: r.account,
