@@ -36,6 +36,8 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 6);
 /** Profiling aids (not for the figures): BENCH_ONLY=create,notify runs only the scenarios whose key is listed, skipping the limit, the two-process runs and start-up; BENCH_CPU_PROF=<dir> starts the gateway with --cpu-prof there. */
 const ONLY = process.env.BENCH_ONLY?.split(',').filter(Boolean);
 const CPU_PROF = process.env.BENCH_CPU_PROF;
+/** BENCH_PG_STATS=1: pg_stat_statements on; after each gateway peak run, the statements that cost PostgreSQL most (profiling, not figures). */
+const PG_STATS = process.env.BENCH_PG_STATS === '1';
 /** The node flags of `npm start` (package.json), so the bench runs the gateway exactly as production does; BENCH_NODE_FLAGS adds some (experiments). */
 const START_FLAGS = [
   ...(JSON.parse(readFileSync(resolve(__dirname, '../package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start.split(/\s+/).filter((a) => a.startsWith('--')),
@@ -90,12 +92,25 @@ async function main() {
   const loadAtStart = loadAvg();
   ensureBuild();
   // Durable PostgreSQL (fsync and synchronous commit on): a payment acknowledged is on disk.
-  const { base, pg, pgDir, redis, redisPort, keysDir } = await startBenchServices('', { durable: true });
+  const { base, pg, pgDir, redis, redisPort, keysDir } = await startBenchServices('', {
+    durable: true,
+    ...(PG_STATS ? { pgFlags: ['-c', 'shared_preload_libraries=pg_stat_statements', '-c', 'pg_stat_statements.track_planning=on', '-c', 'pg_stat_statements.track=all'] } : {}),
+  });
   const pgPid = Number(readFileSync(join(pgDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
   const redisPid = findPid((c) => c.startsWith('redis-server') && c.includes(`:${redisPort}`));
   loadOrCreateSandboxKeys(keysDir);
   const db = new Client({ connectionString: pg.url });
   await db.connect();
+  if (PG_STATS) await db.query('CREATE EXTENSION IF NOT EXISTS pg_stat_statements');
+  /** Per statement: calls, mean planning and execution ms, WAL bytes per call; the top ones by total time. */
+  const pgStats = async (label: string) => {
+    if (!PG_STATS) return;
+    const { rows } = await db.query(`SELECT calls, round((total_plan_time / calls)::numeric, 3) AS plan_ms, round((total_exec_time / calls)::numeric, 3) AS exec_ms,
+      round(wal_bytes / calls) AS wal_b, round(((total_plan_time + total_exec_time))::numeric) AS total_ms, left(regexp_replace(query, '\\s+', ' ', 'g'), 160) AS q
+      FROM pg_stat_statements WHERE calls > 0 ORDER BY total_plan_time + total_exec_time DESC LIMIT 12`);
+    log(`pg_stat_statements after ${label}:\n${rows.map((r) => `  ${String(r.calls).padStart(7)} × plan ${r.plan_ms} + exec ${r.exec_ms} ms (total ${r.total_ms} ms) wal ${r.wal_b} B  ${r.q}`).join('\n')}`);
+    await db.query('SELECT pg_stat_statements_reset()');
+  };
   await db.query(`INSERT INTO merchants (id, name) VALUES ($1, 'Bench')`, [MERCHANT]);
   // Keys live in merchant_api_keys (only their SHA-256), as `npm run admin -- key create` writes them.
   await db.query(`INSERT INTO merchant_api_keys (id, merchant_id, prefix, key_hash) VALUES ('key_bench', $1, $2, $3)`, [MERCHANT, API_KEY.slice(0, 12), hashApiKey(API_KEY)]);
@@ -267,7 +282,9 @@ async function main() {
     const rows: Row[] = [];
     for (const sc of scenarios) {
       await sc.before?.();
+      await pgStats(`before ${sc.key}`);
       const peak = await load(sc.gateway('peak'), gwPids());
+      await pgStats(sc.key);
       const half = await load({ ...sc.gateway('half', peak.r.rate / 2), durationS: Math.max(3, SECONDS / 2), rate: peak.r.rate / 2 }, gwPids());
       const lim = limit ? await load({ ...sc.limit(), url: limitUrl, target: 'limit' }, limitPids) : undefined;
       rows.push({ key: sc.key, name: sc.name, peak, half: half.r, limit: lim });

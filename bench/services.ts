@@ -9,12 +9,12 @@ import { join } from 'node:path';
 import { applyMigrations } from '../src/lib/migrations';
 import { freePort, startEmbeddedPostgres, startRedis } from '../scripts/services';
 
-export async function startBenchServices(tag: string, o: { durable?: boolean; ephemeral?: boolean } = {}) {
+export async function startBenchServices(tag: string, o: { durable?: boolean; ephemeral?: boolean; pgFlags?: string[] } = {}) {
   const base = mkdtempSync(join(tmpdir(), `gw-bench-${tag}`));
   chmodSync(base, 0o755);
   const quiet = () => undefined;
   const pgDir = join(base, 'pg');
-  const pg = await startEmbeddedPostgres({ dataDir: pgDir, port: await freePort(), unsafeFast: !o.durable, ...(o.ephemeral ? { ephemeral: true } : {}), log: quiet });
+  const pg = await startEmbeddedPostgres({ dataDir: pgDir, port: await freePort(), unsafeFast: !o.durable, ...(o.ephemeral ? { ephemeral: true } : {}), ...(o.pgFlags ? { extraFlags: o.pgFlags } : {}), log: quiet });
   await applyMigrations(pg.url, quiet);
   const redisPort = await freePort();
   const redis = await startRedis({ port: redisPort, dir: join(base, 'redis'), log: quiet });

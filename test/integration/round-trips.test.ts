@@ -1,12 +1,11 @@
 import type { Server } from 'node:http';
-import { PrismaPg } from '@prisma/adapter-pg';
 import { Pool, type PoolClient } from 'pg';
 import request from 'supertest';
 import { buildNotify } from '../../bench/load';
 import { createApp, type AppDeps } from '../../src/app';
 import { modules } from '../../src/gateway';
 import { createMerchantCache, MERCHANT_KEY_REVOKED_CHANNEL, type MerchantCache } from '../../src/http/merchant-cache';
-import { PrismaClient } from '../../src/lib/prisma';
+import { createPrisma, type PrismaClient } from '../../src/lib/prisma';
 import { createRedis } from '../../src/lib/redis';
 import { API_KEY, checkoutBody, startHarness, UA, type Harness } from '../support/harness';
 
@@ -51,7 +50,7 @@ beforeAll(async () => {
       return query(...a);
     };
   });
-  prisma = new PrismaClient({ adapter: new PrismaPg(pool) });
+  prisma = createPrisma(pool);
   redis = createRedis(h.config.REDIS_URL);
   const send = redis.sendCommand.bind(redis);
   redis.sendCommand = ((...a: Parameters<typeof send>) => {
