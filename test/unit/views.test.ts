@@ -4,7 +4,7 @@ import ejs from 'ejs';
 
 const VIEWS = path.join(__dirname, '..', '..', 'views');
 const render = (view: string, locals: Record<string, unknown>): Promise<string> =>
-  ejs.renderFile(path.join(VIEWS, `${view}.ejs`), locals);
+  ejs.renderFile(path.join(VIEWS, `${view}.ejs`), locals, { root: VIEWS }); // as src/app.ts renders them
 
 const XSS = '<script>alert(1)</script>';
 const base = { title: '微信支付', sandbox: false };
@@ -16,6 +16,7 @@ const checkout = {
   status: 'open',
   merchantName: '演示商户 & Co',
   expiresAt: '2026-01-01T04:00:00.000Z',
+  expiresText: '2026/1/1 12:00:00',
   returnUrl: 'https://shop.example.com/orders/1?a=1&b=2',
 };
 const jsapiParams = {
@@ -177,6 +178,11 @@ describe('partials', () => {
     expect(html).toContain('演示商户 &amp; Co');
     expect(html).toContain('<small>¥</small>0.01');
     expect(html).toContain('co_01JABCDEF');
+  });
+
+  it('When the expiry is asked for, then its Beijing-time text is shown', async () => {
+    expect(await render('checkout/jsapi', { base, checkout, jsapiParams, resultUrl: '/r' })).toContain('<dd>2026/1/1 12:00:00</dd>');
+    expect(await render('checkout/paid', { base, checkout })).not.toContain('2026/1/1 12:00:00');
   });
 });
 

@@ -5,10 +5,10 @@ import {
   createPrivateKey,
   createPublicKey,
   createSecretKey,
-  randomBytes,
   sign as rsaSign,
   verify as rsaVerify,
 } from 'node:crypto';
+import { pooledRandomBytes } from '../../lib/random';
 
 /**
  * WeChat Pay APIv3 cryptography on node:crypto, every key parsed once into a KeyObject.
@@ -116,7 +116,7 @@ export function loadApiV3Key(key: string): KeyObject {
 
 /** 32 upper-case hex characters from the CSPRNG (WeChat allows nonce_str ≤ 32). */
 export function newNonce(): string {
-  return randomBytes(16).toString('hex').toUpperCase();
+  return pooledRandomBytes(16).toString('hex').toUpperCase();
 }
 
 /** `METHOD\nPATH?QUERY\nTS\nNONCE\nBODY\n` — body '' for GET, byte-identical to what is sent. */

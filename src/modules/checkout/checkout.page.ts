@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { pooledRandomBytes } from '../../lib/random';
 import type { JsapiParams, PaymentChannel } from '../../channels/channel';
 import type { Config } from '../../config/config';
 import { AppError } from '../../lib/errors';
@@ -75,7 +75,7 @@ export async function decideCheckoutPage(deps: PageDeps, checkoutId: string, vis
       case 'jsapi': {
         const openid = checkout.payerOpenid ?? (visitor.openidFor ? visitor.openidFor(channel.oauthAppid ?? channel.appid) : visitor.openid);
         if (!openid) {
-          const browserNonce = randomBytes(8).toString('hex');
+          const browserNonce = pooledRandomBytes(8).toString('hex');
           const state = makeOAuthState(deps.config.STATE_SECRET, checkout.id, deps.now().getTime() + 10 * 60_000, browserNonce);
           return { kind: 'oauth', checkout, browserNonce, redirect: channel.oauthAuthorizeUrl(oauthCallbackUrl(deps.config, checkout.id), state) };
         }

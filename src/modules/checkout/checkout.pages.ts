@@ -2,6 +2,7 @@ import { Router, type ErrorRequestHandler, type Request, type Response } from 'e
 import { setErrorHeaders, toAppError } from '../../http/error-handler';
 import QRCode from 'qrcode';
 import type { AppDeps } from '../../app.types';
+import { beijingShopperTime } from '../../lib/beijing';
 import { AppError, ChannelError } from '../../lib/errors';
 import { fenToYuan } from '../../lib/money';
 import { makeOpenidCookie, parseCookies, readOpenidCookie } from '../../lib/signed';
@@ -43,6 +44,7 @@ export function checkoutPagesRouter(deps: AppDeps): Router {
       status: effectiveStatus(c, deps.now()),
       merchantName: c.merchant.name,
       expiresAt: c.expiresAt.toISOString(),
+      expiresText: beijingShopperTime(c.expiresAt),
       returnUrl: merchantReturnUrl(c),
     };
   };

@@ -5,7 +5,7 @@ import { Prisma, type PrismaClient } from '../../lib/prisma';
 import { orderFromJson } from '../checkout/checkout.page-load';
 import type { ChannelOrder, Checkout } from '../../generated/prisma/client';
 import { isUniqueViolation } from '../../http/idempotency';
-import { randomBytes } from 'node:crypto';
+import { pooledRandomBytes } from '../../lib/random';
 
 /**
  * How long a channel credential may be reused before ordering again (with the same out_trade_no and
@@ -24,7 +24,7 @@ const TYPE_LETTER: Record<TradeType, string> = { JSAPI: 'J', H5: 'H', NATIVE: 'N
 
 /** 26 chars of [0-9a-z_]: within WeChat's 6–32 [0-9A-Za-z_-|*]. */
 function newOutTradeNo(checkoutId: string, type: TradeType): string {
-  return `${checkoutId.slice(3)}_${TYPE_LETTER[type]}${randomBytes(3).toString('hex').slice(0, 4)}`;
+  return `${checkoutId.slice(3)}_${TYPE_LETTER[type]}${pooledRandomBytes(3).toString('hex').slice(0, 4)}`;
 }
 
 export interface PayerBinding {
@@ -64,7 +64,7 @@ export async function ensureChannelOrder(
       const wall = new Date().toISOString();
       const [row] = await prisma.$queryRaw<Array<{ row: Record<string, unknown> }>>(Prisma.sql`
         INSERT INTO channel_orders AS o (id, checkout_id, channel, trade_type, out_trade_no, payer_key, appid, mchid, account_id, sub_mchid, sub_appid, created_at, updated_at)
-        VALUES (${`chor_${randomBytes(10).toString('hex')}`}, ${checkout.id}, ${channel.name}, ${tradeType}::"TradeType", ${newOutTradeNo(checkout.id, tradeType)},
+        VALUES (${`chor_${pooledRandomBytes(10).toString('hex')}`}, ${checkout.id}, ${channel.name}, ${tradeType}::"TradeType", ${newOutTradeNo(checkout.id, tradeType)},
           ${payerKey}, ${channel.appid}, ${channel.mchid}, ${deps.account?.id ?? null}, ${channel.partner?.subMchid ?? null}, ${channel.partner?.subAppid ?? null},
           ${utc(wall)}, ${utc(wall)})
         RETURNING to_jsonb(o) AS row`);

@@ -150,16 +150,21 @@ export async function applyNotifiedPayment(
   // updated_at from the wall clock, as the typed client's @updatedAt writes it (paid_at is the channel's time).
   const wall = new Date().toISOString();
   const [row] = await prisma.$queryRaw<Array<OrderToCheck & { id: string; checkoutId: string; status: string; moved: number; logged: number; woken: number }>>(Prisma.sql`
-    WITH ord AS (
+    WITH peek AS (
       SELECT o.id, o.checkout_id, o.channel, o.account_id, o.mchid, o.sub_mchid, o.appid, o.status::text AS status, c.amount_fen, c.currency,
         (${txOk} AND o.channel = ${channelName} AND o.account_id IS NOT DISTINCT FROM ${accountId}::text AND o.mchid = ${tx.mchid}
           AND o.sub_mchid IS NOT DISTINCT FROM ${tx.subMchid ?? null}::text AND o.appid = ${tx.appid} AND c.amount_fen = ${amount}
           AND (${tx.currency ?? null}::text IS NULL OR c.currency = ${tx.currency ?? null}::text)) AS matches
       FROM channel_orders o JOIN checkouts c ON c.id = o.checkout_id
-      WHERE o.out_trade_no = ${tx.outTradeNo}
-      -- The order's row lock first, then the checkout's (in \`moved\`): the order applyPaidTransaction
-      -- takes them in, so a notify and a status query of one order cannot deadlock. Waiting here
-      -- returns the order's newest version (paid by the other: a duplicate).
+      WHERE o.out_trade_no = ${tx.outTradeNo}),
+    -- Only a payable order is locked: a paid one is terminal, so WeChat's retries of an applied
+    -- notify read it without queueing on its row. The order's row lock first, then the checkout's
+    -- (in \`moved\`): the order applyPaidTransaction takes them in, so a notify and a status query of
+    -- one order cannot deadlock. A copy that waited here re-reads the order: paid by the other, it
+    -- drops out, nothing is written, and applyPaidTransaction names the duplicate.
+    ord AS (
+      SELECT o.id, o.checkout_id FROM channel_orders o JOIN peek ON peek.id = o.id
+      WHERE peek.matches AND o.status::text IN (${Prisma.join(ORDER_PAYABLE)})
       FOR UPDATE OF o),
     moved AS (
       UPDATE checkouts SET status = 'paid', channel = ${channelName}, transaction_id = ${transactionId}, paid_at = ${utc(paidAt)},
@@ -167,8 +172,7 @@ export async function applyNotifiedPayment(
         split_due_at = CASE WHEN profit_sharing <> 'none' THEN ${utc(paidAt)} ELSE split_due_at END,
         updated_at = ${utc(wall)}
       FROM ord
-      WHERE checkouts.id = ord.checkout_id AND ord.matches AND ord.status IN (${Prisma.join(ORDER_PAYABLE)})
-        AND checkouts.status::text IN (${Prisma.join(CHECKOUT_PAYABLE)})
+      WHERE checkouts.id = ord.checkout_id AND checkouts.status::text IN (${Prisma.join(CHECKOUT_PAYABLE)})
       RETURNING checkouts.id, checkouts.merchant_id),
     order_moved AS (
       UPDATE channel_orders SET status = 'paid', transaction_id = ${transactionId}, updated_at = ${utc(wall)}
@@ -182,12 +186,12 @@ export async function applyNotifiedPayment(
     logged AS (
       UPDATE notify_logs SET outcome = CASE WHEN EXISTS (SELECT 1 FROM moved) THEN 'applied' ELSE 'duplicate' END
       WHERE id = ${notifyLogId}
-        AND (EXISTS (SELECT 1 FROM moved) OR EXISTS (SELECT 1 FROM ord WHERE matches AND status NOT IN (${Prisma.join(ORDER_PAYABLE)})))
+        AND (EXISTS (SELECT 1 FROM moved) OR EXISTS (SELECT 1 FROM peek WHERE matches AND status NOT IN (${Prisma.join(ORDER_PAYABLE)})))
       RETURNING id)
-    SELECT ord.id, ord.checkout_id AS "checkoutId", ord.channel, ord.account_id AS "accountId", ord.mchid, ord.sub_mchid AS "subMchid",
-      ord.appid, ord.status, ord.amount_fen AS "amountFen", ord.currency,
+    SELECT peek.id, peek.checkout_id AS "checkoutId", peek.channel, peek.account_id AS "accountId", peek.mchid, peek.sub_mchid AS "subMchid",
+      peek.appid, peek.status, peek.amount_fen AS "amountFen", peek.currency,
       (SELECT count(*) FROM moved)::int AS moved, (SELECT count(*) FROM logged)::int AS logged, (SELECT count(*) FROM woken)::int AS woken
-    FROM ord`);
+    FROM peek`);
   if (!row) throw unknownOrder(tx);
   const outcomeStored = row.logged === 1;
   if (row.moved === 1) return { outcome: 'applied', checkoutId: row.checkoutId, outcomeStored };

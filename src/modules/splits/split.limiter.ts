@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { pooledRandomBytes } from '../../lib/random';
 import type { Redis } from 'ioredis';
 
 /**
@@ -95,7 +95,7 @@ export function createRedisRateLimiter(
     async run(key, fn) {
       const keys = keysOf(key);
       const names = keys.map(([k]) => k);
-      const member = randomBytes(9).toString('base64url');
+      const member = pooledRandomBytes(9).toString('base64url');
       const started = performance.now();
       let waited = false;
       for (;;) {
