@@ -36,14 +36,18 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 6);
 /** Profiling aids (not for the figures): BENCH_ONLY=create,notify runs only the scenarios whose key is listed, skipping the limit, the two-process runs and start-up; BENCH_CPU_PROF=<dir> starts the gateway with --cpu-prof there. */
 const ONLY = process.env.BENCH_ONLY?.split(',').filter(Boolean);
 const CPU_PROF = process.env.BENCH_CPU_PROF;
-/** BENCH_PG_STATS=1: pg_stat_statements on; after each gateway peak run, the statements that cost PostgreSQL most (profiling, not figures). */
+/** BENCH_WEB_CONCURRENCY: gateway processes of a BENCH_ONLY run (default 1). BENCH_PG_STATS=1: pg_stat_statements on; after each gateway peak run, the statements that cost PostgreSQL most (profiling, not figures). */
 const PG_STATS = process.env.BENCH_PG_STATS === '1';
 /** The node flags of `npm start` (package.json), so the bench runs the gateway exactly as production does; BENCH_NODE_FLAGS adds some (experiments). */
 const START_FLAGS = [
-  ...(JSON.parse(readFileSync(resolve(__dirname, '../package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start.split(/\s+/).filter((a) => a.startsWith('--')),
+  ...(JSON.parse(readFileSync(resolve(__dirname, '../package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start
+    .replace(/\$\{(\w+):-([^}]*)\}/g, (_, name: string, dflt: string) => process.env[name] || dflt) // the shell's ${VAR:-default}
+    .split(/\s+/).filter((a) => a.startsWith('--')),
   ...(process.env.BENCH_NODE_FLAGS?.split(/\s+/).filter(Boolean) ?? []),
 ];
 const CONNECTIONS = 20;
+/** A scenario's runs: a warm-up second, the peak, the run at half the peak rate. */
+type Phase = 'warm' | 'peak' | 'half';
 const BENCH_METRICS_TOKEN = 'bench-metrics-token-0123456789abcdef';
 const API_KEY = 'sk_bench_merchant_key_00000001';
 const MERCHANT = 'mch_bench';
@@ -82,7 +86,7 @@ function ensureBuild(): void {
 // ---------------------------------------------------------------- the run
 
 interface Measured { r: LoadResult; cpu: Record<string, number>; rssMb: number }
-interface Row { key: string; name: string; peak: Measured; half?: LoadResult; limit?: Measured }
+interface Row { key: string; name: string; peak: Measured; half?: LoadResult; limit?: Measured; drain?: { seconds: number; gatewayCpuMsPerOp: number } }
 interface Memory { startMs: number; idleMb: number; loadMb: number; pendingMb: number }
 
 const PER_SET = 20_000;
@@ -142,6 +146,8 @@ async function main() {
       const env = {
         ...sandboxEnv({ keysDir, simulatorUrl: simUrl, databaseUrl: pg.url, redisUrl: redis.url, port, publicBaseUrl: url }),
         APP_MODE: 'production', NODE_ENV: 'production', LOG_LEVEL: 'info', WEB_CONCURRENCY: String(concurrency), QUEUE_PREFIX: 'bench', METRICS_TOKEN: BENCH_METRICS_TOKEN,
+        // Profiling aid: BENCH_GATEWAY_ENV='RUN_WORKERS=false …' (space-separated) overrides the gateway's environment.
+        ...Object.fromEntries((process.env.BENCH_GATEWAY_ENV ?? '').split(/\s+/).filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)])),
       } as Record<string, string>;
       const t = performance.now();
       const prof = CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF}`] : [];
@@ -198,7 +204,7 @@ async function main() {
       tsxMemory = await memory(tsx);
       await stop(tsx.gw);
     }
-    const one = await startGw(1, 'dist');
+    const one = await startGw(ONLY ? Number(process.env.BENCH_WEB_CONCURRENCY ?? 1) : 1, 'dist');
     let gw = one.gw;
     const url = one.url;
 
@@ -246,10 +252,10 @@ async function main() {
 
     type Spec = Omit<LoadSpec, 'connections' | 'runTag' | 'target'>;
     /** Page and notify runs take unique items from the seeded sets; a peak may use up to 1,900/s. */
-    const budget = (phase: 'peak' | 'half', rate?: number) => Math.ceil(phase === 'peak' ? SECONDS * 1900 : (rate ?? 0) * Math.max(3, SECONDS / 2) * 1.2 + 100);
+    const budget = (phase: Phase, rate?: number) => Math.ceil(phase === 'warm' ? 1900 : phase === 'peak' ? SECONDS * 1900 : (rate ?? 0) * Math.max(3, SECONDS / 2) * 1.2 + 100);
     const dup = notifyData('d', 1);
     const limitDup = notifyData('m', 1, 'limd');
-    type ScenarioDef = { key: string; name: string; gateway: (phase: 'peak' | 'half', rate?: number) => Spec; limit: () => Spec; before?: () => Promise<unknown> };
+    type ScenarioDef = { key: string; name: string; gateway: (phase: Phase, rate?: number) => Spec; limit: () => Spec; before?: () => Promise<unknown> };
     const all: ScenarioDef[] = [
       { key: 'create', name: 'create `POST /v1/checkouts`', gateway: () => ({ url, scenario: 'create', durationS: SECONDS, apiKey: API_KEY }), limit: () => ({ url: '', scenario: 'create', durationS: SECONDS }) },
       { key: 'h5', name: 'first page H5 `GET /checkout/{id}`',
@@ -279,20 +285,39 @@ async function main() {
       await load({ url: limitUrl, target: 'limit', scenario: 'notify', durationS: 1, ...limitDup }, limitPids); // applies it once
     }
 
-    /** Peak run, then the same scenario at half the peak rate, then its limit. */
+    /**
+     * Waits (at most a minute) until the gateway has done the follow-up work of a run — outbox events
+     * handled, merchant events rendered — so that its limit runs on a quiet machine, and tells how long
+     * that took and the gateway's CPU for it per operation of the run (work its req/s leaves out).
+     */
+    const drained = async (ops: number) => {
+      const t = performance.now();
+      const cpu0 = cpuMs(gw.pid!);
+      for (;;) {
+        const { rows: [r] } = await db.query(`SELECT (SELECT count(*) FROM outbox_events WHERE processed_at IS NULL)
+          + (SELECT count(*) FROM merchant_events WHERE rendered_at IS NULL) AS n`);
+        if (Number(r.n) === 0 || performance.now() - t > 60_000) break;
+        await sleep(200);
+      }
+      return { seconds: (performance.now() - t) / 1000, gatewayCpuMsPerOp: (cpuMs(gw.pid!) - cpu0) / Math.max(1, ops) };
+    };
+
+    /** Peak run, then the same scenario at half the peak rate, its follow-up work drained, then its limit. */
     const rows: Row[] = [];
     for (const sc of scenarios) {
       await sc.before?.();
       // A second of the same requests first (not reported): a deployed gateway runs warm, and the
       // first scenario of a kind would otherwise pay V8's compilation of its path.
-      await load({ ...sc.gateway('half', 1000), durationS: 1 }, gwPids());
+      await load({ ...sc.gateway('warm'), durationS: 1 }, gwPids());
       await pgStats(`before ${sc.key}`);
       const peak = await load(sc.gateway('peak'), gwPids());
       await pgStats(sc.key);
       const half = await load({ ...sc.gateway('half', peak.r.rate / 2), durationS: Math.max(3, SECONDS / 2), rate: peak.r.rate / 2 }, gwPids());
+      const drain = await drained(peak.r.ops + half.r.ops);
       const lim = limit ? await load({ ...sc.limit(), url: limitUrl, target: 'limit' }, limitPids) : undefined;
-      rows.push({ key: sc.key, name: sc.name, peak, half: half.r, limit: lim });
+      rows.push({ key: sc.key, name: sc.name, peak, half: half.r, limit: lim, drain });
       log(`${sc.name}: ${peak.r.rate.toFixed(0)}/s p50 ${peak.r.p50} p99 ${peak.r.p99} ms, gateway ${peak.cpu.gateway!.toFixed(2)} CPU ms/req; at ${(peak.r.rate / 2).toFixed(0)}/s p99 ${half.r.p99} ms` +
+        `; follow-ups drained in ${drain.seconds.toFixed(1)} s (${drain.gatewayCpuMsPerOp.toFixed(2)} gateway CPU ms/op)` +
         (lim ? `; limit ${lim.r.rate.toFixed(0)}/s, ${lim.cpu.limit!.toFixed(2)} CPU ms/op` : ''));
     }
     if (limit) await stop(limit);
@@ -311,6 +336,7 @@ async function main() {
         e[m[2] as 'sum' | 'count'] = Number(m[4]);
         sums.set(`${m[1]} ${m[3]}`, e);
       }
+      log(`memory (gateway's metrics): ${[...text.matchAll(/^gateway_(process_resident_memory_bytes|nodejs_heap_size_total_bytes|nodejs_heap_size_used_bytes|nodejs_external_memory_bytes)\S* (\S+)$/gm)].map((m) => `${m[1]} ${(Number(m[2]) / 2 ** 20).toFixed(0)} MB`).join(', ')}`);
       log(`mean latency (gateway's histograms):\n${[...sums].filter(([, e]) => e.count).map(([k, e]) => `  ${((e.sum! / e.count!) * 1000).toFixed(1)} ms × ${e.count}  ${k}`).join('\n')}`);
     }
     const create1 = ONLY ? undefined : await load({ url, scenario: 'create', durationS: SECONDS, apiKey: API_KEY }, gwPids());
@@ -350,12 +376,12 @@ function writeReport(a: { rows: Row[]; create1: Measured; full1: Measured; creat
   out.push('');
   out.push('### One gateway process (`WEB_CONCURRENCY=1`, compiled, production configuration) and its limit, same run');
   out.push('');
-  out.push('CPU columns: CPU time (user + system) per completed request of each process tree during the peak run; "load gen." is autocannon\'s own process. The limit is `bench/limit.ts` (bare `node:http`, only the unavoidable RSA/AES work and durable writes, same PostgreSQL).');
+  out.push('CPU columns: CPU time (user + system) per completed request of each process tree during the peak run; "load gen." is autocannon\'s own process. Half-rate runs are paced evenly (bench/load.ts). "Follow-ups": after the half-rate run, the time until the gateway had handled every outbox event and rendered every merchant event the runs made, and its CPU for that per operation (not in the req/s); each limit runs after that. The limit is `bench/limit.ts` (bare `node:http`, only the unavoidable RSA/AES work and durable writes, same PostgreSQL).');
   out.push('');
-  out.push('| scenario | req/s | p50 ms | p99 ms | p99 ms at half the peak rate | CPU ms/req: gateway | PostgreSQL | Redis | simulator | load gen. | gateway RSS MB (peak) | limit req/s | limit CPU ms/op (limit, PostgreSQL) | ratio to limit |');
-  out.push('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
+  out.push('| scenario | req/s | p50 ms | p99 ms | p99 ms at half the peak rate | CPU ms/req: gateway | PostgreSQL | Redis | simulator | load gen. | gateway RSS MB (peak) | follow-ups after the runs: s, gateway CPU ms/op | limit req/s | limit CPU ms/op (limit, PostgreSQL) | ratio to limit |');
+  out.push('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const r of a.rows)
-    out.push(`| ${r.name} | ${f(r.peak.r.rate)} | ${r.peak.r.p50} | ${r.peak.r.p99} | ${r.half?.p99} (at ${f(r.peak.r.rate / 2)}/s) | ${f(r.peak.cpu.gateway, 2)} | ${f(r.peak.cpu.postgres, 2)} | ${f(r.peak.cpu.redis, 3)} | ${f(r.peak.cpu.simulator, 2)} | ${f(r.peak.cpu.load, 2)} | ${f(r.peak.rssMb)} | ${f(r.limit?.r.rate)} | ${f(r.limit?.cpu.limit, 2)}, ${f(r.limit?.cpu.postgres, 2)} | **${f(100 * ratio(r))}%** |`);
+    out.push(`| ${r.name} | ${f(r.peak.r.rate)} | ${r.peak.r.p50} | ${r.peak.r.p99} | ${r.half?.p99} (at ${f(r.peak.r.rate / 2)}/s) | ${f(r.peak.cpu.gateway, 2)} | ${f(r.peak.cpu.postgres, 2)} | ${f(r.peak.cpu.redis, 3)} | ${f(r.peak.cpu.simulator, 2)} | ${f(r.peak.cpu.load, 2)} | ${f(r.peak.rssMb)} | ${f(r.drain?.seconds, 1)}, ${f(r.drain?.gatewayCpuMsPerOp, 2)} | ${f(r.limit?.r.rate)} | ${f(r.limit?.cpu.limit, 2)}, ${f(r.limit?.cpu.postgres, 2)} | **${f(100 * ratio(r))}%** |`);
   out.push('');
   const full1 = row('full');
   out.push('### Both cores (`WEB_CONCURRENCY=2`)');

@@ -21,6 +21,8 @@ export const envSchema = z.object({
   TRUST_PROXY: z.string().default('loopback'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL'),
+  /** Read by `npm start` (the shell), not by the app: V8's old-space cap in MB; validated here so a typo fails clearly. */
+  GATEWAY_HEAP_MB: int(192, 64),
   /** Prepare parameterised statements per connection (src/lib/prepared-statements.ts); false behind a pooler that cannot carry them. */
   DATABASE_PREPARED_STATEMENTS: bool.default(true),
   /** One server (redis://, rediss://) or a Redis Cluster: redis+cluster://host:port,host:port (src/lib/redis.ts). */
