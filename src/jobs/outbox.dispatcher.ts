@@ -49,7 +49,8 @@ export async function dispatchOutboxOnce(
     const event: OutboxEventRow = { id: row.id, type: row.type, aggregateId: row.aggregate_id, payload: row.payload, attempts: row.attempts };
     try {
       for (const h of handlers[row.type] ?? []) await h(event);
-      await prisma.outboxEvent.update({ where: { id: row.id }, data: { processedAt: deps.now(), attempts: { increment: 1 }, lastError: null } });
+      // Raw: once per payment on the follow-up path, where the typed update cost ~0.3 ms of CPU (docs/performance.md).
+      await prisma.$executeRaw`UPDATE outbox_events SET processed_at = ${deps.now().toISOString()}::timestamptz AT TIME ZONE 'UTC', attempts = attempts + 1, last_error = NULL WHERE id = ${row.id}`;
       handled++;
     } catch (err) {
       const delayMs = Math.min(300_000, 1000 * 2 ** Math.min(row.attempts, 8));

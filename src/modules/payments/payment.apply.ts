@@ -93,7 +93,7 @@ export async function applyPaidTransaction(
         data: {
           type: PAYMENT_SUCCEEDED,
           aggregateId: order.checkoutId,
-          payload: { checkoutId: order.checkoutId, transactionId, outTradeNo: tx.outTradeNo, amountFen: tx.amountTotalFen!, paidAt: paidAt.toISOString() },
+          payload: { checkoutId: order.checkoutId, transactionId, outTradeNo: tx.outTradeNo, amountFen: tx.amountTotalFen!, paidAt: paidAt.toISOString(), profitSharing: order.checkout.profitSharing },
         },
       });
       await publishEvent(db, { merchantId: order.checkout.merchantId, type: 'checkout.paid', checkoutId: order.checkoutId, object: { kind: 'checkout', id: order.checkoutId } });
@@ -173,7 +173,7 @@ export async function applyNotifiedPayment(
         updated_at = ${utc(wall)}
       FROM ord
       WHERE checkouts.id = ord.checkout_id AND checkouts.status::text IN (${Prisma.join(CHECKOUT_PAYABLE)})
-      RETURNING checkouts.id, checkouts.merchant_id),
+      RETURNING checkouts.id, checkouts.merchant_id, checkouts.profit_sharing::text AS profit_sharing),
     order_moved AS (
       UPDATE channel_orders SET status = 'paid', transaction_id = ${transactionId}, updated_at = ${utc(wall)}
       FROM ord, moved
@@ -181,7 +181,7 @@ export async function applyNotifiedPayment(
       RETURNING channel_orders.id),
     outbox AS (
       INSERT INTO outbox_events (type, aggregate_id, payload)
-      SELECT ${PAYMENT_SUCCEEDED}, id, jsonb_set(${payload}::jsonb, '{checkoutId}', to_jsonb(id)) FROM moved RETURNING id),
+      SELECT ${PAYMENT_SUCCEEDED}, id, jsonb_set(${payload}::jsonb, '{checkoutId}', to_jsonb(id)) || jsonb_build_object('profitSharing', profit_sharing) FROM moved RETURNING id),
     ${publishCheckoutEventCtes('moved', 'checkout.paid', newId('evt'))},
     logged AS (
       UPDATE notify_logs SET outcome = CASE WHEN EXISTS (SELECT 1 FROM moved) THEN 'applied' ELSE 'duplicate' END

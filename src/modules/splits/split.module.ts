@@ -53,6 +53,9 @@ export function createSplitsModule(opts: SplitsModuleOptions = {}): AppModule {
     outboxHandlers: (deps) => ({
       [PAYMENT_SUCCEEDED]: [
         async (event) => {
+          // The payment's own mode, written into the event when it was applied: `none` is final (no
+          // split can start on such a checkout), so there is nothing to schedule and nothing to read.
+          if ((event.payload as { profitSharing?: string } | null)?.profitSharing === 'none') return;
           const c = await deps.prisma.checkout.findUnique({ where: { id: event.aggregateId }, select: { id: true, profitSharing: true, paidAt: true } });
           if (!c || c.profitSharing === 'none') return;
           const readyAt = (c.paidAt ?? deps.now()).getTime() + deps.config.PROFIT_SHARING_DELAY * 1000;

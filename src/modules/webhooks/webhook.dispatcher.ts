@@ -94,7 +94,8 @@ export class WebhookDispatcher {
   }
 
   async renderPending(limit = RENDER_BATCH): Promise<number> {
-    const events = await this.deps.prisma.merchantEvent.findMany({ where: { body: null }, orderBy: { seq: 'asc' }, take: limit });
+    // rendered_at is set with the body and indexed: `body IS NULL` scanned every event ever rendered.
+    const events = await this.deps.prisma.merchantEvent.findMany({ where: { renderedAt: null }, orderBy: { seq: 'asc' }, take: limit });
     // Two at a time: each render is a handful of reads, and the connection pool is shared with
     // payments and splits, which must not queue behind a burst of renders.
     for (let i = 0; i < events.length; i += 2) await Promise.all(events.slice(i, i + 2).map((ev) => this.render(ev)));
@@ -117,7 +118,9 @@ export class WebhookDispatcher {
         logger.error({ err, eventId: ev.id, kind: ev.objectKind }, 'webhook event: could not render its object');
       }
       const body = JSON.stringify({ id: ev.id, type: ev.type, created: ev.createdAt.toISOString(), data: { object } });
-      await prisma.merchantEvent.updateMany({ where: { id: ev.id, body: null }, data: { body, renderedAt: this.deps.now(), renderError } });
+      // Raw: once per event, where the typed updateMany cost ~0.3 ms of CPU (docs/performance.md).
+      await prisma.$executeRaw`UPDATE merchant_events SET body = ${body}, rendered_at = ${this.deps.now().toISOString()}::timestamptz AT TIME ZONE 'UTC', render_error = ${renderError}
+        WHERE id = ${ev.id} AND body IS NULL`;
     }
   }
 
