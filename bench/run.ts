@@ -136,7 +136,8 @@ async function main() {
   process.once('SIGINT', () => void cleanup().then(() => process.exit(130)));
 
   try {
-    const sim = node(['--import', 'tsx', 'src/simulator/main.ts'], { SIM_PORT: '0', SIM_KEYS_DIR: keysDir, SIM_H5_DOMAINS: '127.0.0.1' });
+    // The simulator compiled too (ensureBuild built it with the gateway): WeChat's side shares the two cores.
+    const sim = node(['dist/src/simulator/main.js'], { SIM_PORT: '0', SIM_KEYS_DIR: keysDir, SIM_H5_DOMAINS: '127.0.0.1' });
     const simUrl = /(http:\/\/\S+)/.exec(await firstLine(sim, /simulator on/))![1]!;
     const simPid = sim.pid!;
 
