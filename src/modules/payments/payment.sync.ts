@@ -49,7 +49,9 @@ export async function syncCheckoutWithChannel(deps: SyncDeps, checkoutId: string
  * payment is then recorded by a query: as the payment, or as a double payment of a paid checkout).
  */
 export async function closeChannelOrders(deps: SyncDeps, checkoutId: string): Promise<boolean> {
-  const orders = await deps.prisma.channelOrder.findMany({ where: { checkoutId, status: 'created' } });
+  // Raw: this runs once per payment (the outbox's follow-up), usually to find nothing; the typed read cost ~0.4 ms of CPU.
+  const orders = await deps.prisma.$queryRaw<Array<{ id: string; accountId: string | null; outTradeNo: string }>>`
+    SELECT id, account_id AS "accountId", out_trade_no AS "outTradeNo" FROM channel_orders WHERE checkout_id = ${checkoutId} AND status = 'created'`;
   let paid = false;
   for (const o of orders) {
     const channel = await channelsOf(deps).forAccount(o.accountId);
