@@ -235,6 +235,8 @@ async function main() {
     await seedCheckouts('l', { outTradePrefix: 'lim' });
     await seedCheckouts('m', { outTradePrefix: 'limd' });
     await db.query('VACUUM ANALYZE');
+    // The seeding's WAL written out now, not by a checkpoint during the first scenarios.
+    await db.query('CHECKPOINT');
     const used: Record<string, number> = {};
     const dataSpec = (letter: string, count: number) => {
       const from = used[letter] ?? 0;
