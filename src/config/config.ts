@@ -183,7 +183,7 @@ export class ConfigError extends Error {
 /** The subset the admin CLI needs (it runs where the WeChat Pay settings may be absent). */
 // REDIS_URL optional: with it, a revoked key is dropped at once from every running gateway's key cache.
 export const adminEnvSchema = envSchema
-  .pick({ APP_MODE: true, DATABASE_URL: true, SECRETS_MASTER_KEY: true, PUBLIC_BASE_URL: true, LOG_LEVEL: true })
+  .pick({ APP_MODE: true, DATABASE_URL: true, DATABASE_PREPARED_STATEMENTS: true, SECRETS_MASTER_KEY: true, PUBLIC_BASE_URL: true, LOG_LEVEL: true })
   .extend({ REDIS_URL: envSchema.shape.REDIS_URL.optional() });
 export type AdminEnvConfig = z.output<typeof adminEnvSchema>;
 
