@@ -4,7 +4,7 @@ import { createApp, type AppDeps, type AppModule } from './app';
 import type { PaymentChannel } from './channels/channel';
 import { createChannelRegistry, defaultChannelFactories } from './channels/registry';
 import type { Config } from './config/config';
-import { dispatchOutboxOnce, type OutboxHandler } from './jobs/outbox.dispatcher';
+import { dispatchOutboxOnce, OUTBOX_BATCH, type OutboxHandler } from './jobs/outbox.dispatcher';
 import { startLoop } from './jobs/loop';
 import { createLogger, type Logger } from './lib/logger';
 import { channelCallObserver, createMetrics } from './lib/metrics';
@@ -67,8 +67,6 @@ export function buildDeps(config: Config, overrides: { logger?: Logger; channel?
   };
 }
 
-const OUTBOX_BATCH = 20;
-
 /** Background work of the core and of every module. Each loop is safe to run on several instances. */
 export async function startBackground(deps: AppDeps, mods: AppModule[] = modules): Promise<{ stop(): Promise<void> }> {
   const handlers: Record<string, OutboxHandler[]> = { [PAYMENT_SUCCEEDED]: [closeSiblingOrders(deps)] };
@@ -79,7 +77,7 @@ export async function startBackground(deps: AppDeps, mods: AppModule[] = modules
     // A full batch means more are waiting: go on at once (a 250 ms pause per 20 events capped a burst
     // of payments' follow-ups at ~80/s); a partial or failing batch waits for the next tick.
     startLoop('outbox', 250, async (stopping) => {
-      while ((await dispatchOutboxOnce(deps, handlers, { stopping, batch: OUTBOX_BATCH })) === OUTBOX_BATCH && !stopping());
+      while ((await dispatchOutboxOnce(deps, handlers, { stopping })) === OUTBOX_BATCH && !stopping());
     }, deps.logger),
     startLoop('sweeper', deps.config.SWEEPER_INTERVAL_MS, () => sweepExpiredCheckouts(deps, { backoff: sweepBackoff }), deps.logger),
     startLoop('notify-retention', deps.config.NOTIFY_PURGE_INTERVAL_MS, async () => {

@@ -6,6 +6,12 @@ import { statementNamer } from './prepared-statements';
 export { Prisma, PrismaClient };
 
 /**
+ * An instant for a raw statement, as the typed client writes it: UTC into `timestamp(3)` columns
+ * (a bare Date parameter would be read in the session's time zone).
+ */
+export const sqlUtc = (at: Date | string) => Prisma.sql`${typeof at === 'string' ? at : at.toISOString()}::timestamptz AT TIME ZONE 'UTC'`;
+
+/**
  * A client on the pg driver adapter: no query-engine binary, pool owned by the client (or `pool`,
  * for tests that count round trips). Parameterised statements are prepared per connection unless
  * `preparedStatements` is false (src/lib/prepared-statements.ts).

@@ -49,7 +49,7 @@ const jsonDate = (v: string) => new Date(/[zZ]|[+-]\d\d:?\d\d$/.test(v) ? v : `$
 
 /** json_agg gives snake_case keys and timestamps without a zone (the columns hold UTC). */
 export function orderFromJson(o: Record<string, unknown>): ChannelOrder {
-  const date = (v: unknown) => (typeof v === 'string' ? new Date(/[zZ]|[+-]\d\d:?\d\d$/.test(v) ? v : `${v}Z`) : null);
+  const date = (v: unknown) => (typeof v === 'string' ? jsonDate(v) : null);
   return {
     id: o.id as string,
     checkoutId: o.checkout_id as string,

@@ -2,7 +2,7 @@ import type { Metrics } from '../../lib/metrics';
 import type { Config } from '../../config/config';
 import { AppError } from '../../lib/errors';
 import { newId } from '../../lib/ids';
-import { Prisma, type PrismaClient } from '../../lib/prisma';
+import { Prisma, sqlUtc as utc, type PrismaClient } from '../../lib/prisma';
 import type { Checkout, ChannelOrder } from '../../generated/prisma/client';
 import { isUniqueViolation } from '../../http/idempotency';
 import { checkSplit, splitLimitsOf } from '../splits/split.rules';
@@ -12,8 +12,6 @@ import type { PaymentChannel } from '../../channels/channel';
 import type { Logger } from '../../lib/logger';
 import { fromColumns, orderFromJson } from './checkout.page-load';
 import { checkoutIdSchema, type CreateCheckoutInput } from './checkout.schemas';
-
-const utc = (iso: string) => Prisma.sql`${iso}::timestamptz AT TIME ZONE 'UTC'`;
 
 export type CheckoutWithOrders = Checkout & { channelOrders: ChannelOrder[] };
 

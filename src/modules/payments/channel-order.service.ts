@@ -1,7 +1,7 @@
 import type { CreateOrderResult, PaymentChannel, TradeType } from '../../channels/channel';
 import type { Config } from '../../config/config';
 import { AppError, ChannelError } from '../../lib/errors';
-import { Prisma, type PrismaClient } from '../../lib/prisma';
+import { Prisma, sqlUtc as utc, type PrismaClient } from '../../lib/prisma';
 import { orderFromJson } from '../checkout/checkout.page-load';
 import type { ChannelOrder, Checkout } from '../../generated/prisma/client';
 import { isUniqueViolation } from '../../http/idempotency';
@@ -18,7 +18,6 @@ const CREDENTIAL_REUSE_MS: Record<TradeType, number> = {
   H5: 4 * 60_000,
 };
 
-const utc = (iso: string) => Prisma.sql`${iso}::timestamptz AT TIME ZONE 'UTC'`;
 
 const TYPE_LETTER: Record<TradeType, string> = { JSAPI: 'J', H5: 'H', NATIVE: 'N' };
 

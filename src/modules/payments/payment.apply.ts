@@ -1,6 +1,6 @@
 import type { ChannelTransaction } from '../../channels/channel';
 import { newId } from '../../lib/ids';
-import { Prisma, type PrismaClient } from '../../lib/prisma';
+import { Prisma, sqlUtc as utc, type PrismaClient } from '../../lib/prisma';
 import { checkoutSourcesOf } from '../checkout/checkout.states';
 import { publishCheckoutEventCtes, publishEvent } from '../webhooks/webhook.publish';
 import { channelOrderSourcesOf } from './channel-order.states';
@@ -146,7 +146,6 @@ export async function applyNotifiedPayment(
   const amount = tx.amountTotalFen ?? 0;
   const paidAt = (tx.successTime ?? now).toISOString();
   const payload = JSON.stringify({ checkoutId: '', transactionId, outTradeNo: tx.outTradeNo, amountFen: amount, paidAt });
-  const utc = (iso: string) => Prisma.sql`${iso}::timestamptz AT TIME ZONE 'UTC'`;
   // updated_at from the wall clock, as the typed client's @updatedAt writes it (paid_at is the channel's time).
   const wall = new Date().toISOString();
   const [row] = await prisma.$queryRaw<Array<OrderToCheck & { id: string; checkoutId: string; status: string; moved: number; logged: number; woken: number }>>(Prisma.sql`

@@ -1,6 +1,7 @@
 import type { AppDeps } from '../../app.types';
 import type { MerchantEvent } from '../../generated/prisma/client';
 import { newId } from '../../lib/ids';
+import { sqlUtc } from '../../lib/prisma';
 import type { EventObjectRef } from './webhook.publish';
 import { createSender, signatureHeader, type Sender, type SendResult } from './webhook.sender';
 import { signingSecrets } from './webhook.service';
@@ -119,7 +120,7 @@ export class WebhookDispatcher {
       }
       const body = JSON.stringify({ id: ev.id, type: ev.type, created: ev.createdAt.toISOString(), data: { object } });
       // Raw: once per event, where the typed updateMany cost ~0.3 ms of CPU (docs/performance.md).
-      await prisma.$executeRaw`UPDATE merchant_events SET body = ${body}, rendered_at = ${this.deps.now().toISOString()}::timestamptz AT TIME ZONE 'UTC', render_error = ${renderError}
+      await prisma.$executeRaw`UPDATE merchant_events SET body = ${body}, rendered_at = ${sqlUtc(this.deps.now())}, render_error = ${renderError}
         WHERE id = ${ev.id} AND body IS NULL`;
     }
   }
