@@ -99,7 +99,11 @@ async function main() {
   // Durable PostgreSQL (fsync and synchronous commit on): a payment acknowledged is on disk.
   const { base, pg, pgDir, redis, redisPort, keysDir } = await startBenchServices('', {
     durable: true,
-    ...(PG_STATS ? { pgFlags: ['-c', 'shared_preload_libraries=pg_stat_statements', '-c', 'pg_stat_statements.track_planning=on', '-c', 'pg_stat_statements.track=all'] } : {}),
+    pgFlags: [
+      ...(PG_STATS ? ['-c', 'shared_preload_libraries=pg_stat_statements', '-c', 'pg_stat_statements.track_planning=on', '-c', 'pg_stat_statements.track=all'] : []),
+      // BENCH_PG_FLAGS='-c name=value …': PostgreSQL settings for an experiment (e.g. its own logging).
+      ...(process.env.BENCH_PG_FLAGS?.split(/\s+/).filter(Boolean) ?? []),
+    ],
   });
   const pgPid = Number(readFileSync(join(pgDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
   const redisPid = findPid((c) => c.startsWith('redis-server') && c.includes(`:${redisPort}`));

@@ -14,7 +14,7 @@ export async function startBenchServices(tag: string, o: { durable?: boolean; ep
   chmodSync(base, 0o755);
   const quiet = () => undefined;
   const pgDir = join(base, 'pg');
-  const pg = await startEmbeddedPostgres({ dataDir: pgDir, port: await freePort(), unsafeFast: !o.durable, ...(o.ephemeral ? { ephemeral: true } : {}), ...(o.pgFlags ? { extraFlags: o.pgFlags } : {}), log: quiet });
+  const pg = await startEmbeddedPostgres({ dataDir: pgDir, port: await freePort(), unsafeFast: !o.durable, ...(o.ephemeral ? { ephemeral: true } : {}), ...(o.pgFlags ? { extraFlags: o.pgFlags } : {}), ...(process.env.BENCH_PG_LOG ? { serverLog: process.env.BENCH_PG_LOG } : {}), log: quiet });
   await applyMigrations(pg.url, quiet);
   const redisPort = await freePort();
   const redis = await startRedis({ port: redisPort, dir: join(base, 'redis'), log: quiet });

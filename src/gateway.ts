@@ -67,11 +67,17 @@ export function buildDeps(config: Config, overrides: { logger?: Logger; channel?
   };
 }
 
-/** Background work of the core and of every module. Each loop is safe to run on several instances. */
-export async function startBackground(deps: AppDeps, mods: AppModule[] = modules): Promise<{ stop(): Promise<void> }> {
+/** The outbox's handlers: the core's (a paid checkout's other orders closed) and every module's. */
+export function outboxHandlers(deps: AppDeps, mods: AppModule[] = modules): Record<string, OutboxHandler[]> {
   const handlers: Record<string, OutboxHandler[]> = { [PAYMENT_SUCCEEDED]: [closeSiblingOrders(deps)] };
   for (const m of mods)
     for (const [type, hs] of Object.entries(m.outboxHandlers?.(deps) ?? {})) (handlers[type] ??= []).push(...hs);
+  return handlers;
+}
+
+/** Background work of the core and of every module. Each loop is safe to run on several instances. */
+export async function startBackground(deps: AppDeps, mods: AppModule[] = modules): Promise<{ stop(): Promise<void> }> {
+  const handlers = outboxHandlers(deps, mods);
   const sweepBackoff = new SweepBackoff();
   const loops = [
     // A full batch means more are waiting: go on at once (a 250 ms pause per 20 events capped a burst

@@ -20,9 +20,10 @@ export const OUTBOX_BATCH = 20;
  *
  * Rows are CLAIMED by a committed lease (available_at pushed `leaseMs` ahead, chosen with FOR UPDATE
  * SKIP LOCKED), and handlers run outside any transaction: a slow handler (a channel call timing out)
- * holds no database transaction open, and each row's outcome is recorded on its own. Another
- * instance skips leased rows; a crashed instance's rows come back when the lease ends. Failures back
- * off exponentially and stay visible (attempts, last_error) instead of vanishing.
+ * holds no database transaction open. A failure is recorded on its row; the rows handled are marked
+ * processed together at the end of the pass (one statement). Another instance skips leased rows; a
+ * crashed instance's rows come back when the lease ends. Failures back off exponentially and stay
+ * visible (attempts, last_error) instead of vanishing.
  */
 export async function dispatchOutboxOnce(
   deps: { prisma: PrismaClient; logger: Logger; now: () => Date },
@@ -40,31 +41,38 @@ export async function dispatchOutboxOnce(
     RETURNING id, type, aggregate_id, payload, attempts`;
   rows.sort((a, b) => (a.id < b.id ? -1 : 1));
 
-  let handled = 0;
-  for (const [i, row] of rows.entries()) {
-    if (opts.stopping?.()) {
-      // Shutting down: hand the claimed rows not started back now, rather than leave them leased
-      // for another instance to wait out.
-      const left = rows.slice(i).map((r) => r.id);
-      await prisma.outboxEvent.updateMany({ where: { id: { in: left }, processedAt: null }, data: { availableAt: now } });
-      break;
+  // Marked processed together after the pass (one statement, not one per row). A crash before that
+  // hands the pass's rows out again when their lease ends: handlers are idempotent (see OutboxHandler).
+  const done: bigint[] = [];
+  try {
+    for (const [i, row] of rows.entries()) {
+      if (opts.stopping?.()) {
+        // Shutting down: hand the claimed rows not started back now, rather than leave them leased
+        // for another instance to wait out.
+        const left = rows.slice(i).map((r) => r.id);
+        await prisma.outboxEvent.updateMany({ where: { id: { in: left }, processedAt: null }, data: { availableAt: now } });
+        break;
+      }
+      const event: OutboxEventRow = { id: row.id, type: row.type, aggregateId: row.aggregate_id, payload: row.payload, attempts: row.attempts };
+      try {
+        for (const h of handlers[row.type] ?? []) await h(event);
+        done.push(row.id);
+      } catch (err) {
+        const delayMs = Math.min(300_000, 1000 * 2 ** Math.min(row.attempts, 8));
+        logger.warn({ err, eventId: String(row.id), type: row.type, attempts: row.attempts + 1 }, 'outbox handler failed; will retry');
+        await prisma.outboxEvent
+          .update({
+            where: { id: row.id },
+            data: { attempts: { increment: 1 }, lastError: String((err as Error)?.message ?? err).slice(0, 1000), availableAt: new Date(deps.now().getTime() + delayMs) },
+          })
+          .catch((e: unknown) => logger.error({ err: e, eventId: String(row.id) }, 'outbox: could not record the failure; the lease will expire'));
+      }
     }
-    const event: OutboxEventRow = { id: row.id, type: row.type, aggregateId: row.aggregate_id, payload: row.payload, attempts: row.attempts };
-    try {
-      for (const h of handlers[row.type] ?? []) await h(event);
-      // Raw: once per payment on the follow-up path, where the typed update cost ~0.3 ms of CPU (docs/performance.md).
-      await prisma.$executeRaw`UPDATE outbox_events SET processed_at = ${sqlUtc(deps.now())}, attempts = attempts + 1, last_error = NULL WHERE id = ${row.id}`;
-      handled++;
-    } catch (err) {
-      const delayMs = Math.min(300_000, 1000 * 2 ** Math.min(row.attempts, 8));
-      logger.warn({ err, eventId: String(row.id), type: row.type, attempts: row.attempts + 1 }, 'outbox handler failed; will retry');
-      await prisma.outboxEvent
-        .update({
-          where: { id: row.id },
-          data: { attempts: { increment: 1 }, lastError: String((err as Error)?.message ?? err).slice(0, 1000), availableAt: new Date(deps.now().getTime() + delayMs) },
-        })
-        .catch((e: unknown) => logger.error({ err: e, eventId: String(row.id) }, 'outbox: could not record the failure; the lease will expire'));
-    }
+  } finally {
+    // Raw: on every payment's follow-up path, where the typed update cost ~0.3 ms of CPU (docs/performance.md).
+    if (done.length)
+      await prisma.$executeRaw`UPDATE outbox_events SET processed_at = ${sqlUtc(deps.now())}, attempts = attempts + 1, last_error = NULL WHERE id = ANY(${done.map(String)}::bigint[])`;
   }
+  const handled = done.length;
   return handled;
 }

@@ -53,3 +53,19 @@ it('When a dispatcher dies after claiming, then the events come back once the le
   await new Promise((r) => setTimeout(r, 250));
   expect(await dispatchOutboxOnce(h.deps, { 't.lease': [async () => undefined] })).toBe(1);
 });
+
+it('When marking a pass processed fails (a crash after its handlers ran), then its events come back after the lease and are handled again', async () => {
+  await h.db.prisma.outboxEvent.createMany({ data: ['m1', 'm2', 'm3'].map((id) => ({ type: 't.mark', aggregateId: id, payload: {} })) });
+  const seen: string[] = [];
+  const handler = async (e: { aggregateId: string }) => void seen.push(e.aggregateId);
+  const spy = jest.spyOn(h.deps.prisma, '$executeRaw').mockRejectedValueOnce(new Error('connection lost'));
+  await expect(dispatchOutboxOnce(h.deps, { 't.mark': [handler] }, { leaseMs: 200 })).rejects.toThrow('connection lost');
+  spy.mockRestore();
+  expect(seen).toEqual(['m1', 'm2', 'm3']);
+  expect((await rowsOf('t.mark')).every((r) => r.processedAt === null)).toBe(true);
+  expect(await dispatchOutboxOnce(h.deps, { 't.mark': [handler] })).toBe(0); // still leased
+  await new Promise((r) => setTimeout(r, 250));
+  expect(await dispatchOutboxOnce(h.deps, { 't.mark': [handler] })).toBe(3);
+  expect(seen).toEqual(['m1', 'm2', 'm3', 'm1', 'm2', 'm3']);
+  expect((await rowsOf('t.mark')).every((r) => r.processedAt !== null && r.attempts === 1)).toBe(true);
+});

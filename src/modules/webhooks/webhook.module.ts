@@ -1,7 +1,7 @@
 import type { AppDeps, AppModule } from '../../app.types';
 import { startLoop } from '../../jobs/loop';
 import { renderCheckoutJson } from '../checkout/checkout.api';
-import { getCheckout } from '../checkout/checkout.service';
+import { getCheckout, getCheckouts } from '../checkout/checkout.service';
 import { listenForEvents } from './webhook.listen';
 import { WebhookDispatcher, type EventRenderers } from './webhook.dispatcher';
 import { webhookApiRouter } from './webhook.routes';
@@ -26,7 +26,14 @@ export function createWebhooksModule(modules: () => AppModule[]): AppModule {
     apiRoutes: (deps) => webhookApiRouter(deps),
     eventObjects: (deps) => {
       const extensions = modules().flatMap((m) => (m.checkoutJson ? [m.checkoutJson(deps)] : []));
-      return { checkout: async (id) => renderCheckoutJson(deps, extensions, await getCheckout(deps.prisma, id)) };
+      const one = async (id: string) => renderCheckoutJson(deps, extensions, await getCheckout(deps.prisma, id));
+      // A pass's checkouts in one query (one per event was a round trip each on the payment's follow-up path).
+      const many = async (ids: string[]) => {
+        const out = new Map<string, unknown>();
+        for (const [id, c] of await getCheckouts(deps.prisma, ids)) out.set(id, await renderCheckoutJson(deps, extensions, c).catch((e: unknown) => (e instanceof Error ? e : new Error(String(e)))));
+        return out;
+      };
+      return { checkout: Object.assign(one, { many }) };
     },
     startWorkers: async (deps) => {
       const dispatcher = new WebhookDispatcher(deps, eventRenderers(deps, modules()));
