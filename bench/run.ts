@@ -120,6 +120,35 @@ async function main() {
     log(`pg_stat_statements after ${label}:\n${rows.map((r) => `  ${String(r.calls).padStart(7)} × plan ${r.plan_ms} + exec ${r.exec_ms} ms (total ${r.total_ms} ms) wal ${r.wal_b} B  ${r.q}`).join('\n')}`);
     await db.query('SELECT pg_stat_statements_reset()');
   };
+  /**
+   * BENCH_PG_WAITS=1: what the busy sessions of PostgreSQL wait on during each gateway peak run
+   * (pg_stat_activity sampled every 5 ms on a connection of its own; profiling, not figures).
+   */
+  const pgWaits = () => {
+    if (process.env.BENCH_PG_WAITS !== '1') return { report: async (_label: string) => undefined };
+    const counts = new Map<string, number>();
+    let samples = 0;
+    let on = true;
+    const probe = new Client({ connectionString: pg.url });
+    const done = (async () => {
+      await probe.connect();
+      while (on) {
+        const { rows } = await probe.query(`SELECT coalesce(wait_event_type || ':' || wait_event, 'CPU') AS w FROM pg_stat_activity
+          WHERE backend_type = 'client backend' AND state NOT IN ('idle') AND pid <> pg_backend_pid()`);
+        samples++;
+        for (const r of rows) counts.set(r.w, (counts.get(r.w) ?? 0) + 1);
+        await sleep(5);
+      }
+      await probe.end();
+    })();
+    return {
+      report: async (label: string) => {
+        on = false;
+        await done;
+        log(`PostgreSQL busy sessions during ${label} (${samples} samples, mean per sample): ${[...counts].sort((a, b) => b[1] - a[1]).slice(0, 10).map(([w, n]) => `${w} ${(n / samples).toFixed(2)}`).join(', ')}`);
+      },
+    };
+  };
   await db.query(`INSERT INTO merchants (id, name) VALUES ($1, 'Bench')`, [MERCHANT]);
   // Keys live in merchant_api_keys (only their SHA-256), as `npm run admin -- key create` writes them.
   await db.query(`INSERT INTO merchant_api_keys (id, merchant_id, prefix, key_hash) VALUES ('key_bench', $1, $2, $3)`, [MERCHANT, API_KEY.slice(0, 12), hashApiKey(API_KEY)]);
@@ -141,7 +170,8 @@ async function main() {
 
   try {
     // The simulator compiled too (ensureBuild built it with the gateway): WeChat's side shares the two cores.
-    const sim = node(['dist/src/simulator/main.js'], { SIM_PORT: '0', SIM_KEYS_DIR: keysDir, SIM_H5_DOMAINS: '127.0.0.1' });
+    // BENCH_SIM_FLAGS: node flags for the simulator (profiling it, e.g. '--cpu-prof --cpu-prof-dir=/tmp/sim').
+    const sim = node([...(process.env.BENCH_SIM_FLAGS?.split(/\s+/).filter(Boolean) ?? []), 'dist/src/simulator/main.js'], { SIM_PORT: '0', SIM_KEYS_DIR: keysDir, SIM_H5_DOMAINS: '127.0.0.1' });
     const simUrl = /(http:\/\/\S+)/.exec(await firstLine(sim, /simulator on/))![1]!;
     const simPid = sim.pid!;
 
@@ -317,7 +347,9 @@ async function main() {
       // first scenario of a kind would otherwise pay V8's compilation of its path.
       await load({ ...sc.gateway('warm'), durationS: 1 }, gwPids());
       await pgStats(`before ${sc.key}`);
+      const waits = pgWaits();
       const peak = await load(sc.gateway('peak'), gwPids());
+      await waits.report(sc.key);
       await pgStats(sc.key);
       const half = await load({ ...sc.gateway('half', peak.r.rate / 2), durationS: Math.max(3, SECONDS / 2), rate: peak.r.rate / 2 }, gwPids());
       const drain = await drained(peak.r.ops + half.r.ops);

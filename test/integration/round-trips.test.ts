@@ -24,7 +24,7 @@ const BUDGET = {
   firstPageExistingOrder: { db: 1, redis: 0 },
   // The verified notify stored and its order read in one statement (the insert commits before any
   // check, 5xx if it cannot), then one statement that applies it: both compare-and-sets, the outbox
-  // row, the merchant event with its deliveries and pg_notify, and the notify's outcome (was 12:
+  // row, the merchant event with its deliveries, and the notify's outcome (was 12:
   // insert, 2 reads, BEGIN, 2 updates, outbox, event, endpoints, pg_notify, COMMIT, outcome update).
   notifyApplied: { db: 2, redis: 0 },
   // Same read; the order is already paid (terminal), so it is a duplicate: the outcome update only.
@@ -134,7 +134,11 @@ it('When a notify is applied and then repeated, then each copy costs at most its
     payer: { openid: 'oUpF8uMuAJO_M2pxb1Q9zNjWeS6o' }, amount: { total: 1999, payer_total: 1999, currency: 'CNY', payer_currency: 'CNY' },
   });
   const post = () => request(app).post('/notify/wechatpay/transactions').set(n.headers).send(n.body).expect(204);
-  within(await count(post), BUDGET.notifyApplied);
+  const applied = await count(post);
+  within(applied, BUDGET.notifyApplied);
+  // No NOTIFY in the payment's statement: it held PostgreSQL's notification-queue lock through every
+  // payment's commit (webhook.wake.ts); the process wakes its own dispatcher instead.
+  expect(applied.sql.join('\n')).not.toContain('pg_notify');
   within(await count(post), BUDGET.notifyDuplicate);
   const paid = await h.db.prisma.checkout.findUniqueOrThrow({ where: { id: c.body.id } });
   expect(paid.status).toBe('paid');

@@ -3,6 +3,7 @@ import { newId } from '../../lib/ids';
 import { Prisma, sqlUtc as utc, type PrismaClient } from '../../lib/prisma';
 import { checkoutSourcesOf } from '../checkout/checkout.states';
 import { publishCheckoutEventCtes, publishEvent } from '../webhooks/webhook.publish';
+import { eventsCommitted } from '../webhooks/webhook.wake';
 import { channelOrderSourcesOf } from './channel-order.states';
 
 export type ApplyOutcome = 'applied' | 'duplicate' | 'double_payment';
@@ -123,7 +124,8 @@ const CHECKOUT_PAYABLE: string[] = checkoutSourcesOf('paid');
  * order passes the same checks (`checkPaidTransaction`, written again in SQL as a gate that is never
  * looser: the JS check still decides every refusal), writes:
  *   - order payable: the checkout's compare-and-set, the order's (only if the checkout moved), the
- *     outbox row, the merchant event with its deliveries and wake-up, and the notify's outcome.
+ *     outbox row, the merchant event with its deliveries, and the notify's outcome (the dispatchers
+ *     are woken after it, without a NOTIFY: webhook.wake.ts).
  *     Concurrent copies serialise on the checkout's row lock and re-check its status, as in the
  *     transaction: one of them moves it;
  *   - order already `paid` (terminal): only the outcome `duplicate` — the transaction's update would
@@ -148,7 +150,7 @@ export async function applyNotifiedPayment(
   const payload = JSON.stringify({ checkoutId: '', transactionId, outTradeNo: tx.outTradeNo, amountFen: amount, paidAt });
   // updated_at from the wall clock, as the typed client's @updatedAt writes it (paid_at is the channel's time).
   const wall = new Date().toISOString();
-  const [row] = await prisma.$queryRaw<Array<OrderToCheck & { id: string; checkoutId: string; status: string; moved: number; logged: number; woken: number }>>(Prisma.sql`
+  const [row] = await prisma.$queryRaw<Array<OrderToCheck & { id: string; checkoutId: string; status: string; moved: number; logged: number }>>(Prisma.sql`
     WITH peek AS (
       SELECT o.id, o.checkout_id, o.channel, o.account_id, o.mchid, o.sub_mchid, o.appid, o.status::text AS status, c.amount_fen, c.currency,
         (${txOk} AND o.channel = ${channelName} AND o.account_id IS NOT DISTINCT FROM ${accountId}::text AND o.mchid = ${tx.mchid}
@@ -189,11 +191,14 @@ export async function applyNotifiedPayment(
       RETURNING id)
     SELECT peek.id, peek.checkout_id AS "checkoutId", peek.channel, peek.account_id AS "accountId", peek.mchid, peek.sub_mchid AS "subMchid",
       peek.appid, peek.status, peek.amount_fen AS "amountFen", peek.currency,
-      (SELECT count(*) FROM moved)::int AS moved, (SELECT count(*) FROM logged)::int AS logged, (SELECT count(*) FROM woken)::int AS woken
+      (SELECT count(*) FROM moved)::int AS moved, (SELECT count(*) FROM logged)::int AS logged
     FROM peek`);
   if (!row) throw unknownOrder(tx);
   const outcomeStored = row.logged === 1;
-  if (row.moved === 1) return { outcome: 'applied', checkoutId: row.checkoutId, outcomeStored };
+  if (row.moved === 1) {
+    eventsCommitted(); // its checkout.paid event: this process's dispatcher renders it now
+    return { outcome: 'applied', checkoutId: row.checkoutId, outcomeStored };
+  }
   checkPaidTransaction(row, channelName, tx, accountId);
   if (!ORDER_PAYABLE.includes(row.status)) return { outcome: 'duplicate', checkoutId: row.checkoutId, outcomeStored };
   const r = await applyPaidTransaction(prisma, channelName, tx, now, accountId);

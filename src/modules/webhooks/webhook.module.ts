@@ -3,6 +3,7 @@ import { startLoop } from '../../jobs/loop';
 import { renderCheckoutJson } from '../checkout/checkout.api';
 import { getCheckout, getCheckouts } from '../checkout/checkout.service';
 import { listenForEvents } from './webhook.listen';
+import { onEventsCommitted } from './webhook.wake';
 import { WebhookDispatcher, type EventRenderers } from './webhook.dispatcher';
 import { webhookApiRouter } from './webhook.routes';
 
@@ -17,8 +18,9 @@ export function eventRenderers(deps: AppDeps, mods: AppModule[]): EventRenderers
  * Merchant webhooks (issue 9 §2), plugged in through AppModule:
  *   apiRoutes     /v1/webhook_endpoints (CRUD, rotate_secret), /v1/events (list, one with attempts, redeliver)
  *   eventObjects  `checkout`: what GET /v1/checkouts/{id} returns, with every module's section (split, refunds)
- *   startWorkers  the dispatcher (render, claim, deliver): woken by NOTIFY when an event commits and
- *                 when a delivery ends, and polling every WEBHOOK_POLL_MS (retries fall due; a lost wake-up)
+ *   startWorkers  the dispatcher (render, claim, deliver): woken by NOTIFY when an event commits (by
+ *                 this process after a payment's statement: webhook.wake.ts) and when a delivery ends,
+ *                 and polling every WEBHOOK_POLL_MS (retries fall due; another process's payment)
  * `modules` is read lazily: the list that holds this module is built after it.
  */
 export function createWebhooksModule(modules: () => AppModule[]): AppModule {
@@ -39,8 +41,10 @@ export function createWebhooksModule(modules: () => AppModule[]): AppModule {
       const dispatcher = new WebhookDispatcher(deps, eventRenderers(deps, modules()));
       const loop = startLoop('webhooks', deps.config.WEBHOOK_POLL_MS, () => dispatcher.tick(), deps.logger);
       const listener = listenForEvents(deps.config.DATABASE_URL, deps.logger, () => dispatcher.wake());
+      const unregister = onEventsCommitted(() => dispatcher.wake());
       return {
         async stop() {
+          unregister();
           await listener.stop();
           await loop.stop();
           await dispatcher.close();

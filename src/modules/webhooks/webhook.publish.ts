@@ -78,10 +78,10 @@ export async function publishEvent(tx: Prisma.TransactionClient, input: PublishE
  * `publishEvent` for a checkout, as CTEs of the statement that makes the state change itself (a hot
  * path that changes state in one statement has no transaction to call `publishEvent` in). `source`
  * names an earlier CTE of that statement whose rows (`id` = the checkout, `merchant_id`) changed: each
- * gets the event, its delivery rows and the wake-up, committed with the change or not at all.
- * Appends the CTEs `published` and `woken`; the statement must read `woken` (PostgreSQL runs a
- * data-modifying CTE always, a SELECT one only when read, and pg_notify is a SELECT).
- * Delivery ids are made in SQL (the endpoints are only known there): `whd_` + 20 hex digits.
+ * gets the event and its delivery rows, committed with the change or not at all. Appends the CTEs
+ * `published` and `delivered`. No NOTIFY (see webhook.wake.ts): the caller calls `eventsCommitted()`
+ * once the statement has published. Delivery ids are made in SQL (the endpoints are only known
+ * there): `whd_` + 20 hex digits.
  */
 export function publishCheckoutEventCtes(source: 'moved', type: MerchantEventType, eventId: string): Prisma.Sql {
   return Prisma.sql`
@@ -94,6 +94,5 @@ export function publishCheckoutEventCtes(source: 'moved', type: MerchantEventTyp
       SELECT 'whd_' || substr(md5(gen_random_uuid()::text || e.id), 1, 20), p.id, e.id, p.checkout_id, p.seq, now() AT TIME ZONE 'UTC'
       FROM published p JOIN webhook_endpoints e ON e.merchant_id = p.merchant_id
       WHERE e.deleted_at IS NULL AND NOT e.disabled AND (cardinality(e.events) = 0 OR ${type} = ANY(e.events))
-      RETURNING 1),
-    woken AS (SELECT pg_notify(${EVENTS_CHANNEL}, '') FROM published)`;
+      RETURNING 1)`;
 }
