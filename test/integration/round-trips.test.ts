@@ -1,5 +1,5 @@
 import type { Server } from 'node:http';
-import { Pool, type PoolClient } from 'pg';
+import type { Pool } from 'pg';
 import request from 'supertest';
 import { buildNotify } from '../../bench/load';
 import { createApp, type AppDeps } from '../../src/app';
@@ -10,6 +10,7 @@ import { WebhookDispatcher } from '../../src/modules/webhooks/webhook.dispatcher
 import { createMerchantCache, MERCHANT_KEY_REVOKED_CHANNEL, type MerchantCache } from '../../src/http/merchant-cache';
 import { createPrisma, type PrismaClient } from '../../src/lib/prisma';
 import { createRedis } from '../../src/lib/redis';
+import { observedPool } from '../support/observed-pool';
 import { API_KEY, checkoutBody, startHarness, UA, type Harness } from '../support/harness';
 
 /**
@@ -54,15 +55,9 @@ const trips = { db: 0, redis: 0, sql: [] as string[] };
 beforeAll(async () => {
   h = await startHarness();
   // The same gateway, on a pool and a Redis client whose every round trip is counted.
-  pool = new Pool({ connectionString: h.db.url });
-  pool.on('connect', (client: PoolClient) => {
-    const query = client.query.bind(client) as (...a: unknown[]) => unknown;
-    (client as unknown as { query: (...a: unknown[]) => unknown }).query = (...a: unknown[]) => {
-      trips.db++;
-      const q = a[0] as string | { text?: string };
-      trips.sql.push(typeof q === 'string' ? q : String(q?.text));
-      return query(...a);
-    };
+  pool = observedPool(h.db.url, (q) => {
+    trips.db++;
+    trips.sql.push(q.text);
   });
   prisma = createPrisma(pool);
   redis = createRedis(h.config.REDIS_URL);

@@ -177,6 +177,31 @@ it('When the secret is rotated, then deliveries carry two v1 signatures (old and
   }
 });
 
+it('When an endpoint flagged as failing answers 2xx again, then the delivery is recorded and the flag is cleared; a healthy endpoint is left as it is', async () => {
+  const rx = await startReceiver();
+  try {
+    const flagged = await endpoint(rx.url, { events: ENDED });
+    const healthy = await endpoint(rx.url.replace('/hooks', '/other'), { events: ENDED });
+    const since = new Date(Date.now() - 3600_000);
+    await h.db.prisma.webhookEndpoint.update({ where: { id: flagged.id }, data: { failingSince: since } });
+    const before = await h.db.prisma.webhookEndpoint.findUniqueOrThrow({ where: { id: healthy.id } });
+    const id = await closedCheckout();
+    await waitFor(async () => rx.got.filter((g) => g.json.data.object.id === id).length === 2, 10_000, 'both deliveries');
+    const ep = await waitFor(async () => {
+      const e = (await call('get', `/v1/webhook_endpoints/${flagged.id}`).expect(200)).body;
+      return e.failing_since === null ? e : null;
+    }, 5_000, 'flag cleared');
+    expect(ep.failing_since).toBeNull();
+    expect((await h.db.prisma.webhookEndpoint.findUniqueOrThrow({ where: { id: healthy.id } })).updatedAt).toEqual(before.updatedAt);
+    const ev = await h.db.prisma.merchantEvent.findFirstOrThrow({ where: { checkoutId: id } });
+    const deliveries = await h.db.prisma.webhookDelivery.findMany({ where: { eventId: ev.id } });
+    expect(deliveries.map((d) => [d.status, d.attempts, d.leaseUntil])).toEqual([['delivered', 1, null], ['delivered', 1, null]]);
+    expect(await h.db.prisma.webhookAttempt.count({ where: { eventId: ev.id, httpStatus: 200 } })).toBe(2);
+  } finally {
+    await rx.close();
+  }
+});
+
 it('When an event is redelivered, then the receiver gets the same event id and body again and the event shows both attempts', async () => {
   const rx = await startReceiver();
   try {
