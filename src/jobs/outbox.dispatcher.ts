@@ -9,8 +9,15 @@ export interface OutboxEventRow {
   attempts: number;
 }
 
-/** A handler must be idempotent: an event can be delivered again after a crash before it was marked. */
-export type OutboxHandler = (event: OutboxEventRow) => Promise<void>;
+/**
+ * A handler must be idempotent: an event can be delivered again after a crash before it was marked.
+ * `prepare` (optional) reads what a whole pass's events of its type need in one go and returns the
+ * handler to run for each of them (a pass of 20 payments: one read, not 20); if it fails, the plain
+ * handler runs per event.
+ */
+export type OutboxHandler = ((event: OutboxEventRow) => Promise<void>) & {
+  prepare?(events: OutboxEventRow[]): Promise<(event: OutboxEventRow) => Promise<void>>;
+};
 
 /** Rows claimed per pass; a pass that handled this many means more are waiting. */
 export const OUTBOX_BATCH = 20;
@@ -44,6 +51,8 @@ export async function dispatchOutboxOnce(
   // Marked processed together after the pass (one statement, not one per row). A crash before that
   // hands the pass's rows out again when their lease ends: handlers are idempotent (see OutboxHandler).
   const done: bigint[] = [];
+  const events = rows.map((row): OutboxEventRow => ({ id: row.id, type: row.type, aggregateId: row.aggregate_id, payload: row.payload, attempts: row.attempts }));
+  const forPass = await passHandlers(handlers, events, logger);
   try {
     for (const [i, row] of rows.entries()) {
       if (opts.stopping?.()) {
@@ -53,9 +62,8 @@ export async function dispatchOutboxOnce(
         await prisma.outboxEvent.updateMany({ where: { id: { in: left }, processedAt: null }, data: { availableAt: now } });
         break;
       }
-      const event: OutboxEventRow = { id: row.id, type: row.type, aggregateId: row.aggregate_id, payload: row.payload, attempts: row.attempts };
       try {
-        for (const h of handlers[row.type] ?? []) await h(event);
+        for (const h of forPass.get(row.type) ?? []) await h(events[i]!);
         done.push(row.id);
       } catch (err) {
         const delayMs = Math.min(300_000, 1000 * 2 ** Math.min(row.attempts, 8));
@@ -75,4 +83,20 @@ export async function dispatchOutboxOnce(
   }
   const handled = done.length;
   return handled;
+}
+
+/** Each type's handlers for this pass: prepared over the pass's events of that type where they can be. */
+async function passHandlers(handlers: Record<string, OutboxHandler[]>, events: OutboxEventRow[], logger: Logger) {
+  const out = new Map<string, Array<(event: OutboxEventRow) => Promise<void>>>();
+  for (const type of new Set(events.map((e) => e.type))) {
+    const ofType = events.filter((e) => e.type === type);
+    out.set(type, await Promise.all((handlers[type] ?? []).map(async (h) => {
+      if (!h.prepare) return h;
+      return h.prepare(ofType).catch((err: unknown) => {
+        logger.warn({ err, type }, 'outbox: a handler could not prepare its pass; it runs per event');
+        return h;
+      });
+    })));
+  }
+  return out;
 }

@@ -69,3 +69,29 @@ it('When marking a pass processed fails (a crash after its handlers ran), then i
   expect(seen).toEqual(['m1', 'm2', 'm3', 'm1', 'm2', 'm3']);
   expect((await rowsOf('t.mark')).every((r) => r.processedAt !== null && r.attempts === 1)).toBe(true);
 });
+
+it('When a handler prepares its pass, then it reads once for all the pass\'s events of its type, each event is handled with it, and a failed prepare falls back to one call per event', async () => {
+  await h.db.prisma.outboxEvent.createMany({ data: ['p1', 'p2', 'p3'].map((id) => ({ type: 't.prep', aggregateId: id, payload: {} })) });
+  const prepared: string[][] = [];
+  const handled: string[] = [];
+  const handler = Object.assign(async (e: { aggregateId: string }) => void handled.push(`plain:${e.aggregateId}`), {
+    prepare: async (events: Array<{ aggregateId: string }>) => {
+      prepared.push(events.map((e) => e.aggregateId));
+      return async (e: { aggregateId: string }) => void handled.push(`prepared:${e.aggregateId}`);
+    },
+  });
+  expect(await dispatchOutboxOnce(h.deps, { 't.prep': [handler] })).toBe(3);
+  expect(prepared).toEqual([['p1', 'p2', 'p3']]);
+  expect(handled).toEqual(['prepared:p1', 'prepared:p2', 'prepared:p3']);
+
+  await h.db.prisma.outboxEvent.createMany({ data: ['f1', 'f2'].map((id) => ({ type: 't.prepfail', aggregateId: id, payload: {} })) });
+  handled.length = 0;
+  const failing = Object.assign(async (e: { aggregateId: string }) => void handled.push(`plain:${e.aggregateId}`), {
+    prepare: async () => {
+      throw new Error('database busy');
+    },
+  });
+  expect(await dispatchOutboxOnce(h.deps, { 't.prepfail': [failing] })).toBe(2);
+  expect(handled).toEqual(['plain:f1', 'plain:f2']);
+  expect((await rowsOf('t.prepfail')).every((r) => r.processedAt !== null)).toBe(true);
+});

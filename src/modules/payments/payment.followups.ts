@@ -1,6 +1,6 @@
 import type { AppDeps } from '../../app.types';
 import type { OutboxHandler } from '../../jobs/outbox.dispatcher';
-import { closeChannelOrders } from './payment.sync';
+import { closeChannelOrders, openOrdersOf } from './payment.sync';
 
 /**
  * After a checkout is paid, close its other unpaid channel orders (e.g. the QR shown on a desktop
@@ -8,7 +8,16 @@ import { closeChannelOrders } from './payment.sync';
  * recorded as a double payment. Idempotent: close is idempotent at WeChat, our update a compare-and-set.
  */
 export function closeSiblingOrders(deps: Pick<AppDeps, 'prisma' | 'channel' | 'logger' | 'now'>): OutboxHandler {
-  return async (event) => {
+  const handler: OutboxHandler = async (event) => {
     await closeChannelOrders(deps, event.aggregateId);
   };
+  // A pass of payments: every checkout's orders still open in one read (usually none: one order per
+  // checkout), then the channel calls per payment.
+  handler.prepare = async (events) => {
+    const open = await openOrdersOf(deps.prisma, events.map((e) => e.aggregateId));
+    return async (event) => {
+      await closeChannelOrders(deps, event.aggregateId, open.get(event.aggregateId) ?? []);
+    };
+  };
+  return handler;
 }
