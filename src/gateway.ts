@@ -14,7 +14,7 @@ import { createMerchantCache } from './http/merchant-cache';
 import { PAYMENT_SUCCEEDED } from './modules/payments/payment.apply';
 import { closeSiblingOrders } from './modules/payments/payment.followups';
 import { purgeNotifyLogs } from './modules/payments/payment.notify';
-import { SweepBackoff, sweepExpiredCheckouts } from './modules/payments/payment.sync';
+import { SWEEP_BATCH, SweepBackoff, sweepExpiredCheckouts } from './modules/payments/payment.sync';
 import { refundsModule } from './modules/refunds/refund.module';
 import { consoleModule } from './modules/console/console.module';
 import { splitsModule } from './modules/splits/split.module';
@@ -85,7 +85,10 @@ export async function startBackground(deps: AppDeps, mods: AppModule[] = modules
     startLoop('outbox', 250, async (stopping) => {
       while ((await dispatchOutboxOnce(deps, handlers, { stopping })) === OUTBOX_BATCH && !stopping());
     }, deps.logger),
-    startLoop('sweeper', deps.config.SWEEPER_INTERVAL_MS, () => sweepExpiredCheckouts(deps, { backoff: sweepBackoff }), deps.logger),
+    // A full batch goes on at once, as the outbox does: one batch of 50 per 30 s capped expirations at 1.7/s.
+    startLoop('sweeper', deps.config.SWEEPER_INTERVAL_MS, async (stopping) => {
+      while ((await sweepExpiredCheckouts(deps, { backoff: sweepBackoff })).handled === SWEEP_BATCH && !stopping());
+    }, deps.logger),
     startLoop('notify-retention', deps.config.NOTIFY_PURGE_INTERVAL_MS, async () => {
       const purged = await purgeNotifyLogs(deps.prisma, { retentionDays: deps.config.NOTIFY_RETENTION_DAYS, rejectedRetentionDays: deps.config.NOTIFY_REJECTED_RETENTION_DAYS }, deps.now());
       if (purged.rejected + purged.verified > 0) deps.logger.info(purged, 'notify logs purged');

@@ -176,6 +176,42 @@ describe('sweeper', () => {
     expect(h.sim.control.transaction(order.outTradeNo)!.state).toBe('CLOSED');
   });
 
+  it('When a page\'s order lands after its checkout ended, then the next sweep closes it at WeChat; a minute after the end the checkout leaves the sweeper\'s list for good', async () => {
+    const id = await create({ expires_in: 60 });
+    const order = await open(id);
+    // Ended without its order closed: what a page still ordering at the moment of the close leaves.
+    await h.db.prisma.checkout.update({ where: { id }, data: { status: 'closed', expiresAt: new Date(Date.now() - 1000) } });
+    await sweepExpiredCheckouts(h.deps);
+    expect(h.sim.control.transaction(order.outTradeNo)!.state).toBe('CLOSED');
+    const swept = await checkout(id);
+    expect(swept.channelOrders.map((o) => o.status)).toEqual(['closed']);
+    expect(swept.ordersClosedAt).toBeNull(); // within the minute a page may still be ordering
+
+    // Past the minute: marked done once, then never read again.
+    await h.db.prisma.checkout.update({ where: { id }, data: { expiresAt: new Date(Date.now() - 61_000) } });
+    await sweepExpiredCheckouts(h.deps);
+    const done = await checkout(id);
+    expect(done.ordersClosedAt).not.toBeNull();
+    const mark = h.sim.control.calls.length;
+    await sweepExpiredCheckouts(h.deps);
+    expect((await checkout(id)).ordersClosedAt).toEqual(done.ordersClosedAt);
+    expect(h.sim.control.calls.slice(mark).filter((c) => c.path.includes(order.outTradeNo))).toHaveLength(0);
+  });
+
+  it('When an ended checkout still has an order the channel cannot close yet, then it is not marked done and stays on the sweeper\'s list', async () => {
+    const id = await create({ expires_in: 60 });
+    const order = await open(id);
+    await h.db.prisma.checkout.update({ where: { id }, data: { status: 'expired', expiresAt: new Date(Date.now() - 120_000) } });
+    h.sim.control.faults.failNext(1, { pathPrefix: `/v3/pay/transactions/out-trade-no/${order.outTradeNo}/close` });
+    expect((await sweepExpiredCheckouts(h.deps)).failed).toBeGreaterThanOrEqual(1);
+    const stuck = await checkout(id);
+    expect([stuck.channelOrders[0]!.status, stuck.ordersClosedAt]).toEqual(['created', null]);
+    await sweepExpiredCheckouts(h.deps);
+    const closed = await checkout(id);
+    expect(closed.channelOrders[0]!.status).toBe('closed');
+    expect(closed.ordersClosedAt).not.toBeNull();
+  });
+
   it('When one expired checkout keeps failing to close, then it backs off and newer expired checkouts are still swept', async () => {
     const stuck = await create({ expires_in: 60 });
     const stuckOrder = await open(stuck);

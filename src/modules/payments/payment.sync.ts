@@ -1,7 +1,7 @@
 import type { PaymentChannel } from '../../channels/channel';
 import { ChannelError } from '../../lib/errors';
 import type { Logger } from '../../lib/logger';
-import type { PrismaClient } from '../../lib/prisma';
+import { sqlUtc, type PrismaClient } from '../../lib/prisma';
 import { checkoutSourcesOf } from '../checkout/checkout.states';
 import { publishEvent } from '../webhooks/webhook.publish';
 import { applyPaidTransaction, PaymentMismatch } from './payment.apply';
@@ -130,6 +130,34 @@ export class SweepBackoff {
   succeeded(id: string): void {
     this.next.delete(id);
   }
+  /** Nothing failed, but not before `at` (an ended checkout still within its ordering grace). */
+  defer(id: string, at: number): void {
+    this.next.set(id, { failures: this.next.get(id)?.failures ?? 0, at });
+  }
+}
+
+/** Checkouts per sweeper batch; a full batch means more are waiting (the loop goes on at once). */
+export const SWEEP_BATCH = 50;
+
+/**
+ * A page that read the checkout just before it ended may still insert an order for a moment (its
+ * insert follows its read by milliseconds): an ended checkout leaves the sweeper's list only this
+ * long after it ended.
+ */
+const ORDERING_GRACE_MS = 60_000;
+
+/**
+ * An ended checkout whose orders were all just closed: marked done for the sweeper once no page can
+ * still be ordering, and only if no order is still open (compare-and-set in one statement).
+ */
+async function ordersClosed(deps: SyncDeps, checkoutId: string): Promise<'done' | 'in_grace'> {
+  const at = deps.now();
+  const marked = await deps.prisma.$executeRaw`
+    UPDATE checkouts c SET orders_closed_at = ${sqlUtc(at)}
+     WHERE c.id = ${checkoutId} AND c.status IN ('expired', 'closed') AND c.orders_closed_at IS NULL
+       AND c.expires_at < ${sqlUtc(new Date(at.getTime() - ORDERING_GRACE_MS))}
+       AND NOT EXISTS (SELECT 1 FROM channel_orders o WHERE o.checkout_id = c.id AND o.status = 'created')`;
+  return marked === 1 ? 'done' : 'in_grace';
 }
 
 /**
@@ -139,29 +167,38 @@ export class SweepBackoff {
 export async function sweepExpiredCheckouts(
   deps: SyncDeps,
   opts: { batch?: number; backoff?: SweepBackoff } = {},
-): Promise<{ expired: number; paid: number; failed: number }> {
-  const batch = opts.batch ?? 50;
+): Promise<{ expired: number; paid: number; failed: number; handled: number }> {
+  const batch = opts.batch ?? SWEEP_BATCH;
   const backoff = opts.backoff ?? new SweepBackoff();
   const nowMs = deps.now().getTime();
-  const candidates = await deps.prisma.checkout.findMany({
-    where: {
-      OR: [
-        { status: 'open', expiresAt: { lte: deps.now() } },
-        { status: { in: ['expired', 'closed'] }, channelOrders: { some: { status: 'created' } } },
-      ],
-    },
-    orderBy: { expiresAt: 'asc' },
-    take: batch * 4,
-    select: { id: true, status: true },
-  });
+  // Two work lists, each read through its own index so that neither grows with history: open
+  // checkouts past their expiry, and ended checkouts not yet known to have every order closed (a
+  // partial index; the typed OR with an EXISTS per row scanned every checkout that ever ended) —
+  // those with an order still open, or past their grace (to be marked done).
+  // Literal statuses: a partial index is used only when the query's predicate implies its own.
+  const limit = batch * 4;
+  const now = sqlUtc(deps.now());
+  const graceEnded = sqlUtc(new Date(nowMs - ORDERING_GRACE_MS));
+  const candidates = await deps.prisma.$queryRaw<Array<{ id: string; status: string }>>`
+    SELECT id, status FROM (
+      (SELECT id, status::text AS status, expires_at FROM checkouts
+        WHERE status = 'open' AND expires_at <= ${now} ORDER BY expires_at LIMIT ${limit})
+      UNION ALL
+      (SELECT id, status::text, expires_at FROM checkouts c
+        WHERE status IN ('expired', 'closed') AND orders_closed_at IS NULL
+          AND (expires_at < ${graceEnded} OR EXISTS (SELECT 1 FROM channel_orders o WHERE o.checkout_id = c.id AND o.status = 'created'))
+        ORDER BY expires_at LIMIT ${limit})
+    ) due ORDER BY expires_at LIMIT ${limit}`;
   const due = candidates.filter((c) => !backoff.skip(c.id, nowMs)).slice(0, batch);
-  const result = { expired: 0, paid: 0, failed: 0 };
+  const result = { expired: 0, paid: 0, failed: 0, handled: due.length };
   for (const c of due) {
     try {
-      const r = c.status === 'open' ? await closeCheckout(deps, c.id, 'expired') : (await closeChannelOrders(deps, c.id)) ? 'paid' : 'done';
+      const r = c.status === 'open' ? await closeCheckout(deps, c.id, 'expired') : (await closeChannelOrders(deps, c.id)) ? 'paid' : await ordersClosed(deps, c.id);
       if (r === 'paid') result.paid++;
       else if (r === 'closed') result.expired++;
-      backoff.succeeded(c.id);
+      // Still within its grace: looked at again at a later sweep, not in this one's next batch.
+      if (r === 'in_grace') backoff.defer(c.id, nowMs + 5_000);
+      else backoff.succeeded(c.id);
     } catch (err) {
       result.failed++;
       backoff.failed(c.id, nowMs);

@@ -1,0 +1,12 @@
+-- AlterTable
+ALTER TABLE "checkouts" ADD COLUMN     "orders_closed_at" TIMESTAMP(3);
+
+-- Ended checkouts whose orders are all closed, and ended more than a minute ago (no page can still
+-- be ordering), are done for the sweeper; the others stay on its list until it has seen them.
+UPDATE "checkouts" c SET "orders_closed_at" = (now() AT TIME ZONE 'UTC')
+ WHERE c."status" IN ('expired', 'closed')
+   AND c."expires_at" < (now() AT TIME ZONE 'UTC') - interval '1 minute'
+   AND NOT EXISTS (SELECT 1 FROM "channel_orders" o WHERE o."checkout_id" = c."id" AND o."status" = 'created');
+
+-- CreateIndex
+CREATE INDEX "checkouts_orders_to_close_idx" ON "checkouts"("expires_at") WHERE (status IN ('expired', 'closed') AND orders_closed_at IS NULL);
