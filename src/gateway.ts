@@ -85,7 +85,8 @@ export async function startBackground(deps: AppDeps, mods: AppModule[] = modules
     startLoop('outbox', 250, async (stopping) => {
       while ((await dispatchOutboxOnce(deps, handlers, { stopping })) === OUTBOX_BATCH && !stopping());
     }, deps.logger),
-    // A full batch goes on at once, as the outbox does: one batch of 50 per 30 s capped expirations at 1.7/s.
+    // A full batch handled goes on at once, as the outbox does (one batch of 50 per 30 s capped
+    // expirations at 1.7/s); a batch with failures waits for the next tick (WeChat may be down).
     startLoop('sweeper', deps.config.SWEEPER_INTERVAL_MS, async (stopping) => {
       while ((await sweepExpiredCheckouts(deps, { backoff: sweepBackoff })).handled === SWEEP_BATCH && !stopping());
     }, deps.logger),

@@ -1,4 +1,6 @@
+import { Pool } from 'pg';
 import type { PaymentChannel } from '../../src/channels/channel';
+import { ensureChannelOrder } from '../../src/modules/payments/channel-order.service';
 import { closeCheckout } from '../../src/modules/payments/payment.sync';
 import { checkoutBody, startHarness, UA, type Harness } from '../support/harness';
 import { waitFor } from './split-support';
@@ -52,3 +54,63 @@ for (const to of ['closed', 'expired'] as const) {
     expect(api.body.status).toBe('paid');
   });
 }
+
+/** A page that read the checkout while it was open and orders only now (it was slow: a pool wait, a stall). */
+async function slowPage(id: string, channel: PaymentChannel = h.deps.channel) {
+  const checkout = await h.db.prisma.checkout.findUniqueOrThrow({ where: { id } });
+  return (ended: () => Promise<unknown>) => ended().then(() => ensureChannelOrder({ prisma: h.deps.prisma, channel, config: h.config, now: h.deps.now }, checkout, 'NATIVE', {}, null));
+}
+
+it('When a page that read an open checkout orders after the checkout ended, then no order is made, WeChat is not called, and the page answers CHECKOUT_NOT_OPEN', async () => {
+  const id = (await h.api('post', '/v1/checkouts').send(checkoutBody()).expect(201)).body.id as string;
+  const page = await slowPage(id);
+  const mark = h.sim.control.calls.length;
+  await expect(page(() => closeCheckout(h.deps, id, 'closed'))).rejects.toMatchObject({ code: 'CHECKOUT_NOT_OPEN' });
+  expect(await h.db.prisma.channelOrder.count({ where: { checkoutId: id } })).toBe(0);
+  expect(h.sim.control.calls.slice(mark).filter((c) => c.path.startsWith('/v3/pay/transactions/native'))).toHaveLength(0);
+});
+
+it('When a close commits while a page is inserting its order, then the insert waits for it and makes no order; when the close rolls back, the order is made', async () => {
+  for (const outcome of ['COMMIT', 'ROLLBACK'] as const) {
+    const id = (await h.api('post', '/v1/checkouts').send(checkoutBody()).expect(201)).body.id as string;
+    const page = await slowPage(id);
+    const pool = new Pool({ connectionString: h.db.url, max: 1 });
+    const closer = await pool.connect();
+    try {
+      await closer.query('BEGIN');
+      await closer.query(`UPDATE checkouts SET status = 'closed' WHERE id = $1`, [id]);
+      let settled = false;
+      const ordering = page(async () => undefined).finally(() => (settled = true));
+      ordering.catch(() => undefined);
+      await new Promise((r) => setTimeout(r, 300));
+      expect(settled).toBe(false); // waiting for the close's row lock
+      await closer.query(outcome);
+      if (outcome === 'COMMIT') await expect(ordering).rejects.toMatchObject({ code: 'CHECKOUT_NOT_OPEN' });
+      else expect((await ordering).status).toBe('created');
+      expect(await h.db.prisma.channelOrder.count({ where: { checkoutId: id } })).toBe(outcome === 'COMMIT' ? 0 : 1);
+    } finally {
+      closer.release();
+      await pool.end();
+    }
+  }
+});
+
+it('When the checkout\'s orders are closed while a page is ordering at WeChat (the close found no order there yet), then the page closes the order it just made and answers CHECKOUT_NOT_OPEN', async () => {
+  const id = (await h.api('post', '/v1/checkouts').send(checkoutBody()).expect(201)).body.id as string;
+  const real = h.deps.channel;
+  let outTradeNo = '';
+  const channel: PaymentChannel = {
+    ...real,
+    createOrder: async (input) => {
+      outTradeNo = input.outTradeNo;
+      // The close runs first: WeChat answers "not found", taken as closed, and the checkout ends.
+      await closeCheckout(h.deps, id, 'closed');
+      expect((await h.db.prisma.channelOrder.findFirstOrThrow({ where: { checkoutId: id } })).status).toBe('closed');
+      return real.createOrder(input);
+    },
+  };
+  const page = await slowPage(id, channel);
+  await expect(page(async () => undefined)).rejects.toMatchObject({ code: 'CHECKOUT_NOT_OPEN' });
+  expect(h.sim.control.transaction(outTradeNo)!.state).toBe('CLOSED');
+  expect(h.sim.control.pay(outTradeNo).ok).toBe(false);
+});

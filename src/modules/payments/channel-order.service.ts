@@ -61,13 +61,20 @@ export async function ensureChannelOrder(
     try {
       // Raw SQL on the page's hot path: the typed create and update cost ~0.5 ms of CPU each in the client (docs/performance.md).
       const wall = new Date().toISOString();
+      // Only while the checkout is open, holding a share lock on its row until this commits: a close,
+      // an expiry or a payment (which update the row) then either waits for this order, and finds it
+      // when it closes the checkout's orders, or commits first, and no order is made. An order can
+      // never appear on an ended checkout, however long this page took since it read the checkout.
       const [row] = await prisma.$queryRaw<Array<{ row: Record<string, unknown> }>>(Prisma.sql`
         INSERT INTO channel_orders AS o (id, checkout_id, channel, trade_type, out_trade_no, payer_key, appid, mchid, account_id, sub_mchid, sub_appid, created_at, updated_at)
-        VALUES (${`chor_${pooledRandomBytes(10).toString('hex')}`}, ${checkout.id}, ${channel.name}, ${tradeType}::"TradeType", ${newOutTradeNo(checkout.id, tradeType)},
+        SELECT ${`chor_${pooledRandomBytes(10).toString('hex')}`}, c.id, ${channel.name}, ${tradeType}::"TradeType", ${newOutTradeNo(checkout.id, tradeType)},
           ${payerKey}, ${channel.appid}, ${channel.mchid}, ${deps.account?.id ?? null}, ${channel.partner?.subMchid ?? null}, ${channel.partner?.subAppid ?? null},
-          ${utc(wall)}, ${utc(wall)})
+          ${utc(wall)}, ${utc(wall)}
+          FROM checkouts c WHERE c.id = ${checkout.id} AND c.status = 'open'
+          FOR SHARE OF c
         RETURNING to_jsonb(o) AS row`);
-      order = orderFromJson(row!.row);
+      if (!row) throw new AppError('CHECKOUT_NOT_OPEN', `Checkout ${checkout.id} is no longer open`);
+      order = orderFromJson(row.row);
     } catch (e) {
       if (!isUniqueViolation(e)) throw e;
       order = await prisma.channelOrder.findUniqueOrThrow({ where: key }); // a concurrent load created it
@@ -104,8 +111,13 @@ export async function ensureChannelOrder(
     UPDATE channel_orders AS o SET credential_at = ${utc(deps.now().toISOString())},
       prepay_id = COALESCE(${credential('JSAPI')}, prepay_id), h5_url = COALESCE(${credential('H5')}, h5_url), code_url = COALESCE(${credential('NATIVE')}, code_url),
       updated_at = ${utc(new Date().toISOString())}
-    WHERE id = ${order.id}
+    WHERE id = ${order.id} AND status = 'created'
     RETURNING to_jsonb(o) AS row`);
-  if (!row) throw new Error(`channel order ${order.id} vanished`);
+  if (!row) {
+    // Closed (or paid) while we were ordering: a close that reached WeChat before our order did was
+    // answered "not found" and taken as closed, and the order we just made is live. Close it now.
+    await channel.closeOrder(order.outTradeNo).catch(() => undefined); // refused (paid meanwhile): its notify records it
+    throw new AppError('CHECKOUT_NOT_OPEN', `channel order ${order.outTradeNo} was closed while it was being ordered`);
+  }
   return orderFromJson(row.row);
 }

@@ -190,7 +190,8 @@ export async function sweepExpiredCheckouts(
         ORDER BY expires_at LIMIT ${limit})
     ) due ORDER BY expires_at LIMIT ${limit}`;
   const due = candidates.filter((c) => !backoff.skip(c.id, nowMs)).slice(0, batch);
-  const result = { expired: 0, paid: 0, failed: 0, handled: due.length };
+  // `handled`: done with no failure and nothing deferred; a full batch of those means more are waiting.
+  const result = { expired: 0, paid: 0, failed: 0, handled: 0 };
   for (const c of due) {
     try {
       const r = c.status === 'open' ? await closeCheckout(deps, c.id, 'expired') : (await closeChannelOrders(deps, c.id)) ? 'paid' : await ordersClosed(deps, c.id);
@@ -198,7 +199,10 @@ export async function sweepExpiredCheckouts(
       else if (r === 'closed') result.expired++;
       // Still within its grace: looked at again at a later sweep, not in this one's next batch.
       if (r === 'in_grace') backoff.defer(c.id, nowMs + 5_000);
-      else backoff.succeeded(c.id);
+      else {
+        backoff.succeeded(c.id);
+        result.handled++;
+      }
     } catch (err) {
       result.failed++;
       backoff.failed(c.id, nowMs);
