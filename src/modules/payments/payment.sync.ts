@@ -140,9 +140,10 @@ export class SweepBackoff {
 export const SWEEP_BATCH = 50;
 
 /**
- * A page that read the checkout just before it ended may still insert an order for a moment (its
- * insert follows its read by milliseconds): an ended checkout leaves the sweeper's list only this
- * long after it ended.
+ * An ended checkout leaves the sweeper's list only this long after it ended. No order can be
+ * inserted once it ended (ensureChannelOrder inserts only while it is open, under a share lock on its
+ * row); the minute is a margin for a page still at WeChat with an order made just before the end
+ * (the closes in flight meanwhile, and that page itself, close it).
  */
 const ORDERING_GRACE_MS = 60_000;
 
