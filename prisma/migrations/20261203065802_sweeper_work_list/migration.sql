@@ -1,3 +1,6 @@
+-- On large tables, create these indexes beforehand with CREATE INDEX CONCURRENTLY (same names):
+-- this migration then skips them instead of blocking writes while they build (README, Known limits).
+
 -- AlterTable
 ALTER TABLE "checkouts" ADD COLUMN     "orders_closed_at" TIMESTAMP(3);
 
@@ -9,4 +12,4 @@ UPDATE "checkouts" c SET "orders_closed_at" = (now() AT TIME ZONE 'UTC')
    AND NOT EXISTS (SELECT 1 FROM "channel_orders" o WHERE o."checkout_id" = c."id" AND o."status" = 'created');
 
 -- CreateIndex
-CREATE INDEX "checkouts_orders_to_close_idx" ON "checkouts"("expires_at") WHERE (status IN ('expired', 'closed') AND orders_closed_at IS NULL);
+CREATE INDEX IF NOT EXISTS "checkouts_orders_to_close_idx" ON "checkouts"("expires_at") WHERE (status IN ('expired', 'closed') AND orders_closed_at IS NULL);
