@@ -176,7 +176,8 @@ export async function sweepExpiredCheckouts(
   // checkouts past their expiry, and ended checkouts not yet known to have every order closed (a
   // partial index; the typed OR with an EXISTS per row scanned every checkout that ever ended) —
   // those with an order still open, or past their grace (to be marked done).
-  // Literal statuses: a partial index is used only when the query's predicate implies its own.
+  // Literal statuses, written as the index's predicate is: a partial index is used only when the
+  // query's predicate implies its own.
   const limit = batch * 4;
   const now = sqlUtc(deps.now());
   const graceEnded = sqlUtc(new Date(nowMs - ORDERING_GRACE_MS));
@@ -186,7 +187,7 @@ export async function sweepExpiredCheckouts(
         WHERE status = 'open' AND expires_at <= ${now} ORDER BY expires_at LIMIT ${limit})
       UNION ALL
       (SELECT id, status::text, expires_at FROM checkouts c
-        WHERE status IN ('expired', 'closed') AND orders_closed_at IS NULL
+        WHERE (status = 'expired' OR status = 'closed') AND orders_closed_at IS NULL
           AND (expires_at < ${graceEnded} OR EXISTS (SELECT 1 FROM channel_orders o WHERE o.checkout_id = c.id AND o.status = 'created'))
         ORDER BY expires_at LIMIT ${limit})
     ) due ORDER BY expires_at LIMIT ${limit}`;
