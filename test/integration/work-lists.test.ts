@@ -2,6 +2,7 @@ import { Pool } from 'pg';
 import { modules } from '../../src/gateway';
 import { createPrisma, type PrismaClient } from '../../src/lib/prisma';
 import { SWEEP_BATCH, sweepExpiredCheckouts } from '../../src/modules/payments/payment.sync';
+import { alertFrozenFunds } from '../../src/modules/splits/split.reconcile';
 import { WebhookDispatcher } from '../../src/modules/webhooks/webhook.dispatcher';
 import { eventRenderers } from '../../src/modules/webhooks/webhook.module';
 import { observedPool } from '../support/observed-pool';
@@ -16,7 +17,9 @@ import { startReceiver } from '../support/webhook-receiver';
  *     checkouts' first events (before: the claim's window read every pending row, 18 ms per claim at
  *     2,000 pending; the renderer walked every rendered event in seq order);
  *   - sweeper: 20,000 ended checkouts (before: the typed OR with an EXISTS per row read every
- *     checkout that ever ended, 733 pages).
+ *     checkout that ever ended, 447-733 pages);
+ *   - frozen-funds alert: 20,000 profit-sharing payments of past months (before: every paid
+ *     profit-sharing payment past its alert point, checked against its unfreeze and alerts).
  */
 const DONE = 3000;
 const PENDING_CHECKOUTS = 100;
@@ -139,4 +142,26 @@ it('When more checkouts expire than one sweep batch, then the sweeper loop goes 
     if (Date.now() > end) throw new Error('not every expired checkout was swept by the first run of the loop');
     await new Promise((r) => setTimeout(r, 100));
   }
+});
+
+it('When 20,000 profit-sharing payments of past months are done, then the frozen-funds alert reads only the payments of its alert period and alerts the one still frozen there', async () => {
+  const h2 = h.db.prisma;
+  // History: paid 40-100 days ago, their split windows long over (WeChat unfroze them itself). No
+  // alert rows: past help, they are not alerted now (the old read listed them, 500 at a time).
+  await h2.$executeRawUnsafe(`
+    INSERT INTO checkouts (id, merchant_id, out_trade_no, amount_fen, description, expires_at, updated_at, status, paid_at, profit_sharing, transaction_id)
+    SELECT 'co_old' || lpad(g::text, 19, '0'), 'mch_test', 'old_' || g, 1000, 'old', now() - interval '100 days', now(), 'paid',
+           now() - interval '40 days' - (g % 60) * interval '1 day', 'on_demand', 'tx_old_' || g
+      FROM generate_series(1, 20000) g`);
+  // One payment in its alert period (27.5 days ago with a 30-day window, alerts from day 27), still frozen.
+  await h2.$executeRawUnsafe(`
+    INSERT INTO checkouts (id, merchant_id, out_trade_no, amount_fen, description, expires_at, updated_at, status, paid_at, profit_sharing, transaction_id)
+    VALUES ('co_frozen0000000000001', 'mch_test', 'frozen_1', 1000, 'frozen', now() - interval '28 days', now(), 'paid', (now() AT TIME ZONE 'UTC') - interval '27.5 days', 'on_demand', 'tx_frozen_1')`);
+  await h2.$executeRawUnsafe('ANALYZE checkouts');
+
+  seen.length = 0;
+  const config = { ...h.config, PROFIT_SHARING_WINDOW_DAYS: 30, PROFIT_SHARING_ALERT_BEFORE_DAYS: 3 };
+  expect(await alertFrozenFunds({ ...h.deps, prisma, config } as Parameters<typeof alertFrozenFunds>[0])).toBe(1);
+  expect(await h2.splitAlert.findMany({ where: { kind: 'FREEZE_WINDOW_ENDING' }, select: { checkoutId: true } })).toEqual([{ checkoutId: 'co_frozen0000000000001' }]);
+  await withinPages(readsOf(seen).filter((r) => r.text.includes('paid_at')));
 });

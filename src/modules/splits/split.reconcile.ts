@@ -4,7 +4,7 @@ import type { Config } from '../../config/config';
 import { AppError, ChannelError } from '../../lib/errors';
 import { newId } from '../../lib/ids';
 import type { Logger } from '../../lib/logger';
-import type { Prisma, PrismaClient } from '../../lib/prisma';
+import { sqlUtc, type Prisma, type PrismaClient } from '../../lib/prisma';
 import { splitLimitsOf } from '../checkout/checkout.service';
 import { publishEvent } from '../webhooks/webhook.publish';
 import { raiseAlert } from './split.driver';
@@ -266,23 +266,28 @@ export async function reconcileOnce(d: Deps, opts: { lookbackMs?: number; limit?
  * (PROFIT_SHARING_ALERT_BEFORE_DAYS): WeChat then unfreezes to the merchant by itself and splitting
  * becomes impossible, so somebody must act now. Stored once per payment, logged, shown on the checkout.
  */
+/** How long after its window ended a still-frozen payment is alerted at the latest. */
+const LATE_ALERT_DAYS = 7;
+
 export async function alertFrozenFunds(d: Deps): Promise<number> {
+  const day = 86_400_000;
   const days = d.config.PROFIT_SHARING_WINDOW_DAYS - d.config.PROFIT_SHARING_ALERT_BEFORE_DAYS;
-  const before = new Date(d.now().getTime() - days * 86_400_000);
-  const rows = await d.prisma.checkout.findMany({
-    where: {
-      status: 'paid',
-      profitSharing: { not: 'none' },
-      paidAt: { lte: before },
-      OR: [{ splitUnfreeze: null }, { splitUnfreeze: { state: { not: 'succeeded' } } }],
-      splitAlerts: { none: { kind: 'FREEZE_WINDOW_ENDING' } },
-    },
-    select: { id: true, paidAt: true },
-    take: 500,
-  });
+  const before = new Date(d.now().getTime() - days * day);
+  // Payments whose window ended more than LATE_ALERT_DAYS ago are past help (WeChat unfroze them)
+  // and were alerted during their alert period unless the gateway was off for all of it: leaving
+  // them out keeps this read to the payments of the alert period (a partial index of profit-sharing
+  // payments by paid_at) instead of every profit-sharing payment ever made.
+  const since = new Date(d.now().getTime() - (d.config.PROFIT_SHARING_WINDOW_DAYS + LATE_ALERT_DAYS) * day);
+  const rows = await d.prisma.$queryRaw<Array<{ id: string; paidAt: Date }>>`
+    SELECT c.id, c.paid_at AS "paidAt" FROM checkouts c
+     WHERE c.profit_sharing <> 'none' AND c.status = 'paid'
+       AND c.paid_at > ${sqlUtc(since)} AND c.paid_at <= ${sqlUtc(before)}
+       AND NOT EXISTS (SELECT 1 FROM split_unfreezes u WHERE u.checkout_id = c.id AND u.state = 'succeeded')
+       AND NOT EXISTS (SELECT 1 FROM split_alerts a WHERE a.checkout_id = c.id AND a.kind = 'FREEZE_WINDOW_ENDING')
+     ORDER BY c.paid_at LIMIT 500`;
   let raised = 0;
   for (const r of rows) {
-    const ends = new Date(r.paidAt!.getTime() + d.config.PROFIT_SHARING_WINDOW_DAYS * 86_400_000);
+    const ends = new Date(new Date(r.paidAt).getTime() + d.config.PROFIT_SHARING_WINDOW_DAYS * day);
     if (await raiseAlert(d, r.id, 'FREEZE_WINDOW_ENDING', `funds are still frozen; the split window ends ${ends.toISOString()}`)) raised++;
   }
   return raised;
