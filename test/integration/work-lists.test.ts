@@ -1,6 +1,7 @@
 import { Pool } from 'pg';
 import { modules } from '../../src/gateway';
 import { createPrisma, type PrismaClient } from '../../src/lib/prisma';
+import { dispatchOutboxOnce } from '../../src/jobs/outbox.dispatcher';
 import { SWEEP_BATCH, sweepExpiredCheckouts } from '../../src/modules/payments/payment.sync';
 import { alertFrozenFunds } from '../../src/modules/splits/split.reconcile';
 import { WebhookDispatcher } from '../../src/modules/webhooks/webhook.dispatcher';
@@ -18,6 +19,8 @@ import { startReceiver } from '../support/webhook-receiver';
  *     2,000 pending; the renderer walked every rendered event in seq order);
  *   - sweeper: 20,000 ended checkouts (before: the typed OR with an EXISTS per row read every
  *     checkout that ever ended, 447-733 pages);
+ *   - outbox: 20,000 processed rows before a few new ones (rows are never purged, and a walk of the
+ *     primary key in claim order would pass every processed row);
  *   - frozen-funds alert: 20,000 profit-sharing payments of past months (before: every paid
  *     profit-sharing payment past its alert point, checked against its unfreeze and alerts).
  */
@@ -30,12 +33,14 @@ const PAGES = 300;
 let h: Harness;
 
 /** Replays each read under EXPLAIN (ANALYZE, BUFFERS) with its own parameters; fails above PAGES. */
-async function withinPages(reads: Array<{ text: string; values: unknown[] }>) {
+async function withinPages(reads: Array<{ text: string; values: unknown[] }>, o: { rollback?: boolean } = {}) {
   const explain = new Pool({ connectionString: h.db.url, max: 1 });
   const client = await explain.connect();
   try {
     for (const r of reads) {
+      if (o.rollback) await client.query('BEGIN');
       const [{ 'QUERY PLAN': plan }] = (await client.query(`EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) ${r.text}`, r.values)).rows as Array<{ 'QUERY PLAN': Array<{ Plan: Record<string, number> }> }>;
+      if (o.rollback) await client.query('ROLLBACK');
       const pages = plan[0]!.Plan['Shared Hit Blocks']! + plan[0]!.Plan['Shared Read Blocks']!;
       if (pages > PAGES) throw new Error(`${pages} pages (budget ${PAGES}) for:\n${r.text}`);
     }
@@ -132,18 +137,6 @@ it('When 20,000 checkouts have ended and a few are due, then a sweep handles the
   expect(reads.some((r) => r.text.includes('orders_closed_at'))).toBe(true);
 });
 
-it('When more checkouts expire than one sweep batch, then the sweeper loop goes on at once instead of waiting for its next tick', async () => {
-  const ids: string[] = [];
-  for (let i = 0; i < SWEEP_BATCH + 10; i++) ids.push((await h.api('post', '/v1/checkouts').send(checkoutBody({ expires_in: 60 })).expect(201)).body.id as string);
-  await h.db.prisma.checkout.updateMany({ where: { id: { in: ids } }, data: { expiresAt: new Date(Date.now() - 1000) } });
-  await h.startBackground(); // the sweeper's first tick; the next would be 10 minutes later
-  const end = Date.now() + 20_000;
-  while ((await h.db.prisma.checkout.count({ where: { id: { in: ids }, status: 'expired' } })) < ids.length) {
-    if (Date.now() > end) throw new Error('not every expired checkout was swept by the first run of the loop');
-    await new Promise((r) => setTimeout(r, 100));
-  }
-});
-
 it('When 20,000 profit-sharing payments of past months are done, then the frozen-funds alert reads only the payments of its alert period and alerts the one still frozen there', async () => {
   const h2 = h.db.prisma;
   // History: paid 40-100 days ago, their split windows long over (WeChat unfroze them itself). No
@@ -164,4 +157,35 @@ it('When 20,000 profit-sharing payments of past months are done, then the frozen
   expect(await alertFrozenFunds({ ...h.deps, prisma, config } as Parameters<typeof alertFrozenFunds>[0])).toBe(1);
   expect(await h2.splitAlert.findMany({ where: { kind: 'FREEZE_WINDOW_ENDING' }, select: { checkoutId: true } })).toEqual([{ checkoutId: 'co_frozen0000000000001' }]);
   await withinPages(readsOf(seen).filter((r) => r.text.includes('paid_at')));
+});
+
+it('When 20,000 outbox events are processed and a few are new, then a pass handles the new ones and its claim touches few pages', async () => {
+  await h.db.prisma.$executeRawUnsafe(`
+    INSERT INTO outbox_events (type, aggregate_id, payload, processed_at, attempts)
+    SELECT 't.history', 'done_' || g, jsonb_build_object('checkoutId', 'co_' || lpad(g::text, 20, '0'), 'transactionId', '4200' || lpad(g::text, 24, '0'),
+             'outTradeNo', lpad(g::text, 24, '0') || '_N1234', 'amountFen', 1000, 'paidAt', now(), 'profitSharing', 'none'), now(), 1
+      FROM generate_series(1, 20000) g`); // a payment.succeeded payload's size
+  await h.db.prisma.outboxEvent.createMany({ data: [1, 2, 3].map((i) => ({ type: 't.new', aggregateId: `new_${i}`, payload: {} })) });
+  await h.db.prisma.$executeRawUnsafe('ANALYZE outbox_events');
+  const handled: string[] = [];
+  seen.length = 0;
+  expect(await dispatchOutboxOnce({ ...h.deps, prisma }, { 't.new': [async (e) => void handled.push(e.aggregateId)] })).toBe(3);
+  expect(handled).toEqual(['new_1', 'new_2', 'new_3']);
+  const claim = seen.filter((q) => q.text.includes('outbox_events') && q.text.includes('FOR UPDATE SKIP LOCKED'));
+  expect(claim).toHaveLength(1);
+  // The claim is an UPDATE: replayed in a transaction that is rolled back.
+  await withinPages(claim, { rollback: true });
+});
+
+// Last: it starts the background loops, whose outbox dispatcher would take the other tests' events.
+it('When more checkouts expire than one sweep batch, then the sweeper loop goes on at once instead of waiting for its next tick', async () => {
+  const ids: string[] = [];
+  for (let i = 0; i < SWEEP_BATCH + 10; i++) ids.push((await h.api('post', '/v1/checkouts').send(checkoutBody({ expires_in: 60 })).expect(201)).body.id as string);
+  await h.db.prisma.checkout.updateMany({ where: { id: { in: ids } }, data: { expiresAt: new Date(Date.now() - 1000) } });
+  await h.startBackground(); // the sweeper's first tick; the next would be 10 minutes later
+  const end = Date.now() + 20_000;
+  while ((await h.db.prisma.checkout.count({ where: { id: { in: ids }, status: 'expired' } })) < ids.length) {
+    if (Date.now() > end) throw new Error('not every expired checkout was swept by the first run of the loop');
+    await new Promise((r) => setTimeout(r, 100));
+  }
 });
