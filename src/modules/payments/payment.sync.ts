@@ -130,10 +130,6 @@ export class SweepBackoff {
   succeeded(id: string): void {
     this.next.delete(id);
   }
-  /** Nothing failed, but not before `at` (an ended checkout still within its ordering grace). */
-  defer(id: string, at: number): void {
-    this.next.set(id, { failures: this.next.get(id)?.failures ?? 0, at });
-  }
 }
 
 /** Checkouts per sweeper batch; a full batch means more are waiting (the loop goes on at once). */
@@ -151,14 +147,14 @@ const ORDERING_GRACE_MS = 60_000;
  * An ended checkout whose orders were all just closed: marked done for the sweeper once no page can
  * still be ordering, and only if no order is still open (compare-and-set in one statement).
  */
-async function ordersClosed(deps: SyncDeps, checkoutId: string): Promise<'done' | 'in_grace'> {
+async function ordersClosed(deps: SyncDeps, checkoutId: string): Promise<'done'> {
   const at = deps.now();
-  const marked = await deps.prisma.$executeRaw`
+  await deps.prisma.$executeRaw`
     UPDATE checkouts c SET orders_closed_at = ${sqlUtc(at)}
      WHERE c.id = ${checkoutId} AND c.status IN ('expired', 'closed') AND c.orders_closed_at IS NULL
        AND c.expires_at < ${sqlUtc(new Date(at.getTime() - ORDERING_GRACE_MS))}
        AND NOT EXISTS (SELECT 1 FROM channel_orders o WHERE o.checkout_id = c.id AND o.status = 'created')`;
-  return marked === 1 ? 'done' : 'in_grace';
+  return 'done';
 }
 
 /**
@@ -192,19 +188,16 @@ export async function sweepExpiredCheckouts(
         ORDER BY expires_at LIMIT ${limit})
     ) due ORDER BY expires_at LIMIT ${limit}`;
   const due = candidates.filter((c) => !backoff.skip(c.id, nowMs)).slice(0, batch);
-  // `handled`: done with no failure and nothing deferred; a full batch of those means more are waiting.
+  // `handled`: done without a failure; a full batch of those means more are waiting. (One within its
+  // grace, its orders just closed, is not listed again: the list takes it only while an order is open.)
   const result = { expired: 0, paid: 0, failed: 0, handled: 0 };
   for (const c of due) {
     try {
       const r = c.status === 'open' ? await closeCheckout(deps, c.id, 'expired') : (await closeChannelOrders(deps, c.id)) ? 'paid' : await ordersClosed(deps, c.id);
       if (r === 'paid') result.paid++;
       else if (r === 'closed') result.expired++;
-      // Still within its grace: looked at again at a later sweep, not in this one's next batch.
-      if (r === 'in_grace') backoff.defer(c.id, nowMs + 5_000);
-      else {
-        backoff.succeeded(c.id);
-        result.handled++;
-      }
+      backoff.succeeded(c.id);
+      result.handled++;
     } catch (err) {
       result.failed++;
       backoff.failed(c.id, nowMs);

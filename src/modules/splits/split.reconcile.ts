@@ -261,14 +261,14 @@ export async function reconcileOnce(d: Deps, opts: { lookbackMs?: number; limit?
   return { checked: rows.length, findings };
 }
 
+/** How long after its window ended a still-frozen payment is alerted at the latest. */
+const LATE_ALERT_DAYS = 7;
+
 /**
  * Funds still frozen as the split window (PROFIT_SHARING_WINDOW_DAYS after payment) nears its end
  * (PROFIT_SHARING_ALERT_BEFORE_DAYS): WeChat then unfreezes to the merchant by itself and splitting
  * becomes impossible, so somebody must act now. Stored once per payment, logged, shown on the checkout.
  */
-/** How long after its window ended a still-frozen payment is alerted at the latest. */
-const LATE_ALERT_DAYS = 7;
-
 export async function alertFrozenFunds(d: Deps): Promise<number> {
   const day = 86_400_000;
   const days = d.config.PROFIT_SHARING_WINDOW_DAYS - d.config.PROFIT_SHARING_ALERT_BEFORE_DAYS;
@@ -287,7 +287,7 @@ export async function alertFrozenFunds(d: Deps): Promise<number> {
      ORDER BY c.paid_at LIMIT 500`;
   let raised = 0;
   for (const r of rows) {
-    const ends = new Date(new Date(r.paidAt).getTime() + d.config.PROFIT_SHARING_WINDOW_DAYS * day);
+    const ends = new Date(r.paidAt.getTime() + d.config.PROFIT_SHARING_WINDOW_DAYS * day);
     if (await raiseAlert(d, r.id, 'FREEZE_WINDOW_ENDING', `funds are still frozen; the split window ends ${ends.toISOString()}`)) raised++;
   }
   return raised;

@@ -1,19 +1,19 @@
 import type { AppDeps, EventRenderers } from '../../app.types';
 import type { MerchantEvent } from '../../generated/prisma/client';
 import { newId } from '../../lib/ids';
-import { Prisma } from '../../generated/prisma/client';
-import { sqlUtc } from '../../lib/prisma';
+import { Prisma, sqlUtc } from '../../lib/prisma';
 import type { EventObjectRef } from './webhook.publish';
 import { createSender, signatureHeader, type Sender, type SendResult } from './webhook.sender';
+import { signingSecrets } from './webhook.service';
 
 export type { EventRenderers };
 
 type Deps = Pick<AppDeps, 'prisma' | 'config' | 'logger' | 'now'> & Partial<Pick<AppDeps, 'metrics'>>;
 
-/** A leased delivery with what its send needs; `previous_secret` only while it still signs. */
+/** A leased delivery with what its send needs (the endpoint's secrets as signingSecrets reads them). */
 type ClaimedDelivery = {
-  id: string; endpoint_id: string; attempts: number; event_id: string; body: string;
-  url: string; secret: string; previous_secret: string | null; failing: boolean;
+  id: string; endpoint_id: string; attempts: number; event_id: string; body: string; url: string; failing: boolean;
+  secret: string; previousSecret: string | null; previousSecretExpiresAt: Date | null;
 };
 
 /** Events rendered per dispatcher pass (more follow in the next pass, after the claims). */
@@ -225,9 +225,8 @@ export class WebhookDispatcher {
                FOR UPDATE SKIP LOCKED) l,
              merchant_events ev, webhook_endpoints ep
        WHERE w.id = l.id AND ev.id = w.event_id AND ep.id = w.endpoint_id
-      RETURNING w.id, w.endpoint_id, w.attempts, ev.id AS event_id, ev.body, ep.url, ep.secret,
-        CASE WHEN ep.previous_secret_expires_at > ${nowIso}::timestamptz AT TIME ZONE 'UTC' THEN ep.previous_secret END AS previous_secret,
-        ep.failing_since IS NOT NULL AS failing`;
+      RETURNING w.id, w.endpoint_id, w.attempts, ev.id AS event_id, ev.body, ep.url, ep.failing_since IS NOT NULL AS failing,
+        ep.secret, ep.previous_secret AS "previousSecret", ep.previous_secret_expires_at AS "previousSecretExpiresAt"`;
     for (const c of claimed) {
       this.perEndpointInFlight.set(c.endpoint_id, (this.perEndpointInFlight.get(c.endpoint_id) ?? 0) + 1);
       const p = this.deliver(c)
@@ -251,7 +250,7 @@ export class WebhookDispatcher {
     const result: SendResult = await this.sender.send(c.url, {
       'webhook-id': c.event_id,
       'webhook-timestamp': String(Math.floor(at.getTime() / 1000)),
-      'webhook-signature': signatureHeader(c.previous_secret ? [c.secret, c.previous_secret] : [c.secret], c.event_id, at, c.body),
+      'webhook-signature': signatureHeader(signingSecrets(c, at), c.event_id, at, c.body),
     }, c.body);
     const ok = result.httpStatus !== null && result.httpStatus >= 200 && result.httpStatus < 300;
     const attempts = c.attempts + 1;
