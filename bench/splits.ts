@@ -7,7 +7,7 @@
  * Writes bench/RESULTS.md (not with --only-limit-50).
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtemp, rm, writeFile, chmod } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createMetrics } from '../src/lib/metrics';
 import type { Server } from 'node:http';
 import { cpus, tmpdir } from 'node:os';
@@ -507,7 +507,11 @@ ${results.map(cpuRow).join('\n')}
   100 % at limit 50 is that metric's "+ 1 s" on 200 requests, not CPU. Split workers scale out as
   separate processes sharing the Redis limiter (not measured here).
 `;
-  await writeFile(resolve(__dirname, 'RESULTS.md'), md);
+  // RESULTS.md also holds other benchmarks' sections (the checkout paths'): only this one is replaced.
+  const path = resolve(__dirname, 'RESULTS.md');
+  const before = await readFile(path, 'utf8').catch(() => '');
+  const others = before.search(/^# (?!Split settlement benchmark)/m);
+  await writeFile(path, others >= 0 ? `${md.trimEnd()}\n\n${before.slice(others)}` : md);
   log(md);
 }
 
