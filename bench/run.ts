@@ -338,7 +338,8 @@ async function main() {
       const cpu0 = cpuMs(gw.pid!);
       for (;;) {
         const { rows: [r] } = await db.query(`SELECT (SELECT count(*) FROM outbox_events WHERE processed_at IS NULL)
-          + (SELECT count(*) FROM merchant_events WHERE rendered_at IS NULL) AS n`);
+          + (SELECT count(*) FROM merchant_events WHERE rendered_at IS NULL) AS n, (SELECT count(*) FROM outbox_events WHERE processed_at IS NULL) AS o, (SELECT min(available_at)::text FROM outbox_events WHERE processed_at IS NULL) AS oa, now()::text AS now, (SELECT count(*) FROM merchant_events WHERE rendered_at IS NULL) AS e, (SELECT string_agg(coalesce(wait_event,'-')||':'||state||':'||left(query,60), ' | ') FROM pg_stat_activity WHERE state <> 'idle' AND pid <> pg_backend_pid() AND backend_type='client backend') AS act`);
+        if (process.env.BENCH_DRAIN_TRACE) log(`drain ${((performance.now() - t) / 1000).toFixed(1)} s: ${JSON.stringify(r)}`);
         if (Number(r.n) === 0 || performance.now() - t > 60_000) break;
         await sleep(200);
       }

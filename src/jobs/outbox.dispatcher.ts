@@ -40,12 +40,18 @@ export async function dispatchOutboxOnce(
   const { prisma, logger } = deps;
   const now = deps.now();
   const leaseUntil = new Date(now.getTime() + (opts.leaseMs ?? 5 * 60_000));
+  // The pick is a MATERIALIZED CTE, run once. As `WHERE id IN (SELECT … LIMIT n FOR UPDATE SKIP
+  // LOCKED)` a plan made on an empty table (prepared statements keep theirs) re-ran the subquery for
+  // every row, each run skipping the rows just leased: a pass leased the whole backlog, not n.
+  // Planned each time (PLAN_EACH_TIME): a burst fills the table from empty.
   const rows = await prisma.$queryRaw<Array<{ id: bigint; type: string; aggregate_id: string; payload: unknown; attempts: number }>>`
-    UPDATE outbox_events SET available_at = ${leaseUntil}
-     WHERE id IN (SELECT id FROM outbox_events
-                   WHERE processed_at IS NULL AND available_at <= ${now}
-                   ORDER BY id LIMIT ${opts.batch ?? OUTBOX_BATCH} FOR UPDATE SKIP LOCKED)
-    RETURNING id, type, aggregate_id, payload, attempts`;
+    /* plan each time */ WITH pick AS MATERIALIZED (
+      SELECT id FROM outbox_events
+       WHERE processed_at IS NULL AND available_at <= ${now}
+       ORDER BY id LIMIT ${opts.batch ?? OUTBOX_BATCH} FOR UPDATE SKIP LOCKED)
+    UPDATE outbox_events o SET available_at = ${leaseUntil}
+      FROM pick WHERE o.id = pick.id
+    RETURNING o.id, o.type, o.aggregate_id, o.payload, o.attempts`;
   rows.sort((a, b) => (a.id < b.id ? -1 : 1));
 
   // Marked processed together after the pass (one statement, not one per row). A crash before that

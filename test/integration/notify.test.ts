@@ -132,11 +132,21 @@ it('When the simulator pays and sends a probe first, duplicates and certificate-
 
 it('When the notify is lost and WeChat retries after a 5xx, then the retry is applied', async () => {
   const { id, order } = await openCheckout();
-  // The first attempt meets a gateway whose database write fails.
-  const spy = jest.spyOn(h.deps.prisma.notifyLog, 'create').mockRejectedValueOnce(new Error('connection lost'));
-  h.sim.control.pay(order.outTradeNo);
-  await h.sim.control.waitFor(() => attemptsFor(order.outTradeNo).some((a) => a.status === 204), 8000);
-  spy.mockRestore();
+  // The first attempt meets a database that refuses the raw notify's insert (a trigger raises once:
+  // a sequence, not a row, counts the attempts, since the failed insert's transaction rolls back).
+  await h.db.prisma.$executeRawUnsafe(`CREATE SEQUENCE notify_insert_attempts`);
+  await h.db.prisma.$executeRawUnsafe(`CREATE FUNCTION refuse_first_notify() RETURNS trigger LANGUAGE plpgsql AS $f$
+    BEGIN
+      IF NEW.out_trade_no = '${order.outTradeNo}' AND nextval('notify_insert_attempts') = 1 THEN RAISE EXCEPTION 'connection lost'; END IF;
+      RETURN NEW;
+    END $f$`);
+  await h.db.prisma.$executeRawUnsafe(`CREATE TRIGGER refuse_first_notify BEFORE INSERT ON notify_logs FOR EACH ROW EXECUTE FUNCTION refuse_first_notify()`);
+  try {
+    h.sim.control.pay(order.outTradeNo);
+    await h.sim.control.waitFor(() => attemptsFor(order.outTradeNo).some((a) => a.status === 204), 8000);
+  } finally {
+    await h.db.prisma.$executeRawUnsafe(`DROP TRIGGER refuse_first_notify ON notify_logs`);
+  }
   expect(attemptsFor(order.outTradeNo).map((a) => a.status)).toEqual([500, 204]);
   expect((await state(id)).status).toBe('paid');
 });

@@ -1,4 +1,7 @@
-import { dispatchOutboxOnce } from '../../src/jobs/outbox.dispatcher';
+import { Pool } from 'pg';
+import { dispatchOutboxOnce, OUTBOX_BATCH } from '../../src/jobs/outbox.dispatcher';
+import { createPrisma } from '../../src/lib/prisma';
+import { createTestDatabase } from '../support/db';
 import { startHarness, type Harness } from '../support/harness';
 
 let h: Harness;
@@ -94,4 +97,29 @@ it('When a handler prepares its pass, then it reads once for all the pass\'s eve
   expect(await dispatchOutboxOnce(h.deps, { 't.prepfail': [failing] })).toBe(2);
   expect(handled).toEqual(['plain:f1', 'plain:f2']);
   expect((await rowsOf('t.prepfail')).every((r) => r.processedAt !== null)).toBe(true);
+});
+
+it('When the claim runs on a plan made while the table was empty, then a pass still claims exactly one batch (the subquery is not re-run per row)', async () => {
+  // A prepared statement keeps the plan it was first given: in the bench, planned on an empty table,
+  // `WHERE id IN (SELECT … LIMIT 20 FOR UPDATE SKIP LOCKED)` became a nested loop that re-ran the
+  // subquery for every row, each run skipping the rows already leased: 33–36 rows per pass, so the
+  // pass never looked full and the loop slept 250 ms after each (a 25 s drain after a burst).
+  const db = await createTestDatabase();
+  const pool = new Pool({ connectionString: db.url, max: 1, options: '-c plan_cache_mode=force_generic_plan' });
+  const prisma = createPrisma(pool);
+  try {
+    const deps = { prisma, logger: h.deps.logger, now: () => new Date() };
+    await db.prisma.$executeRawUnsafe('VACUUM ANALYZE outbox_events'); // statistics of an empty table, as the bench's seed left them
+    expect(await dispatchOutboxOnce(deps, {})).toBe(0); // planned now
+    await db.prisma.outboxEvent.createMany({ data: Array.from({ length: 100 }, (_, i) => ({ type: 't.plan', aggregateId: `g${i}`, payload: {} })) });
+    const handled: string[] = [];
+    const handler = async (e: { aggregateId: string }) => void handled.push(e.aggregateId);
+    expect(await dispatchOutboxOnce(deps, { 't.plan': [handler] })).toBe(OUTBOX_BATCH);
+    expect(handled).toEqual(Array.from({ length: OUTBOX_BATCH }, (_, i) => `g${i}`));
+    expect(await db.prisma.outboxEvent.count({ where: { processedAt: null, availableAt: { lte: new Date() } } })).toBe(100 - OUTBOX_BATCH);
+  } finally {
+    await prisma.$disconnect();
+    await pool.end();
+    await db.drop();
+  }
 });

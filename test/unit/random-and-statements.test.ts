@@ -1,5 +1,5 @@
 import { pooledRandomBytes } from '../../src/lib/random';
-import { statementNamer } from '../../src/lib/prepared-statements';
+import { PLAN_EACH_TIME, statementNamer } from '../../src/lib/prepared-statements';
 
 describe('pooledRandomBytes', () => {
   it('When many small values are drawn across pool refills, then each has its length and none repeats', () => {
@@ -36,6 +36,10 @@ describe('statementNamer', () => {
 
   it('When a text has no parameters (it may hold several statements), then it stays unnamed', () => {
     expect(statementNamer()({ sql: 'BEGIN', args: [] })).toBeUndefined();
+  });
+
+  it('When a text asks to be planned each time, then it stays unnamed', () => {
+    expect(statementNamer()({ sql: `${PLAN_EACH_TIME} SELECT $1`, args: [1] })).toBeUndefined();
   });
 
   it('When the cap of distinct texts is reached, then known texts keep their names and new ones run unnamed', () => {
