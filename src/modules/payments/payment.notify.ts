@@ -153,16 +153,13 @@ export async function purgeNotifyLogs(
   const day = 86_400_000;
   const rejectedBefore = new Date(now.getTime() - policy.rejectedRetentionDays * day);
   const verifiedBefore = new Date(now.getTime() - policy.retentionDays * day);
-  // Small batches: a purge after a flood must not hold a long lock or a huge transaction. The batch is
-  // a MATERIALIZED CTE: inside `IN (…)` a nested-loop plan may re-run a LIMIT subquery per row.
+  // Small batches: a purge after a flood must not hold a long lock or a huge transaction.
   const purge = async (where: 'rejected' | 'verified', before: Date) => {
     let total = 0;
     for (;;) {
       const n = where === 'rejected'
-        ? await prisma.$executeRaw`WITH b AS MATERIALIZED (SELECT id FROM notify_logs WHERE outcome = 'rejected' AND received_at < ${before} LIMIT ${batch})
-            DELETE FROM notify_logs n USING b WHERE n.id = b.id`
-        : await prisma.$executeRaw`WITH b AS MATERIALIZED (SELECT id FROM notify_logs WHERE outcome <> 'rejected' AND received_at < ${before} LIMIT ${batch})
-            DELETE FROM notify_logs n USING b WHERE n.id = b.id`;
+        ? await prisma.$executeRaw`DELETE FROM notify_logs WHERE id IN (SELECT id FROM notify_logs WHERE outcome = 'rejected' AND received_at < ${before} LIMIT ${batch})`
+        : await prisma.$executeRaw`DELETE FROM notify_logs WHERE id IN (SELECT id FROM notify_logs WHERE outcome <> 'rejected' AND received_at < ${before} LIMIT ${batch})`;
       total += n;
       if (n < batch) return total;
     }
