@@ -72,6 +72,15 @@ it('When a payment is refunded, then it is PROCESSING, then SUCCESS with a REFUN
   expect((await call('GET', '/v3/refund/domestic/refunds/NOPE')).status).toBe(404);
 });
 
+it('When the settle timer fires before the clock reads due (a long tick), then it waits out the rest and the notify still comes unasked', async () => {
+  const txId = await paidOrder('RFSIM0009', 1000, false);
+  expect((await refund({ transaction_id: txId, out_refund_no: 'RF9', amount: { refund: 100, total: 1000, currency: 'CNY' } })).status).toBe(200);
+  // The timer is set for 1 s; the clock now reads 300 ms behind it when it fires. Nobody queries.
+  sim.control.advanceTime(-300);
+  await sim.control.waitFor(() => sim.control.notifyRecords.some((x) => x.ref === 'RF9'), 3_000);
+  expect(sim.control.notifyRecords.find((x) => x.ref === 'RF9')!.plaintext).toMatchObject({ refund_status: 'SUCCESS' });
+});
+
 it('When an order is not paid or older than a year, then it cannot be refunded', async () => {
   await call('POST', '/v3/pay/transactions/native', {
     appid: sim.ctx.opts.appid, mchid: sim.ctx.opts.mchid, description: '未支付', out_trade_no: 'RFSIM0002',
