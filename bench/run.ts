@@ -41,6 +41,8 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 6);
 const HALF_SECONDS = SECONDS;
 /** Profiling aids (not for the figures): BENCH_ONLY=create,notify runs only the scenarios whose key is listed, skipping the limit, the two-process runs and start-up; BENCH_CPU_PROF=<dir> starts the gateway with --cpu-prof there. */
 const ONLY = process.env.BENCH_ONLY?.split(',').filter(Boolean);
+/** BENCH_DRAIN_TRACE=1: print the follow-up backlog and PostgreSQL's busy sessions while a run drains. */
+const DRAIN_TRACE = Boolean(process.env.BENCH_DRAIN_TRACE);
 const CPU_PROF = process.env.BENCH_CPU_PROF;
 /** BENCH_WEB_CONCURRENCY: gateway processes of a BENCH_ONLY run (default 1). BENCH_PG_STATS=1: pg_stat_statements on; after each gateway peak run, the statements that cost PostgreSQL most (profiling, not figures). */
 const PG_STATS = process.env.BENCH_PG_STATS === '1';
@@ -337,10 +339,14 @@ async function main() {
       const t = performance.now();
       const cpu0 = cpuMs(gw.pid!);
       for (;;) {
-        const { rows: [r] } = await db.query(`SELECT (SELECT count(*) FROM outbox_events WHERE processed_at IS NULL)
-          + (SELECT count(*) FROM merchant_events WHERE rendered_at IS NULL) AS n, (SELECT count(*) FROM outbox_events WHERE processed_at IS NULL) AS o, (SELECT min(available_at)::text FROM outbox_events WHERE processed_at IS NULL) AS oa, now()::text AS now, (SELECT count(*) FROM merchant_events WHERE rendered_at IS NULL) AS e, (SELECT string_agg(coalesce(wait_event,'-')||':'||state||':'||left(query,60), ' | ') FROM pg_stat_activity WHERE state <> 'idle' AND pid <> pg_backend_pid() AND backend_type='client backend') AS act`);
-        if (process.env.BENCH_DRAIN_TRACE) log(`drain ${((performance.now() - t) / 1000).toFixed(1)} s: ${JSON.stringify(r)}`);
-        if (Number(r.n) === 0 || performance.now() - t > 60_000) break;
+        // The backlog; with BENCH_DRAIN_TRACE also what PostgreSQL's busy sessions are doing (only then).
+        const { rows: [r] } = await db.query(`SELECT (SELECT count(*) FROM outbox_events WHERE processed_at IS NULL) AS outbox,
+          (SELECT count(*) FROM merchant_events WHERE rendered_at IS NULL) AS unrendered` + (DRAIN_TRACE ? `,
+          (SELECT min(available_at)::text FROM outbox_events WHERE processed_at IS NULL) AS "outboxNextAt", now()::text AS now,
+          (SELECT string_agg(coalesce(wait_event, '-') || ':' || state || ':' || left(query, 60), ' | ') FROM pg_stat_activity
+            WHERE state <> 'idle' AND pid <> pg_backend_pid() AND backend_type = 'client backend') AS busy` : ''));
+        if (DRAIN_TRACE) log(`drain ${((performance.now() - t) / 1000).toFixed(1)} s: ${JSON.stringify(r)}`);
+        if (Number(r.outbox) + Number(r.unrendered) === 0 || performance.now() - t > 60_000) break;
         await sleep(200);
       }
       return { seconds: (performance.now() - t) / 1000, gatewayCpuMsPerOp: (cpuMs(gw.pid!) - cpu0) / Math.max(1, ops) };

@@ -1,5 +1,6 @@
 import type { Logger } from '../lib/logger';
-import { sqlUtc, type PrismaClient } from '../lib/prisma';
+import { PLAN_EACH_TIME } from '../lib/prepared-statements';
+import { Prisma, sqlUtc, type PrismaClient } from '../lib/prisma';
 
 export interface OutboxEventRow {
   id: bigint;
@@ -45,7 +46,7 @@ export async function dispatchOutboxOnce(
   // every row, each run skipping the rows just leased: a pass leased the whole backlog, not n.
   // Planned each time (PLAN_EACH_TIME): a burst fills the table from empty.
   const rows = await prisma.$queryRaw<Array<{ id: bigint; type: string; aggregate_id: string; payload: unknown; attempts: number }>>`
-    /* plan each time */ WITH pick AS MATERIALIZED (
+    ${Prisma.raw(PLAN_EACH_TIME)} WITH pick AS MATERIALIZED (
       SELECT id FROM outbox_events
        WHERE processed_at IS NULL AND available_at <= ${now}
        ORDER BY id LIMIT ${opts.batch ?? OUTBOX_BATCH} FOR UPDATE SKIP LOCKED)
