@@ -215,15 +215,21 @@ async function paced(spec: LoadSpec, steps: autocannon.Request[], exhausted: () 
   let ok = 0;
   let non2xx = 0;
   let errors = 0;
+  // BENCH_TAIL_TRACE=1: where the slow requests of a paced run fall in time, beside how late this
+  // generator itself sent them (its own scheduling on the shared cores), printed to stderr.
+  const trace = process.env.BENCH_TAIL_TRACE === '1';
+  const slow: Array<{ t: number; lat: number; late: number }> = [];
   const send = (req: autocannon.Request, dueAt: number) =>
     new Promise<{ status: number; body: string }>((resolve, reject) => {
       const body = req.body === undefined ? undefined : Buffer.from(String(req.body));
       const headers = { ...(req.headers ?? {}), ...(body ? { 'content-length': String(body.length) } : {}) };
+      const sentAt = performance.now();
       const out = http.request({ host: target.hostname, port: target.port, method: req.method ?? 'GET', path: req.path ?? '/', headers, agent }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () => {
           if (dueAt >= measureFrom) latencies.push(performance.now() - dueAt);
+          if (trace && dueAt >= measureFrom && performance.now() - dueAt > 25) slow.push({ t: dueAt - t0, lat: performance.now() - dueAt, late: sentAt - dueAt });
           resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') });
         });
         res.on('error', reject);
@@ -268,6 +274,15 @@ async function paced(spec: LoadSpec, steps: autocannon.Request[], exhausted: () 
   const durationS = (performance.now() - t0) / 1000;
   await Promise.race([Promise.all(inFlight), new Promise((r) => setTimeout(r, 10_000))]);
   agent.destroy();
+  if (trace) {
+    const buckets = new Map<number, { n: number; lat: number; late: number }>();
+    for (const x of slow) {
+      const b = buckets.get(Math.floor(x.t / 100)) ?? { n: 0, lat: 0, late: 0 };
+      buckets.set(Math.floor(x.t / 100), { n: b.n + 1, lat: Math.max(b.lat, x.lat), late: Math.max(b.late, x.late) });
+    }
+    process.stderr.write(`[load] ${spec.scenario} at ${spec.rate}/s: ${slow.length} of ${latencies.length} requests over 25 ms; by 100 ms of the run (count, worst ms, the generator's worst lateness ms):\n` +
+      [...buckets].sort((a, b) => a[0] - b[0]).map(([k, b]) => `  ${(k / 10).toFixed(1)} s: ${b.n} × ≤${b.lat.toFixed(0)} ms, late ≤${b.late.toFixed(0)} ms`).join('\n') + '\n');
+  }
   latencies.sort((a, b) => a - b);
   const pct = (q: number) => (latencies.length ? Math.round(latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))]!) : 0);
   return { ok, non2xx, errors, total: ok + non2xx + errors, p50: pct(0.5), p99: pct(0.99), durationS };

@@ -41,6 +41,8 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 6);
 const HALF_SECONDS = SECONDS;
 /** Profiling aids (not for the figures): BENCH_ONLY=create,notify runs only the scenarios whose key is listed, skipping the limit, the two-process runs and start-up; BENCH_CPU_PROF=<dir> starts the gateway with --cpu-prof there. */
 const ONLY = process.env.BENCH_ONLY?.split(',').filter(Boolean);
+/** BENCH_TAIL_TRACE=1: for each half-rate run, when its slow requests came (bench/load.ts) and the gateway's event-loop delay and GC meanwhile. */
+const TAIL_TRACE = process.env.BENCH_TAIL_TRACE === '1';
 /** BENCH_DRAIN_TRACE=1: print the follow-up backlog and PostgreSQL's busy sessions while a run drains. */
 const DRAIN_TRACE = Boolean(process.env.BENCH_DRAIN_TRACE);
 const CPU_PROF = process.env.BENCH_CPU_PROF;
@@ -126,7 +128,11 @@ async function main() {
       round(wal_bytes / calls) AS wal_b, round(((total_plan_time + total_exec_time))::numeric) AS total_ms, left(regexp_replace(query, '\\s+', ' ', 'g'), 160) AS q
       FROM pg_stat_statements WHERE calls > 0 ORDER BY total_plan_time + total_exec_time DESC LIMIT 12`);
     log(`pg_stat_statements after ${label}:\n${rows.map((r) => `  ${String(r.calls).padStart(7)} × plan ${r.plan_ms} + exec ${r.exec_ms} ms (total ${r.total_ms} ms) wal ${r.wal_b} B  ${r.q}`).join('\n')}`);
-    await db.query('SELECT pg_stat_statements_reset()');
+    // Row writes per table: an update that is not HOT (heap-only) rewrites every index of the row.
+    const t = await db.query(`SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd, n_tup_del FROM pg_stat_user_tables
+      WHERE n_tup_ins + n_tup_upd + n_tup_del > 0 ORDER BY n_tup_ins + n_tup_upd DESC LIMIT 12`);
+    log(`table writes (inserted, updated of which HOT, deleted):\n${t.rows.map((r) => `  ${r.relname.padEnd(24)} ${r.n_tup_ins} ins, ${r.n_tup_upd} upd (${r.n_tup_hot_upd} HOT), ${r.n_tup_del} del`).join('\n')}`);
+    await db.query('SELECT pg_stat_statements_reset(), pg_stat_reset()');
   };
   /**
    * BENCH_PG_WAITS=1: what the busy sessions of PostgreSQL wait on during each gateway peak run
@@ -352,6 +358,19 @@ async function main() {
       return { seconds: (performance.now() - t) / 1000, gatewayCpuMsPerOp: (cpuMs(gw.pid!) - cpu0) / Math.max(1, ops) };
     };
 
+    /** The gateway's event-loop delay since the last scrape (prom-client resets it) and its GC totals by kind. */
+    const gatewayRuntime = async () => {
+      const text = await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${BENCH_METRICS_TOKEN}` } }).then((r) => r.text());
+      const num = (name: string) => Number(new RegExp(`^gateway_${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN) * 1000;
+      const gc: Record<string, { count: number; sum: number }> = {};
+      for (const m of text.matchAll(/^gateway_nodejs_gc_duration_seconds_(sum|count)\{kind="(\w+)"\} (\S+)$/gm)) {
+        const e = (gc[m[2]!] ??= { count: 0, sum: 0 });
+        if (m[1] === 'sum') e.sum = Number(m[3]) * 1000;
+        else e.count = Number(m[3]);
+      }
+      return { lagMaxMs: num('nodejs_eventloop_lag_max_seconds'), lagP99Ms: num('nodejs_eventloop_lag_p99_seconds'), gc };
+    };
+
     /** Peak run, then the same scenario at half the peak rate, its follow-up work drained, then its limit. */
     const rows: Row[] = [];
     for (const sc of scenarios) {
@@ -364,7 +383,12 @@ async function main() {
       const peak = await load(sc.gateway('peak'), gwPids());
       await waits.report(sc.key);
       await pgStats(sc.key);
+      const gcBefore = TAIL_TRACE ? await gatewayRuntime() : undefined;
       const half = await load({ ...sc.gateway('half', peak.r.rate / 2), durationS: HALF_SECONDS, rate: peak.r.rate / 2 }, gwPids());
+      if (gcBefore) {
+        const after = await gatewayRuntime();
+        log(`${sc.key} at half rate, the gateway's runtime: event-loop delay max ${after.lagMaxMs.toFixed(1)} ms, p99 ${after.lagP99Ms.toFixed(1)} ms; GC ${Object.entries(after.gc).map(([k, v]) => `${k} ${v.count - (gcBefore.gc[k]?.count ?? 0)}× ${(v.sum - (gcBefore.gc[k]?.sum ?? 0)).toFixed(0)} ms`).join(', ')}`);
+      }
       const drain = await drained(peak.r.ops + half.r.ops);
       const lim = limit ? await load({ ...sc.limit(), url: limitUrl, target: 'limit' }, limitPids) : undefined;
       rows.push({ key: sc.key, name: sc.name, peak, half: half.r, limit: lim, drain });

@@ -1,6 +1,7 @@
 import type { Logger } from '../lib/logger';
 import { PLAN_EACH_TIME } from '../lib/prepared-statements';
 import { Prisma, sqlUtc, type PrismaClient } from '../lib/prisma';
+import { rawExecute, rawQuery } from '../lib/raw-sql';
 
 export interface OutboxEventRow {
   id: bigint;
@@ -45,14 +46,14 @@ export async function dispatchOutboxOnce(
   // LOCKED)` a plan made on an empty table (prepared statements keep theirs) re-ran the subquery for
   // every row, each run skipping the rows just leased: a pass leased the whole backlog, not n.
   // Planned each time (PLAN_EACH_TIME): a burst fills the table from empty.
-  const rows = await prisma.$queryRaw<Array<{ id: bigint; type: string; aggregate_id: string; payload: unknown; attempts: number }>>`
+  const rows = await rawQuery<{ id: bigint; type: string; aggregate_id: string; payload: unknown; attempts: number }>(prisma, Prisma.sql`
     ${Prisma.raw(PLAN_EACH_TIME)} WITH pick AS MATERIALIZED (
       SELECT id FROM outbox_events
        WHERE processed_at IS NULL AND available_at <= ${now}
        ORDER BY id LIMIT ${opts.batch ?? OUTBOX_BATCH} FOR UPDATE SKIP LOCKED)
     UPDATE outbox_events o SET available_at = ${leaseUntil}
       FROM pick WHERE o.id = pick.id
-    RETURNING o.id, o.type, o.aggregate_id, o.payload, o.attempts`;
+    RETURNING o.id, o.type, o.aggregate_id, o.payload, o.attempts`);
   rows.sort((a, b) => (a.id < b.id ? -1 : 1));
 
   // Marked processed together after the pass (one statement, not one per row). A crash before that
@@ -86,7 +87,7 @@ export async function dispatchOutboxOnce(
   } finally {
     // Raw: on every payment's follow-up path, where the typed update cost ~0.3 ms of CPU (docs/performance.md).
     if (done.length)
-      await prisma.$executeRaw`UPDATE outbox_events SET processed_at = ${sqlUtc(deps.now())}, attempts = attempts + 1, last_error = NULL WHERE id = ANY(${done.map(String)}::bigint[])`;
+      await rawExecute(prisma, Prisma.sql`UPDATE outbox_events SET processed_at = ${sqlUtc(deps.now())}, attempts = attempts + 1, last_error = NULL WHERE id = ANY(${done.map(String)}::bigint[])`);
   }
   const handled = done.length;
   return handled;

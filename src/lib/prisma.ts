@@ -1,7 +1,8 @@
 import { PrismaPg } from '@prisma/adapter-pg';
-import type { Pool, PoolConfig } from 'pg';
+import pg, { type Pool } from 'pg';
 import { Prisma, PrismaClient } from '../generated/prisma/client';
 import { statementNamer } from './prepared-statements';
+import { registerDirectAdapter } from './raw-sql';
 
 export { Prisma, PrismaClient };
 
@@ -12,15 +13,20 @@ export { Prisma, PrismaClient };
 export const sqlUtc = (at: Date | string) => Prisma.sql`${typeof at === 'string' ? at : at.toISOString()}::timestamptz AT TIME ZONE 'UTC'`;
 
 /**
- * A client on the pg driver adapter: no query-engine binary, pool owned by the client (or `pool`,
- * for tests that count round trips). Parameterised statements are prepared per connection unless
- * `preparedStatements` is false (src/lib/prepared-statements.ts).
+ * A client on the pg driver adapter: no query-engine binary; the pool is made here (or is `pool`,
+ * for tests that count round trips) so the hot paths' raw statements share it (src/lib/raw-sql.ts).
+ * A pool made here is closed by `$disconnect`. Parameterised statements are prepared per connection
+ * unless `preparedStatements` is false (src/lib/prepared-statements.ts).
  */
 export function createPrisma(databaseUrl: string | Pool, o: { preparedStatements?: boolean } = {}): PrismaClient {
-  const pool: Pool | PoolConfig = typeof databaseUrl === 'string' ? { connectionString: databaseUrl } : databaseUrl;
+  const own = typeof databaseUrl === 'string';
+  const pool = own ? new pg.Pool({ connectionString: databaseUrl }) : databaseUrl;
   // The adapter types the generator as returning a name; it passes the result to pg as `name`, where undefined = unnamed.
-  const options = o.preparedStatements === false ? undefined : { statementNameGenerator: statementNamer() as (q: { sql: string; args: unknown[] }) => string };
-  return new PrismaClient({ adapter: new PrismaPg(pool, options) });
+  const namer = o.preparedStatements === false ? undefined : (statementNamer() as (q: { sql: string; args: unknown[] }) => string);
+  const options = namer ? { statementNameGenerator: namer } : {};
+  const prisma = new PrismaClient({ adapter: new PrismaPg(pool, { ...options, disposeExternalPool: own }) });
+  registerDirectAdapter(prisma, pool, options);
+  return prisma;
 }
 
 /** Driver-adapter error kinds and Prisma codes that mean "the database cannot be reached now", not "bad query". */

@@ -61,9 +61,12 @@ it('When marking a pass processed fails (a crash after its handlers ran), then i
   await h.db.prisma.outboxEvent.createMany({ data: ['m1', 'm2', 'm3'].map((id) => ({ type: 't.mark', aggregateId: id, payload: {} })) });
   const seen: string[] = [];
   const handler = async (e: { aggregateId: string }) => void seen.push(e.aggregateId);
-  const spy = jest.spyOn(h.deps.prisma, '$executeRaw').mockRejectedValueOnce(new Error('connection lost'));
+  // PostgreSQL refuses the done-mark (a trigger on these rows): the pass's handlers have run, its rows stay unprocessed.
+  await h.db.prisma.$executeRawUnsafe(`CREATE FUNCTION refuse_mark() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'connection lost'; END $$`);
+  await h.db.prisma.$executeRawUnsafe(`CREATE TRIGGER refuse_mark BEFORE UPDATE ON outbox_events FOR EACH ROW
+    WHEN (OLD.type = 't.mark' AND OLD.processed_at IS NULL AND NEW.processed_at IS NOT NULL) EXECUTE FUNCTION refuse_mark()`);
   await expect(dispatchOutboxOnce(h.deps, { 't.mark': [handler] }, { leaseMs: 200 })).rejects.toThrow('connection lost');
-  spy.mockRestore();
+  await h.db.prisma.$executeRawUnsafe('DROP TRIGGER refuse_mark ON outbox_events');
   expect(seen).toEqual(['m1', 'm2', 'm3']);
   expect((await rowsOf('t.mark')).every((r) => r.processedAt === null)).toBe(true);
   expect(await dispatchOutboxOnce(h.deps, { 't.mark': [handler] })).toBe(0); // still leased

@@ -2,6 +2,7 @@ import type { TradeType } from '../../channels/channel';
 import type { ChannelOrder, Checkout } from '../../generated/prisma/client';
 import { Prisma, type PrismaClient } from '../../lib/prisma';
 import type { PageCheckout } from './checkout.page';
+import { rawQuery } from '../../lib/raw-sql';
 
 /**
  * The shopper's page in one round trip: the checkout, its merchant's name and its channel orders of
@@ -14,7 +15,7 @@ export async function loadPageCheckout(
   tradeType: TradeType | null,
 ): Promise<{ checkout: PageCheckout; orders: ChannelOrder[] } | null> {
   // to_jsonb(c): every column, so a column added later cannot go missing here while the types say it is present.
-  const rows = await prisma.$queryRaw<Array<{ checkout: Record<string, unknown>; merchantName: string; orders: Record<string, unknown>[] | null }>>(Prisma.sql`
+  const rows = await rawQuery<{ checkout: Record<string, unknown>; merchantName: string; orders: Record<string, unknown>[] | null }>(prisma, Prisma.sql`
     SELECT to_jsonb(c) AS checkout, m.name AS "merchantName",
       (SELECT json_agg(o ORDER BY o.created_at) FROM channel_orders o
         WHERE o.checkout_id = c.id AND o.trade_type::text = ${tradeType ?? ''}) AS orders

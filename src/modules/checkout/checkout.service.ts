@@ -12,6 +12,7 @@ import type { PaymentChannel } from '../../channels/channel';
 import type { Logger } from '../../lib/logger';
 import { fromColumns, orderFromJson } from './checkout.page-load';
 import { checkoutIdSchema, type CreateCheckoutInput } from './checkout.schemas';
+import { rawQuery } from '../../lib/raw-sql';
 
 export type CheckoutWithOrders = Checkout & { channelOrders: ChannelOrder[] };
 
@@ -45,7 +46,7 @@ export async function createCheckout(
     // and a SELECT). Raw SQL: the typed create cost 0.84 ms of CPU in the client, this 0.36 ms
     // (tmp microbenchmark, 3,000 inserts; docs/performance.md); timestamps as the client writes them (UTC).
     const wall = new Date().toISOString();
-    const [row] = await deps.prisma.$queryRaw<Array<{ row: Record<string, unknown> }>>(Prisma.sql`
+    const [row] = await rawQuery<{ row: Record<string, unknown> }>(deps.prisma, Prisma.sql`
       INSERT INTO checkouts AS c (id, merchant_id, out_trade_no, amount_fen, currency, description, attach, return_url, payer_openid,
         idempotency_key, expires_at, profit_sharing, split_plan, created_at, updated_at)
       VALUES (${newId('co')}, ${merchantId}, ${input.out_trade_no}, ${input.amount}, ${input.currency}, ${input.description}, ${input.attach ?? null},
@@ -91,7 +92,7 @@ export async function getCheckouts(prisma: PrismaClient, ids: string[]): Promise
   const out = new Map<string, CheckoutWithOrders>();
   ids = ids.filter((id) => checkoutIdSchema.safeParse(id).success);
   if (!ids.length) return out;
-  const rows = await prisma.$queryRaw<Array<{ checkout: Record<string, unknown>; orders: Record<string, unknown>[] | null }>>(Prisma.sql`
+  const rows = await rawQuery<{ checkout: Record<string, unknown>; orders: Record<string, unknown>[] | null }>(prisma, Prisma.sql`
     SELECT to_jsonb(c) AS checkout, (SELECT json_agg(o ORDER BY o.created_at, o.id) FROM channel_orders o WHERE o.checkout_id = c.id) AS orders
     FROM checkouts c WHERE c.id = ANY(${ids}::text[])`);
   for (const row of rows) {

@@ -6,6 +6,7 @@ import { orderFromJson } from '../checkout/checkout.page-load';
 import type { ChannelOrder, Checkout } from '../../generated/prisma/client';
 import { isUniqueViolation } from '../../http/idempotency';
 import { pooledRandomBytes } from '../../lib/random';
+import { rawQuery } from '../../lib/raw-sql';
 
 /**
  * How long a channel credential may be reused before ordering again (with the same out_trade_no and
@@ -65,7 +66,7 @@ export async function ensureChannelOrder(
       // an expiry or a payment (which update the row) then either waits for this order, and finds it
       // when it closes the checkout's orders, or commits first, and no order is made. An order can
       // never appear on an ended checkout, however long this page took since it read the checkout.
-      const [row] = await prisma.$queryRaw<Array<{ row: Record<string, unknown> }>>(Prisma.sql`
+      const [row] = await rawQuery<{ row: Record<string, unknown> }>(prisma, Prisma.sql`
         INSERT INTO channel_orders AS o (id, checkout_id, channel, trade_type, out_trade_no, payer_key, appid, mchid, account_id, sub_mchid, sub_appid, created_at, updated_at)
         SELECT ${`chor_${pooledRandomBytes(10).toString('hex')}`}, c.id, ${channel.name}, ${tradeType}::"TradeType", ${newOutTradeNo(checkout.id, tradeType)},
           ${payerKey}, ${channel.appid}, ${channel.mchid}, ${deps.account?.id ?? null}, ${channel.partner?.subMchid ?? null}, ${channel.partner?.subAppid ?? null},
@@ -107,7 +108,7 @@ export async function ensureChannelOrder(
     throw err;
   }
   const credential = (t: TradeType) => (result.tradeType === t ? (result.tradeType === 'JSAPI' ? result.prepayId : result.tradeType === 'H5' ? result.h5Url : result.codeUrl) : null);
-  const [row] = await prisma.$queryRaw<Array<{ row: Record<string, unknown> }>>(Prisma.sql`
+  const [row] = await rawQuery<{ row: Record<string, unknown> }>(prisma, Prisma.sql`
     UPDATE channel_orders AS o SET credential_at = ${utc(deps.now().toISOString())},
       prepay_id = COALESCE(${credential('JSAPI')}, prepay_id), h5_url = COALESCE(${credential('H5')}, h5_url), code_url = COALESCE(${credential('NATIVE')}, code_url),
       updated_at = ${utc(new Date().toISOString())}

@@ -5,6 +5,7 @@ import { checkoutSourcesOf } from '../checkout/checkout.states';
 import { publishCheckoutEventCtes, publishEvent } from '../webhooks/webhook.publish';
 import { eventsCommitted } from '../webhooks/webhook.wake';
 import { channelOrderSourcesOf } from './channel-order.states';
+import { rawQuery } from '../../lib/raw-sql';
 
 export type ApplyOutcome = 'applied' | 'duplicate' | 'double_payment';
 
@@ -150,7 +151,7 @@ export async function applyNotifiedPayment(
   const payload = JSON.stringify({ checkoutId: '', transactionId, outTradeNo: tx.outTradeNo, amountFen: amount, paidAt });
   // updated_at from the wall clock, as the typed client's @updatedAt writes it (paid_at is the channel's time).
   const wall = new Date().toISOString();
-  const [row] = await prisma.$queryRaw<Array<OrderToCheck & { id: string; checkoutId: string; status: string; moved: number; logged: number }>>(Prisma.sql`
+  const [row] = await rawQuery<OrderToCheck & { id: string; checkoutId: string; status: string; moved: number; logged: number }>(prisma, Prisma.sql`
     WITH peek AS (
       SELECT o.id, o.checkout_id, o.channel, o.account_id, o.mchid, o.sub_mchid, o.appid, o.status::text AS status, c.amount_fen, c.currency,
         (${txOk} AND o.channel = ${channelName} AND o.account_id IS NOT DISTINCT FROM ${accountId}::text AND o.mchid = ${tx.mchid}

@@ -2,10 +2,11 @@ import type { PaymentChannel, PaymentNotifyEvent } from '../../channels/channel'
 import { ChannelError } from '../../lib/errors';
 import { newId } from '../../lib/ids';
 import type { Logger } from '../../lib/logger';
-import { sqlUtc, type PrismaClient } from '../../lib/prisma';
+import { Prisma, sqlUtc, type PrismaClient } from '../../lib/prisma';
 import type { Metrics } from '../../lib/metrics';
 import type { SourceLimiter } from '../../lib/source-limiter';
 import { applyNotifiedPayment, PaymentMismatch } from './payment.apply';
+import { rawExecute } from '../../lib/raw-sql';
 
 /** What WeChat gets back: 2xx means "stored, stop retrying"; anything else makes it retry. */
 export interface NotifyAnswer {
@@ -52,9 +53,9 @@ export async function ingestPaymentNotify(
   const count = (outcome: string) => (deps.metrics?.notifies.inc({ kind: 'payment', outcome }), true);
   // Raw: on every payment's path, where the typed create cost ~0.3 ms more CPU per notify (docs/performance.md).
   const store = (outcome: string, body: string, hdrs: Record<string, string>, extra: { error?: string; eventId?: string; outTradeNo?: string } = {}) =>
-    prisma.$executeRaw`INSERT INTO notify_logs (id, channel, kind, received_at, headers, body, outcome, error, event_id, out_trade_no, source_ip, body_bytes)
+    rawExecute(prisma, Prisma.sql`INSERT INTO notify_logs (id, channel, kind, received_at, headers, body, outcome, error, event_id, out_trade_no, source_ip, body_bytes)
       VALUES (${logId}, ${channel.name}, 'payment', ${sqlUtc(deps.now())}, ${JSON.stringify(hdrs)}::jsonb, ${body}, ${outcome},
-              ${extra.error ?? null}, ${extra.eventId ?? null}, ${extra.outTradeNo ?? null}, ${sourceIp}, ${rawBody.length})`;
+              ${extra.error ?? null}, ${extra.eventId ?? null}, ${extra.outTradeNo ?? null}, ${sourceIp}, ${rawBody.length})`);
 
   // 1. Verify the signature over the raw bytes, then decrypt. Probes (WECHATPAY/SIGNTEST/) fail here.
   let event: PaymentNotifyEvent;

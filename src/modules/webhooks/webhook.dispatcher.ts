@@ -5,6 +5,7 @@ import { Prisma, sqlUtc } from '../../lib/prisma';
 import type { EventObjectRef } from './webhook.publish';
 import { createSender, signatureHeader, type Sender, type SendResult } from './webhook.sender';
 import { signingSecrets } from './webhook.service';
+import { rawExecute } from '../../lib/raw-sql';
 
 export type { EventRenderers };
 
@@ -138,9 +139,9 @@ export class WebhookDispatcher {
     }
     // One statement for the pass (one per event was a round trip and a commit each); stored once:
     // compare-and-set on body IS NULL, so a pass of another process that got there first wins.
-    await prisma.$executeRaw`UPDATE merchant_events m SET body = v.body, rendered_at = ${sqlUtc(this.deps.now())}, render_error = v.err
+    await rawExecute(prisma, Prisma.sql`UPDATE merchant_events m SET body = v.body, rendered_at = ${sqlUtc(this.deps.now())}, render_error = v.err
       FROM unnest(${ids}::text[], ${bodies}::text[], ${errors}::text[]) AS v(id, body, err)
-      WHERE m.id = v.id AND m.body IS NULL`;
+      WHERE m.id = v.id AND m.body IS NULL`);
     return events.length;
   }
 
