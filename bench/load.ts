@@ -280,7 +280,7 @@ async function paced(spec: LoadSpec, steps: autocannon.Request[], exhausted: () 
       const b = buckets.get(Math.floor(x.t / 100)) ?? { n: 0, lat: 0, late: 0 };
       buckets.set(Math.floor(x.t / 100), { n: b.n + 1, lat: Math.max(b.lat, x.lat), late: Math.max(b.late, x.late) });
     }
-    process.stderr.write(`[load] ${spec.scenario} at ${spec.rate}/s: ${slow.length} of ${latencies.length} requests over 25 ms; by 100 ms of the run (count, worst ms, the generator's worst lateness ms):\n` +
+    process.stderr.write(`[load] ${spec.scenario} at ${spec.rate!.toFixed(0)}/s from ${new Date(Date.now() - (performance.now() - t0)).toISOString()}: ${slow.length} of ${latencies.length} requests over 25 ms; by 100 ms of the run (count, worst ms, the generator's worst lateness ms):\n` +
       [...buckets].sort((a, b) => a[0] - b[0]).map(([k, b]) => `  ${(k / 10).toFixed(1)} s: ${b.n} × ≤${b.lat.toFixed(0)} ms, late ≤${b.late.toFixed(0)} ms`).join('\n') + '\n');
   }
   latencies.sort((a, b) => a - b);

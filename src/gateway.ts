@@ -48,7 +48,7 @@ export interface Gateway {
 /** Builds the real dependencies from config (channel, database, Redis). */
 export function buildDeps(config: Config, overrides: { logger?: Logger; channel?: PaymentChannel; now?: () => Date } = {}): AppDeps {
   const logger = overrides.logger ?? createLogger(config.LOG_LEVEL, { service: 'gateway' }, { pretty: config.sandbox });
-  const prisma = createPrisma(config.DATABASE_URL, { preparedStatements: config.DATABASE_PREPARED_STATEMENTS });
+  const prisma = createPrisma(config.DATABASE_URL, { preparedStatements: config.DATABASE_PREPARED_STATEMENTS, poolSize: config.DATABASE_POOL_SIZE });
   const redis = createRedis(config.REDIS_URL, logger);
   const metrics = createMetrics();
   const onCall = channelCallObserver(metrics);

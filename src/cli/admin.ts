@@ -390,7 +390,7 @@ export async function runCli(argv: string[], env: Record<string, string | undefi
   let prisma: PrismaClient | undefined;
   try {
     const config = cmd.offline ? ({} as AdminEnvConfig) : loadCliConfig(env, io.cwd);
-    prisma = cmd.offline ? (undefined as unknown as PrismaClient) : createPrisma(config.DATABASE_URL, { preparedStatements: config.DATABASE_PREPARED_STATEMENTS });
+    prisma = cmd.offline ? (undefined as unknown as PrismaClient) : createPrisma(config.DATABASE_URL, { preparedStatements: config.DATABASE_PREPARED_STATEMENTS, poolSize: config.DATABASE_POOL_SIZE });
     const result = await cmd.run({ prisma, config, json, out: io.out, gatewayEnv: () => gatewayEnvOf(env, io.cwd) }, parsed.positionals, parsed.values as Flags);
     if (json) io.out(JSON.stringify(result, null, 2));
     return cmd.exitCode?.(result) ?? 0;

@@ -25,6 +25,8 @@ export const envSchema = z.object({
   GATEWAY_HEAP_MB: int(192, 64),
   /** Prepare parameterised statements per connection (src/lib/prepared-statements.ts); false behind a pooler that cannot carry them. */
   DATABASE_PREPARED_STATEMENTS: bool.default(true),
+  /** PostgreSQL connections per gateway process (pg's pool, shared by the client and the hot raw statements). */
+  DATABASE_POOL_SIZE: int(10, 1),
   /** One server (redis://, rediss://) or a Redis Cluster: redis+cluster://host:port,host:port (src/lib/redis.ts). */
   REDIS_URL: z.string().regex(/^rediss?(\+cluster)?:\/\//, 'must be a redis://, rediss:// or redis+cluster:// URL'),
   STATE_SECRET: z.string().min(32, 'must be at least 32 characters'),
@@ -183,7 +185,7 @@ export class ConfigError extends Error {
 /** The subset the admin CLI needs (it runs where the WeChat Pay settings may be absent). */
 // REDIS_URL optional: with it, a revoked key is dropped at once from every running gateway's key cache.
 export const adminEnvSchema = envSchema
-  .pick({ APP_MODE: true, DATABASE_URL: true, DATABASE_PREPARED_STATEMENTS: true, SECRETS_MASTER_KEY: true, PUBLIC_BASE_URL: true, LOG_LEVEL: true })
+  .pick({ APP_MODE: true, DATABASE_URL: true, DATABASE_PREPARED_STATEMENTS: true, DATABASE_POOL_SIZE: true, SECRETS_MASTER_KEY: true, PUBLIC_BASE_URL: true, LOG_LEVEL: true })
   .extend({ REDIS_URL: envSchema.shape.REDIS_URL.optional() });
 export type AdminEnvConfig = z.output<typeof adminEnvSchema>;
 

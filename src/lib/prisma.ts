@@ -18,9 +18,9 @@ export const sqlUtc = (at: Date | string) => Prisma.sql`${typeof at === 'string'
  * A pool made here is closed by `$disconnect`. Parameterised statements are prepared per connection
  * unless `preparedStatements` is false (src/lib/prepared-statements.ts).
  */
-export function createPrisma(databaseUrl: string | Pool, o: { preparedStatements?: boolean } = {}): PrismaClient {
+export function createPrisma(databaseUrl: string | Pool, o: { preparedStatements?: boolean; poolSize?: number } = {}): PrismaClient {
   const own = typeof databaseUrl === 'string';
-  const pool = own ? new pg.Pool({ connectionString: databaseUrl }) : databaseUrl;
+  const pool = own ? new pg.Pool({ connectionString: databaseUrl, max: o.poolSize ?? 10 }) : databaseUrl;
   // The adapter types the generator as returning a name; it passes the result to pg as `name`, where undefined = unnamed.
   const namer = o.preparedStatements === false ? undefined : (statementNamer() as (q: { sql: string; args: unknown[] }) => string);
   const options = namer ? { statementNameGenerator: namer } : {};

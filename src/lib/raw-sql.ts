@@ -13,7 +13,9 @@ import { Prisma, type PrismaClient } from '../generated/prisma/client';
  * 0.054 ms, pg itself 0.053 / 0.047 ms. `rawQuery` and `rawExecute` give the caller what
  * `$queryRaw` / `$executeRaw` give (the same values for every column type, the same
  * PrismaClientKnownRequestError P2010 with `meta.driverAdapterError`), checked against them by
- * test/integration/raw-sql.test.ts.
+ * test/integration/raw-sql.test.ts. One difference: a failure that is not PostgreSQL's (unreachable,
+ * a column type the adapter cannot read) keeps the adapter's kind as its message, not the client's
+ * sentence for it; `meta.driverAdapterError.cause.kind` is the same, which is what callers read.
  *
  * Only a client made by `createPrisma` has the adapter (registered below); anything else — a
  * transaction's client, a parameter this module does not convert, a pool being closed — takes the

@@ -99,3 +99,17 @@ it('When the client was given a pool, then its raw statements use that pool (wha
     await pool.end();
   }
 });
+
+it('When the client is made with a pool size, then no more statements than that run at once (DATABASE_POOL_SIZE)', async () => {
+  const small = createPrisma(db.url, { poolSize: 2 });
+  try {
+    const sleeps = Array.from({ length: 5 }, () => rawQuery(small, Prisma.sql`SELECT 1 AS slept FROM pg_sleep(${0.4}::float8)`));
+    await new Promise((r) => setTimeout(r, 200));
+    const [running] = await db.prisma.$queryRaw<Array<{ n: number }>>`
+      SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND state = 'active' AND query LIKE '%pg_sleep%' AND pid <> pg_backend_pid()`;
+    expect(running!.n).toBe(2);
+    await Promise.all(sleeps);
+  } finally {
+    await small.$disconnect();
+  }
+});

@@ -18,7 +18,7 @@ describe('config', () => {
   });
 
   it('When variables are bad, then the error names each of them', () => {
-    const bad = { ...example, WECHATPAY_APIV3_KEY: 'short', PORT: 'eighty', PROFIT_SHARING_RECEIVER_LIMIT: '51' };
+    const bad = { ...example, WECHATPAY_APIV3_KEY: 'short', PORT: 'eighty', PROFIT_SHARING_RECEIVER_LIMIT: '51', DATABASE_POOL_SIZE: '0' };
     delete (bad as Record<string, string>).DATABASE_URL;
     try {
       loadConfig(bad);
@@ -26,7 +26,7 @@ describe('config', () => {
     } catch (e) {
       expect(e).toBeInstanceOf(ConfigError);
       const msg = (e as Error).message;
-      for (const k of ['WECHATPAY_APIV3_KEY', 'PORT', 'DATABASE_URL', 'PROFIT_SHARING_RECEIVER_LIMIT']) expect(msg).toContain(k);
+      for (const k of ['WECHATPAY_APIV3_KEY', 'PORT', 'DATABASE_URL', 'PROFIT_SHARING_RECEIVER_LIMIT', 'DATABASE_POOL_SIZE']) expect(msg).toContain(k);
     }
   });
 });
