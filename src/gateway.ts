@@ -8,7 +8,7 @@ import { dispatchOutboxOnce, OUTBOX_BATCH, type OutboxHandler } from './jobs/out
 import { startLoop } from './jobs/loop';
 import { createLogger, type Logger } from './lib/logger';
 import { channelCallObserver, createMetrics } from './lib/metrics';
-import { createPrisma } from './lib/prisma';
+import { createPrisma, disconnectPrisma } from './lib/prisma';
 import { createRedis } from './lib/redis';
 import { createMerchantCache } from './http/merchant-cache';
 import { PAYMENT_SUCCEEDED } from './modules/payments/payment.apply';
@@ -165,7 +165,7 @@ export async function startGateway(config: Config, deps: AppDeps = buildDeps(con
     await deps.merchantCache?.close();
     await deps.channels?.close?.();
     await deps.redis.quit().catch(() => undefined);
-    await deps.prisma.$disconnect();
+    await disconnectPrisma(deps.prisma);
     return { clean: outcome === 'drained' };
   };
   return {

@@ -19,7 +19,7 @@ import { openMismatches } from '../modules/reconciliation/reconcile.queries';
 import { accountRef, reconcileDay, type AccountRef, type ReconcileDeps } from '../modules/reconciliation/reconcile.service';
 import { MERCHANT_KEY_REVOKED_CHANNEL } from '../http/merchant-cache';
 import { AppError } from '../lib/errors';
-import { createPrisma, type PrismaClient } from '../lib/prisma';
+import { createPrisma, disconnectPrisma, type PrismaClient } from '../lib/prisma';
 import { newMasterKeySpec } from '../lib/secrets';
 import { addAccount, addServiceProvider, listAccounts, listServiceProviders, rotateSecrets, updateAccount, updateServiceProvider } from '../modules/merchants/account.service';
 import { CHANNEL_ACCOUNT_CHANGED } from '../modules/merchants/channel-resolver';
@@ -408,7 +408,7 @@ export async function runCli(argv: string[], env: Record<string, string | undefi
     else io.err(`error: ${msg}`);
     return 1;
   } finally {
-    await prisma?.$disconnect().catch(() => undefined);
+    if (prisma) await disconnectPrisma(prisma).catch(() => undefined);
   }
 }
 

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { AppError } from '../lib/errors';
 import { newId } from '../lib/ids';
-import type { PrismaClient } from '../lib/prisma';
+import { isUniqueViolation, type PrismaClient } from '../lib/prisma';
 
 /** How long a first request may run before its key counts as abandoned. */
 export const IN_PROGRESS_LEASE_MS = 60_000;
@@ -79,7 +79,3 @@ export function canonicalJson(v: unknown): string {
   return JSON.stringify(v ?? null);
 }
 
-export function isUniqueViolation(e: unknown): boolean {
-  const code = (e as { code?: string })?.code;
-  return code === 'P2002' || code === '23505' || /Unique constraint/i.test(String((e as Error)?.message));
-}

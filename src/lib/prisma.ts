@@ -2,7 +2,7 @@ import { PrismaPg } from '@prisma/adapter-pg';
 import pg, { type Pool } from 'pg';
 import { Prisma, PrismaClient } from '../generated/prisma/client';
 import { statementNamer } from './prepared-statements';
-import { registerDirectAdapter } from './raw-sql';
+import { closeDirectPool, registerDirectAdapter } from './raw-sql';
 
 export { Prisma, PrismaClient };
 
@@ -25,8 +25,14 @@ export function createPrisma(databaseUrl: string | Pool, o: { preparedStatements
   const namer = o.preparedStatements === false ? undefined : (statementNamer() as (q: { sql: string; args: unknown[] }) => string);
   const options = namer ? { statementNameGenerator: namer } : {};
   const prisma = new PrismaClient({ adapter: new PrismaPg(pool, { ...options, disposeExternalPool: own }) });
-  registerDirectAdapter(prisma, pool, options);
+  registerDirectAdapter(prisma, pool, options, own);
   return prisma;
+}
+
+/** `$disconnect`, and the pool createPrisma made is ended even if only raw statements used it. */
+export async function disconnectPrisma(prisma: PrismaClient): Promise<void> {
+  await prisma.$disconnect();
+  await closeDirectPool(prisma);
 }
 
 /** Driver-adapter error kinds and Prisma codes that mean "the database cannot be reached now", not "bad query". */
@@ -45,4 +51,17 @@ export function isDatabaseUnavailable(err: unknown): boolean {
     if (cause?.kind === 'postgres' && typeof cause.code === 'string' && UNAVAILABLE_SQLSTATE.test(cause.code)) return true;
   }
   return false;
+}
+
+/**
+ * True when a statement failed on a unique index (SQLSTATE 23505): the typed client's P2002, or a
+ * raw statement's P2010 whose adapter error carries the SQLSTATE — not read from the message text,
+ * which follows the server's `lc_messages`.
+ */
+export function isUniqueViolation(e: unknown): boolean {
+  const err = e as { code?: unknown; message?: unknown; meta?: { driverAdapterError?: { cause?: { kind?: string; originalCode?: string } } } } | null;
+  if (err?.code === 'P2002' || err?.code === '23505') return true;
+  const cause = err?.meta?.driverAdapterError?.cause;
+  if (cause?.kind === 'UniqueConstraintViolation' || cause?.originalCode === '23505') return true;
+  return /Unique constraint/i.test(String(err?.message));
 }

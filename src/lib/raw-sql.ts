@@ -24,19 +24,31 @@ import { Prisma, type PrismaClient } from '../generated/prisma/client';
 interface Direct {
   adapter: Promise<SqlQueryable>;
   pool: Pool;
+  /** The pool was made by createPrisma: ended with the client (closeDirectPool). */
+  own: boolean;
 }
 const direct = new WeakMap<object, Direct>();
 
 /** Gives `prisma` its own adapter on `pool` (the pool its client uses) with the same statement namer. */
-export function registerDirectAdapter(prisma: PrismaClient, pool: Pool, options: ConstructorParameters<typeof PrismaPg>[1]): void {
+export function registerDirectAdapter(prisma: PrismaClient, pool: Pool, options: ConstructorParameters<typeof PrismaPg>[1], own: boolean): void {
   let adapter: Promise<SqlQueryable> | undefined;
   direct.set(prisma, {
     pool,
+    own,
     get adapter() {
       adapter ??= new PrismaPg(pool, options).connect();
       return adapter;
     },
   });
+}
+
+/**
+ * Ends a pool createPrisma made, after `$disconnect`: the client ends it only if its own adapter ever
+ * connected, which a process that ran nothing but raw statements never made it do.
+ */
+export async function closeDirectPool(prisma: object): Promise<void> {
+  const d = direct.get(prisma);
+  if (d?.own && !d.pool.ending) await d.pool.end();
 }
 
 type Queryable = Pick<PrismaClient, '$queryRaw' | '$executeRaw'>;
@@ -45,8 +57,7 @@ type Queryable = Pick<PrismaClient, '$queryRaw' | '$executeRaw'>;
 export async function rawQuery<T>(prisma: Queryable, sql: Prisma.Sql): Promise<T[]> {
   const query = adapterQuery(prisma, sql);
   if (!query) return prisma.$queryRaw<T[]>(sql);
-  const adapter = await query.d.adapter;
-  const result = await run(() => adapter.queryRaw(query.q));
+  const result = await run(async () => (await query.d.adapter).queryRaw(query.q));
   const { columnNames, columnTypes, rows } = result;
   const out = new Array<T>(rows.length);
   for (let r = 0; r < rows.length; r++) {
@@ -62,8 +73,7 @@ export async function rawQuery<T>(prisma: Queryable, sql: Prisma.Sql): Promise<T
 export async function rawExecute(prisma: Queryable, sql: Prisma.Sql): Promise<number> {
   const query = adapterQuery(prisma, sql);
   if (!query) return prisma.$executeRaw(sql);
-  const adapter = await query.d.adapter;
-  return run(() => adapter.executeRaw(query.q));
+  return run(async () => (await query.d.adapter).executeRaw(query.q));
 }
 
 function adapterQuery(prisma: Queryable, sql: Prisma.Sql) {
@@ -148,11 +158,29 @@ const ELEMENT: Partial<Record<ColumnType, ColumnType>> = {
   [ColumnTypeEnum.TimeArray]: ColumnTypeEnum.Time,
 };
 
+/**
+ * Failures the adapter passes on unwrapped (it wraps only socket, TLS and PostgreSQL errors): a refused
+ * connection to a host with several addresses (an AggregateError), pg's "Connection terminated", a
+ * pool ended between the check above and the query. Thrown here as the adapter's kinds, so
+ * `isDatabaseUnavailable` answers 503 for them as for the others.
+ */
+const SOCKET_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH']);
+const CONNECTION_GONE = /Connection terminated|Cannot use a pool after calling end|Client has encountered a connection error/;
+function connectionFailure(e: unknown): { name: string; cause: { kind: string; originalMessage: string } } | undefined {
+  const x = e as { code?: unknown; message?: unknown; errors?: unknown } | null;
+  if (!x || typeof x !== 'object') return undefined;
+  const message = typeof x.message === 'string' ? x.message : String(x.code);
+  if (typeof x.code === 'string' && SOCKET_CODES.has(x.code)) return { name: 'DriverAdapterError', cause: { kind: 'DatabaseNotReachable', originalMessage: message } };
+  if (CONNECTION_GONE.test(message)) return { name: 'DriverAdapterError', cause: { kind: 'ConnectionClosed', originalMessage: message } };
+  return undefined;
+}
+
 /** The adapter's error as the client reports a failed raw statement. */
 async function run<T>(fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
-  } catch (e) {
+  } catch (thrown) {
+    const e = connectionFailure(thrown) ?? thrown;
     const err = e as { name?: string; cause?: { kind?: string; originalCode?: string; originalMessage?: string; message?: string } };
     if (err?.name !== 'DriverAdapterError' || typeof err.cause !== 'object') throw e;
     const code = err.cause.originalCode ?? 'N/A';

@@ -1,5 +1,6 @@
+import net from 'node:net';
 import { Pool } from 'pg';
-import { createPrisma, isDatabaseUnavailable, Prisma, type PrismaClient } from '../../src/lib/prisma';
+import { createPrisma, disconnectPrisma, isDatabaseUnavailable, isUniqueViolation, Prisma, type PrismaClient } from '../../src/lib/prisma';
 import { rawExecute, rawQuery } from '../../src/lib/raw-sql';
 import { createTestDatabase, type TestDatabase } from '../support/db';
 
@@ -55,10 +56,22 @@ it('When a statement fails, then rawQuery throws the error $queryRaw throws (cla
       message: e.message.slice(e.message.indexOf('Raw query failed')),
     });
     expect(shape(viaAdapter as Prisma.PrismaClientKnownRequestError)).toEqual(shape(viaClient as Prisma.PrismaClientKnownRequestError));
+    expect(isUniqueViolation(viaAdapter)).toBe(sql === failures[0]);
   }
 });
 
 it('When PostgreSQL cannot be reached, then the error still reads as "unavailable" (503, not 500)', async () => {
+  // A server that accepts and hangs up: pg's "Connection terminated", which the adapter passes on unwrapped.
+  const hangUp = net.createServer((s) => s.destroy());
+  await new Promise<void>((r) => hangUp.listen(0, '127.0.0.1', r));
+  const gone = createPrisma(`postgresql://nobody:x@127.0.0.1:${(hangUp.address() as net.AddressInfo).port}/none`);
+  try {
+    const err = await rawQuery(gone, Prisma.sql`SELECT ${1}::int AS one`).catch((e: unknown) => e);
+    expect(isDatabaseUnavailable(err)).toBe(true);
+  } finally {
+    await disconnectPrisma(gone);
+    hangUp.close();
+  }
   const dead = createPrisma('postgresql://nobody:x@127.0.0.1:1/none');
   try {
     const err = await rawQuery(dead, Prisma.sql`SELECT ${1}::int AS one`).catch((e: unknown) => e);
@@ -66,8 +79,27 @@ it('When PostgreSQL cannot be reached, then the error still reads as "unavailabl
     expect(isDatabaseUnavailable(err)).toBe(true);
     expect(isDatabaseUnavailable(await dead.$queryRaw`SELECT ${1}::int AS one`.catch((e: unknown) => e))).toBe(true);
   } finally {
-    await dead.$disconnect();
+    await disconnectPrisma(dead);
   }
+});
+
+it('When a unique index refuses a row, then it reads as a unique violation whatever language the server answers in', () => {
+  const german = new Prisma.PrismaClientKnownRequestError('Raw query failed. Code: `23505`. Message: `doppelter Schlüsselwert verletzt Unique-Constraint`', {
+    code: 'P2010', clientVersion: 'x', meta: { driverAdapterError: { cause: { kind: 'postgres', originalCode: '23505' } } },
+  });
+  expect(isUniqueViolation(german)).toBe(true);
+  expect(isUniqueViolation(new Prisma.PrismaClientKnownRequestError('x', { code: 'P2010', clientVersion: 'x', meta: { driverAdapterError: { cause: { kind: 'postgres', originalCode: '23503' } } } }))).toBe(false);
+});
+
+it('When a client made by createPrisma ran only raw statements, then disconnectPrisma still closes its connections', async () => {
+  const backends = async () => (await db.prisma.$queryRaw<Array<{ n: number }>>`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database()`)[0]!.n;
+  const before = await backends();
+  const p = createPrisma(db.url);
+  await rawQuery(p, Prisma.sql`SELECT ${1}::int AS one`);
+  expect(await backends()).toBe(before + 1);
+  await disconnectPrisma(p);
+  for (let i = 0; i < 50 && (await backends()) > before; i++) await new Promise((r) => setTimeout(r, 20));
+  expect(await backends()).toBe(before);
 });
 
 it('When called with a transaction client, then the statement runs inside that transaction', async () => {
@@ -110,6 +142,6 @@ it('When the client is made with a pool size, then no more statements than that 
     expect(running!.n).toBe(2);
     await Promise.all(sleeps);
   } finally {
-    await small.$disconnect();
+    await disconnectPrisma(small);
   }
 });

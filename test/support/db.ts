@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { Client } from 'pg';
-import { createPrisma, type PrismaClient } from '../../src/lib/prisma';
+import { createPrisma, disconnectPrisma, type PrismaClient } from '../../src/lib/prisma';
 
 export interface TestDatabase {
   url: string;
@@ -39,7 +39,7 @@ export async function createTestDatabase(): Promise<TestDatabase> {
     url: url.toString(),
     prisma,
     drop: async () => {
-      await prisma.$disconnect();
+      await disconnectPrisma(prisma);
       await onServer(template, `DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
     },
   };

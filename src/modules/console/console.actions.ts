@@ -19,11 +19,10 @@
 import type { NextFunction, Request, Response, Router } from 'express';
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import { isUniqueViolation } from '../../http/idempotency';
 import { AppError } from '../../lib/errors';
 import { newId } from '../../lib/ids';
 import { hasControlChars } from '../../lib/validation';
-import type { Prisma, PrismaClient } from '../../lib/prisma';
+import { isUniqueViolation, type Prisma, type PrismaClient } from '../../lib/prisma';
 import type { Scope } from './console.queries';
 import type { ConsoleSessionRef, ConsoleUserRef } from './console.users';
 

@@ -1,10 +1,9 @@
 import type { CreateOrderResult, PaymentChannel, TradeType } from '../../channels/channel';
 import type { Config } from '../../config/config';
 import { AppError, ChannelError } from '../../lib/errors';
-import { Prisma, sqlUtc as utc, type PrismaClient } from '../../lib/prisma';
+import { isUniqueViolation, Prisma, sqlUtc as utc, type PrismaClient } from '../../lib/prisma';
 import { orderFromJson } from '../checkout/checkout.page-load';
 import type { ChannelOrder, Checkout } from '../../generated/prisma/client';
-import { isUniqueViolation } from '../../http/idempotency';
 import { pooledRandomBytes } from '../../lib/random';
 import { rawQuery } from '../../lib/raw-sql';
 

@@ -1,7 +1,6 @@
-import { isUniqueViolation } from '../../http/idempotency';
 import { AppError } from '../../lib/errors';
 import { newId } from '../../lib/ids';
-import { Prisma, type PrismaClient } from '../../lib/prisma';
+import { isUniqueViolation, Prisma, type PrismaClient } from '../../lib/prisma';
 import { closeReceivers } from '../splits/split.budget';
 import { unfreezeOutOrderNo } from '../splits/split.rules';
 import { explicitReturns, outReturnNo, proportionalReturns, type Holding, type PlannedReturn } from './refund.rules';

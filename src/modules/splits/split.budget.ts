@@ -1,6 +1,6 @@
 import { AppError } from '../../lib/errors';
 import { newId } from '../../lib/ids';
-import { Prisma, type PrismaClient } from '../../lib/prisma';
+import { isUniqueViolation, Prisma, type PrismaClient } from '../../lib/prisma';
 import type { ReceiverInput } from '../checkout/checkout.schemas';
 import {
   batchOutOrderNo,
@@ -179,11 +179,6 @@ async function findByKey(db: Tx | PrismaClient, checkoutId: string, key: string)
     batches: s.batches.map((b) => ({ id: b.id, outOrderNo: b.outOrderNo, amountFen: b.amountFen, receivers: b._count.receivers })),
     existing: true,
   };
-}
-
-function isUniqueViolation(e: unknown): boolean {
-  const code = (e as { code?: unknown } | null)?.code;
-  return code === 'P2002' || code === '23505' || /Unique constraint/i.test(String((e as Error | null)?.message));
 }
 
 /** Why the reservation matched no row: read after the fact, for the message only (the UPDATE decided). */
