@@ -228,8 +228,9 @@ async function paced(spec: LoadSpec, steps: autocannon.Request[], exhausted: () 
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () => {
-          if (dueAt >= measureFrom) latencies.push(performance.now() - dueAt);
-          if (trace && dueAt >= measureFrom && performance.now() - dueAt > 25) slow.push({ t: dueAt - t0, lat: performance.now() - dueAt, late: sentAt - dueAt });
+          const latency = performance.now() - dueAt;
+          if (dueAt >= measureFrom) latencies.push(latency);
+          if (trace && dueAt >= measureFrom && latency > 25) slow.push({ t: dueAt - t0, lat: latency, late: sentAt - dueAt });
           resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') });
         });
         res.on('error', reject);

@@ -364,9 +364,11 @@ async function main() {
       return { seconds: (performance.now() - t) / 1000, gatewayCpuMsPerOp: (cpuMs(gw.pid!) - cpu0) / Math.max(1, ops) };
     };
 
+    /** The gateway's /metrics text. */
+    const metricsText = () => fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${BENCH_METRICS_TOKEN}` } }).then((r) => r.text());
     /** The gateway's event-loop delay since the last scrape (prom-client resets it) and its GC totals by kind. */
     const gatewayRuntime = async () => {
-      const text = await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${BENCH_METRICS_TOKEN}` } }).then((r) => r.text());
+      const text = await metricsText();
       const num = (name: string) => Number(new RegExp(`^gateway_${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN) * 1000;
       const gc: Record<string, { count: number; sum: number }> = {};
       for (const m of text.matchAll(/^gateway_nodejs_gc_duration_seconds_(sum|count)\{kind="(\w+)"\} (\S+)$/gm)) {
@@ -411,7 +413,7 @@ async function main() {
     // One process again, just before the two-process runs: the factor compares runs minutes apart at most.
     if (ONLY) {
       // Where the time of a request goes, from the gateway's own histograms: mean seconds per route and per channel call.
-      const text = await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${BENCH_METRICS_TOKEN}` } }).then((r) => r.text());
+      const text = await metricsText();
       const sums = new Map<string, { sum?: number; count?: number }>();
       for (const m of text.matchAll(/^(gateway_(?:http_request|channel_call)_duration_seconds)_(sum|count)\{([^}]*)\} (\S+)$/gm)) {
         const e = sums.get(`${m[1]} ${m[3]}`) ?? {};

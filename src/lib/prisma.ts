@@ -15,7 +15,8 @@ export const sqlUtc = (at: Date | string) => Prisma.sql`${typeof at === 'string'
 /**
  * A client on the pg driver adapter: no query-engine binary; the pool is made here (or is `pool`,
  * for tests that count round trips) so the hot paths' raw statements share it (src/lib/raw-sql.ts).
- * A pool made here is closed by `$disconnect`. Parameterised statements are prepared per connection
+ * A pool made here is closed by `disconnectPrisma` (`$disconnect` alone closes it only if the client's
+ * own adapter ever connected). Parameterised statements are prepared per connection
  * unless `preparedStatements` is false (src/lib/prepared-statements.ts).
  */
 export function createPrisma(databaseUrl: string | Pool, o: { preparedStatements?: boolean; poolSize?: number } = {}): PrismaClient {

@@ -167,7 +167,7 @@ const ELEMENT: Partial<Record<ColumnType, ColumnType>> = {
 const SOCKET_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH']);
 const CONNECTION_GONE = /Connection terminated|Cannot use a pool after calling end|Client has encountered a connection error/;
 function connectionFailure(e: unknown): { name: string; cause: { kind: string; originalMessage: string } } | undefined {
-  const x = e as { code?: unknown; message?: unknown; errors?: unknown } | null;
+  const x = e as { code?: unknown; message?: unknown } | null;
   if (!x || typeof x !== 'object') return undefined;
   const message = typeof x.message === 'string' ? x.message : String(x.code);
   if (typeof x.code === 'string' && SOCKET_CODES.has(x.code)) return { name: 'DriverAdapterError', cause: { kind: 'DatabaseNotReachable', originalMessage: message } };
