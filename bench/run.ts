@@ -14,7 +14,7 @@
  *   - creates and full checkouts with WEB_CONCURRENCY=2 vs 1; start-up time and RSS (idle, under the
  *     create load, with 10,000 pending split jobs) compiled and with the TypeScript loader;
  *   - a PASS/FAIL line per target of issue 11. The report is printed and written to bench/last-run.md.
- * Each scenario's limit runs right after the gateway's. BENCH_SECONDS (default 6) is the length of one peak run.
+ * Each scenario's limit runs just before the gateway's runs and again after them; the ratio is to the mean of the two. BENCH_SECONDS (default 6) is the length of one peak run.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, openSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
@@ -43,6 +43,8 @@ const HALF_SECONDS = SECONDS;
 const ONLY = process.env.BENCH_ONLY?.split(',').filter(Boolean);
 /** BENCH_TAIL_TRACE=1: for each half-rate run, when its slow requests came (bench/load.ts) and the gateway's event-loop delay and GC meanwhile. */
 const TAIL_TRACE = process.env.BENCH_TAIL_TRACE === '1';
+/** BENCH_MARKS=1: each run's start and end on the monotonic clock, to cut a `perf record -k CLOCK_MONOTONIC` to one run. */
+const MARKS = process.env.BENCH_MARKS === '1';
 /** BENCH_DRAIN_TRACE=1: print the follow-up backlog and PostgreSQL's busy sessions while a run drains. */
 const DRAIN_TRACE = Boolean(process.env.BENCH_DRAIN_TRACE);
 const CPU_PROF = process.env.BENCH_CPU_PROF;
@@ -96,10 +98,23 @@ function ensureBuild(): void {
 // ---------------------------------------------------------------- the run
 
 interface Measured { r: LoadResult; cpu: Record<string, number>; rssMb: number }
-interface Row { key: string; name: string; peak: Measured; half?: LoadResult; limit?: Measured; drain?: { seconds: number; gatewayCpuMsPerOp: number } }
+/** `limit`: the mean of `limits`, its runs just before and just after the gateway's (see the loop). */
+interface Row { key: string; name: string; peak: Measured; half?: LoadResult; limit?: Measured; limits?: [Measured, Measured]; drain?: { seconds: number; gatewayCpuMsPerOp: number } }
 interface Memory { startMs: number; idleMb: number; loadMb: number; pendingMb: number }
 
 const PER_SET = 20_000;
+
+/** Two runs of the same work as one: mean rate and CPU per operation, the larger load-generator share. */
+function meanOf([a, b]: [Measured, Measured]): Measured {
+  const mean = (x: number, y: number) => (x + y) / 2;
+  return {
+    r: { ...a.r, rate: mean(a.r.rate, b.r.rate), cpuMsPerOp: mean(a.r.cpuMsPerOp, b.r.cpuMsPerOp), cpuShare: Math.max(a.r.cpuShare, b.r.cpuShare),
+      p50: Math.max(a.r.p50, b.r.p50), p99: Math.max(a.r.p99, b.r.p99), requests: a.r.requests + b.r.requests, ops: a.r.ops + b.r.ops,
+      non2xx: a.r.non2xx + b.r.non2xx, errors: a.r.errors + b.r.errors, durationS: a.r.durationS + b.r.durationS },
+    cpu: Object.fromEntries(Object.keys(a.cpu).map((k) => [k, mean(a.cpu[k]!, b.cpu[k] ?? a.cpu[k]!)])),
+    rssMb: Math.max(a.rssMb, b.rssMb),
+  };
+}
 
 async function main() {
   const t0 = Date.now();
@@ -215,12 +230,15 @@ async function main() {
       const first = await it.next();
       if (first.value !== 'READY') throw new Error(`load: ${first.value}`);
       const before = Object.fromEntries(Object.entries(pids).map(([k, p]) => [k, cpuMs(p)]));
+      const startedS = Number(process.hrtime.bigint()) / 1e9;
       let rss = 0;
       const measured = pids.gateway ?? pids.limit!;
       const sampler = setInterval(() => (rss = Math.max(rss, treeRssMb(measured))), 250);
       const last = await it.next();
       clearInterval(sampler);
       const after = Object.fromEntries(Object.entries(pids).map(([k, p]) => [k, cpuMs(p)]));
+      // On CLOCK_MONOTONIC, for `perf record -k CLOCK_MONOTONIC` then `perf report --time start,end`.
+      if (MARKS) log(`mark ${spec.target ?? 'gateway'} ${spec.scenario} ${spec.rate ? `at ${spec.rate}/s` : 'peak'} ${startedS.toFixed(3)},${(Number(process.hrtime.bigint()) / 1e9).toFixed(3)}`);
       const r = JSON.parse(String(last.value)) as LoadResult;
       const ops = Math.max(1, r.ops);
       const cpu = Object.fromEntries(Object.keys(pids).map((k) => [k, (after[k]! - before[k]!) / ops]));
@@ -259,19 +277,19 @@ async function main() {
     const url = one.url;
 
     // Unique data for the page and notify runs: open checkouts (and channel orders) inserted directly.
-    const seedCheckouts = async (letter: string, o: { openid?: boolean; orders?: boolean; outTradePrefix?: string } = {}) => {
+    const seedCheckouts = async (letter: string, o: { openid?: boolean; orders?: boolean; outTradePrefix?: string; count?: number } = {}) => {
       await db.query(
         `INSERT INTO checkouts (id, merchant_id, out_trade_no, amount_fen, description, payer_openid, expires_at, updated_at)
          SELECT 'co_${letter}' || lpad(g::text, 19, '0'), $1, $2 || g, 100, 'bench', $3, now() + interval '3 hours', now()
          FROM generate_series(0, $4 - 1) g`,
-        [MERCHANT, o.outTradePrefix ?? `seed_${letter}_`, o.openid ? 'oUpF8uMuAJO_M2pxb1Q9zNjWeS6o' : null, PER_SET],
+        [MERCHANT, o.outTradePrefix ?? `seed_${letter}_`, o.openid ? 'oUpF8uMuAJO_M2pxb1Q9zNjWeS6o' : null, o.count ?? PER_SET],
       );
       if (o.orders)
         await db.query(
           `INSERT INTO channel_orders (id, checkout_id, channel, trade_type, out_trade_no, payer_key, appid, mchid, updated_at)
            SELECT 'chor_${letter}' || g, 'co_${letter}' || lpad(g::text, 19, '0'), 'wechatpay', 'NATIVE', 'ot_${letter}_' || g, '', $1, $2, now()
            FROM generate_series(0, $3 - 1) g`,
-          [SANDBOX_APPID, SANDBOX_MCHID, PER_SET],
+          [SANDBOX_APPID, SANDBOX_MCHID, o.count ?? PER_SET],
         );
     };
     // h, j: gateway pages (H5, JSAPI); n, d: gateway notifies (unique, duplicate); p, q: limit pages; l, m: limit notifies.
@@ -279,17 +297,19 @@ async function main() {
     await seedCheckouts('j', { openid: true });
     await seedCheckouts('n', { orders: true });
     await seedCheckouts('d', { orders: true });
-    await seedCheckouts('p');
-    await seedCheckouts('q', { openid: true });
-    await seedCheckouts('l', { outTradePrefix: 'lim' });
-    await seedCheckouts('m', { outTradePrefix: 'limd' });
+    // The limit runs twice per scenario (before and after the gateway's runs): two sets' worth each.
+    await seedCheckouts('p', { count: 2 * PER_SET });
+    await seedCheckouts('q', { openid: true, count: 2 * PER_SET });
+    await seedCheckouts('l', { outTradePrefix: 'lim', count: 2 * PER_SET });
+    await seedCheckouts('m', { outTradePrefix: 'limd', count: 2 * PER_SET });
     await db.query('VACUUM ANALYZE');
     // The seeding's WAL written out now, not by a checkpoint during the first scenarios.
     await db.query('CHECKPOINT');
     const used: Record<string, number> = {};
+    const setSize = (letter: string) => ('pqlm'.includes(letter) ? 2 * PER_SET : PER_SET);
     const dataSpec = (letter: string, count: number) => {
       const from = used[letter] ?? 0;
-      const n = Math.min(count, PER_SET - from);
+      const n = Math.min(count, setSize(letter) - from);
       if (n <= 0) throw new Error(`seed set ${letter} exhausted`);
       used[letter] = from + n;
       return { idLetter: letter, from, count: n };
@@ -332,8 +352,10 @@ async function main() {
     ];
     const scenarios = all.filter((s) => !ONLY || ONLY.includes(s.key));
 
-    // Each scenario's limit runs right after the gateway's (same PostgreSQL; the limit process idles
-    // meanwhile), so a change in the machine's other load moves both sides of a ratio alike.
+    // Each scenario's limit runs just before the gateway's runs and just after them (same PostgreSQL;
+    // the limit process idles meanwhile, and the gateway during the limit's), and the ratio is to the
+    // mean of the two: this VM's speed drifts by a third within minutes (the host's load shows as our
+    // CPU time), and a limit measured on one side only took the drift into the ratio whole.
     const limit = ONLY ? undefined : node(['--import', 'tsx', 'bench/limit.ts'], { DATABASE_URL: pg.url, KEYS_DIR: keysDir, MERCHANT_ID: MERCHANT });
     const limitUrl = limit ? (await firstLine(limit, /^http/)).trim() : '';
     const limitPids = { limit: limit?.pid ?? 0, postgres: pgPid };
@@ -381,7 +403,11 @@ async function main() {
 
     /** Peak run, then the same scenario at half the peak rate, its follow-up work drained, then its limit. */
     const rows: Row[] = [];
+    const limitRun = () => (limit ? load({ ...scLimit!(), url: limitUrl, target: 'limit' }, limitPids) : undefined);
+    let scLimit: (() => Spec) | undefined;
     for (const sc of scenarios) {
+      scLimit = sc.limit;
+      const limBefore = await limitRun();
       await sc.before?.();
       // A second of the same requests first (not reported): a deployed gateway runs warm, and the
       // first scenario of a kind would otherwise pay V8's compilation of its path.
@@ -398,11 +424,13 @@ async function main() {
         log(`${sc.key} at half rate, the gateway's runtime: event-loop delay max ${after.lagMaxMs.toFixed(1)} ms, p99 ${after.lagP99Ms.toFixed(1)} ms; GC ${Object.entries(after.gc).map(([k, v]) => `${k} ${v.count - (gcBefore.gc[k]?.count ?? 0)}× ${(v.sum - (gcBefore.gc[k]?.sum ?? 0)).toFixed(0)} ms`).join(', ')}`);
       }
       const drain = await drained(peak.r.ops + half.r.ops);
-      const lim = limit ? await load({ ...sc.limit(), url: limitUrl, target: 'limit' }, limitPids) : undefined;
-      rows.push({ key: sc.key, name: sc.name, peak, half: half.r, limit: lim, drain });
+      const limAfter = await limitRun();
+      const limits = limBefore && limAfter ? ([limBefore, limAfter] as [Measured, Measured]) : undefined;
+      const lim = limits && meanOf(limits);
+      rows.push({ key: sc.key, name: sc.name, peak, half: half.r, limit: lim, limits, drain });
       log(`${sc.name}: ${peak.r.rate.toFixed(0)}/s p50 ${peak.r.p50} p99 ${peak.r.p99} ms, gateway ${peak.cpu.gateway!.toFixed(2)} CPU ms/req; at ${(peak.r.rate / 2).toFixed(0)}/s p99 ${half.r.p99} ms` +
         `; follow-ups drained in ${drain.seconds.toFixed(1)} s (${drain.gatewayCpuMsPerOp.toFixed(2)} gateway CPU ms/op)` +
-        (lim ? `; limit ${lim.r.rate.toFixed(0)}/s, ${lim.cpu.limit!.toFixed(2)} CPU ms/op` : ''));
+        (lim ? `; limit ${lim.r.rate.toFixed(0)}/s (before ${limits![0].r.rate.toFixed(0)}, after ${limits![1].r.rate.toFixed(0)}), ${lim.cpu.limit!.toFixed(2)} CPU ms/op` : ''));
     }
     if (limit) await stop(limit);
 
@@ -460,12 +488,12 @@ function writeReport(a: { rows: Row[]; create1: Measured; full1: Measured; creat
   out.push('');
   out.push('### One gateway process (`WEB_CONCURRENCY=1`, compiled, production configuration) and its limit, same run');
   out.push('');
-  out.push('CPU columns: CPU time (user + system) per completed request of each process tree during the peak run; "load gen." is autocannon\'s own process. Half-rate runs are paced evenly (bench/load.ts). "Follow-ups": after the half-rate run, the time until the gateway had handled every outbox event and rendered every merchant event the runs made, and its CPU for that per operation (not in the req/s); each limit runs after that. The limit is `bench/limit.ts` (bare `node:http`, only the unavoidable RSA/AES work and durable writes, same PostgreSQL).');
+  out.push('CPU columns: CPU time (user + system) per completed request of each process tree during the peak run; "load gen." is autocannon\'s own process. Half-rate runs are paced evenly (bench/load.ts). "Follow-ups": after the half-rate run, the time until the gateway had handled every outbox event and rendered every merchant event the runs made, and its CPU for that per operation (not in the req/s). The limit runs just before the gateway\'s runs and again after their follow-ups, and the ratio is to the mean of the two (the machine\'s speed drifts within minutes). The limit is `bench/limit.ts` (bare `node:http`, only the unavoidable RSA/AES work and durable writes, same PostgreSQL).');
   out.push('');
-  out.push('| scenario | req/s | p50 ms | p99 ms | p99 ms at half the peak rate | CPU ms/req: gateway | PostgreSQL | Redis | simulator | load gen. | gateway RSS MB (peak) | follow-ups after the runs: s, gateway CPU ms/op | limit req/s | limit CPU ms/op (limit, PostgreSQL) | ratio to limit |');
+  out.push('| scenario | req/s | p50 ms | p99 ms | p99 ms at half the peak rate | CPU ms/req: gateway | PostgreSQL | Redis | simulator | load gen. | gateway RSS MB (peak) | follow-ups after the runs: s, gateway CPU ms/op | limit req/s: mean (before / after) | limit CPU ms/op (limit, PostgreSQL) | ratio to limit |');
   out.push('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const r of a.rows)
-    out.push(`| ${r.name} | ${f(r.peak.r.rate)} | ${r.peak.r.p50} | ${r.peak.r.p99} | ${r.half?.p99} (at ${f(r.peak.r.rate / 2)}/s) | ${f(r.peak.cpu.gateway, 2)} | ${f(r.peak.cpu.postgres, 2)} | ${f(r.peak.cpu.redis, 3)} | ${f(r.peak.cpu.simulator, 2)} | ${f(r.peak.cpu.load, 2)} | ${f(r.peak.rssMb)} | ${f(r.drain?.seconds, 1)}, ${f(r.drain?.gatewayCpuMsPerOp, 2)} | ${f(r.limit?.r.rate)} | ${f(r.limit?.cpu.limit, 2)}, ${f(r.limit?.cpu.postgres, 2)} | **${f(100 * ratio(r))}%** |`);
+    out.push(`| ${r.name} | ${f(r.peak.r.rate)} | ${r.peak.r.p50} | ${r.peak.r.p99} | ${r.half?.p99} (at ${f(r.peak.r.rate / 2)}/s) | ${f(r.peak.cpu.gateway, 2)} | ${f(r.peak.cpu.postgres, 2)} | ${f(r.peak.cpu.redis, 3)} | ${f(r.peak.cpu.simulator, 2)} | ${f(r.peak.cpu.load, 2)} | ${f(r.peak.rssMb)} | ${f(r.drain?.seconds, 1)}, ${f(r.drain?.gatewayCpuMsPerOp, 2)} | ${f(r.limit?.r.rate)}${r.limits ? ` (${f(r.limits[0].r.rate)} / ${f(r.limits[1].r.rate)})` : ''} | ${f(r.limit?.cpu.limit, 2)}, ${f(r.limit?.cpu.postgres, 2)} | **${f(100 * ratio(r))}%** |`);
   out.push('');
   const full1 = row('full');
   out.push('### Both cores (`WEB_CONCURRENCY=2`)');
