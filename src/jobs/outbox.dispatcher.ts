@@ -19,6 +19,14 @@ export interface OutboxEventRow {
  */
 export type OutboxHandler = ((event: OutboxEventRow) => Promise<void>) & {
   prepare?(events: OutboxEventRow[]): Promise<(event: OutboxEventRow) => Promise<void>>;
+  /**
+   * When this handler would do nothing for an event: a condition on its row (`o`, outbox_events),
+   * evaluated by the claim. A row for which every handler of its type says so is marked processed by
+   * the claim itself (no handler call, no done-mark: a payment without profit sharing and without
+   * another open order is one statement per pass, not three). The claim's snapshot is taken after the
+   * row was committed, so the condition sees everything that committed before it.
+   */
+  idleWhen?: Prisma.Sql;
 };
 
 /** Rows claimed per pass; a pass that handled this many means more are waiting. */
@@ -46,15 +54,20 @@ export async function dispatchOutboxOnce(
   // LOCKED)` a plan made on an empty table (prepared statements keep theirs) re-ran the subquery for
   // every row, each run skipping the rows just leased: a pass leased the whole backlog, not n.
   // Planned each time (PLAN_EACH_TIME): a burst fills the table from empty.
-  const rows = await rawQuery<{ id: bigint; type: string; aggregate_id: string; payload: unknown; attempts: number }>(prisma, Prisma.sql`
+  // Rows with nothing to do (idleWhen) are marked processed here, as the done-mark below would.
+  const claimed = await rawQuery<{ id: bigint; type: string; aggregate_id: string; payload: unknown; attempts: number; idle: boolean }>(prisma, Prisma.sql`
     ${Prisma.raw(PLAN_EACH_TIME)} WITH pick AS MATERIALIZED (
-      SELECT id FROM outbox_events
-       WHERE processed_at IS NULL AND available_at <= ${now}
-       ORDER BY id LIMIT ${opts.batch ?? OUTBOX_BATCH} FOR UPDATE SKIP LOCKED)
-    UPDATE outbox_events o SET available_at = ${leaseUntil}
+      SELECT o.id, ${idleCondition(handlers)} AS idle FROM outbox_events o
+       WHERE o.processed_at IS NULL AND o.available_at <= ${now}
+       ORDER BY o.id LIMIT ${opts.batch ?? OUTBOX_BATCH} FOR UPDATE OF o SKIP LOCKED)
+    UPDATE outbox_events o SET available_at = ${leaseUntil},
+        processed_at = CASE WHEN pick.idle THEN ${sqlUtc(now)} END,
+        attempts = o.attempts + CASE WHEN pick.idle THEN 1 ELSE 0 END,
+        last_error = CASE WHEN pick.idle THEN NULL ELSE o.last_error END
       FROM pick WHERE o.id = pick.id
-    RETURNING o.id, o.type, o.aggregate_id, o.payload, o.attempts`);
-  rows.sort((a, b) => (a.id < b.id ? -1 : 1));
+    RETURNING o.id, o.type, o.aggregate_id, o.payload, o.attempts, pick.idle`);
+  const idle = claimed.filter((r) => r.idle).length;
+  const rows = claimed.filter((r) => !r.idle).sort((a, b) => (a.id < b.id ? -1 : 1));
 
   // Marked processed together after the pass (one statement, not one per row). A crash before that
   // hands the pass's rows out again when their lease ends: handlers are idempotent (see OutboxHandler).
@@ -89,8 +102,15 @@ export async function dispatchOutboxOnce(
     if (done.length)
       await rawExecute(prisma, Prisma.sql`UPDATE outbox_events SET processed_at = ${sqlUtc(deps.now())}, attempts = attempts + 1, last_error = NULL WHERE id = ANY(${done.map(String)}::bigint[])`);
   }
-  const handled = done.length;
+  const handled = done.length + idle;
   return handled;
+}
+
+/** SQL: true for a row (`o`) whose type's handlers all have nothing to do (each has an idleWhen). */
+function idleCondition(handlers: Record<string, OutboxHandler[]>): Prisma.Sql {
+  const types = Object.entries(handlers).filter(([, hs]) => hs.length > 0 && hs.every((h) => h.idleWhen));
+  if (!types.length) return Prisma.sql`false`;
+  return Prisma.join(types.map(([type, hs]) => Prisma.sql`(o.type = ${type} AND ${Prisma.join(hs.map((h) => Prisma.sql`(${h.idleWhen!})`), ' AND ')})`), ' OR ');
 }
 
 /** Each type's handlers for this pass: prepared over the pass's events of that type where they can be. */

@@ -1,6 +1,6 @@
 import { Pool } from 'pg';
 import { dispatchOutboxOnce, OUTBOX_BATCH } from '../../src/jobs/outbox.dispatcher';
-import { createPrisma } from '../../src/lib/prisma';
+import { createPrisma, Prisma } from '../../src/lib/prisma';
 import { createTestDatabase } from '../support/db';
 import { startHarness, type Harness } from '../support/harness';
 
@@ -26,6 +26,29 @@ it('When two dispatchers run at once over slow handlers, then each event is hand
   expect(a + b).toBe(3);
   expect(seen.sort()).toEqual(['s1', 's2', 's3']);
   expect((await rowsOf('t.slow')).every((r) => r.processedAt !== null && r.attempts === 1)).toBe(true);
+});
+
+it('When every handler of an event has nothing to do, then the claim marks it processed without calling them', async () => {
+  await h.db.prisma.outboxEvent.createMany({
+    data: [
+      { type: 't.idle', aggregateId: 'i1', payload: { work: false } },
+      { type: 't.idle', aggregateId: 'i2', payload: { work: true } },
+      { type: 't.half', aggregateId: 'h1', payload: { work: false } },
+    ],
+  });
+  const called: string[] = [];
+  const record = async (e: { aggregateId: string }) => void called.push(e.aggregateId);
+  const noWork = Prisma.sql`o.payload->>'work' = 'false'`;
+  const handlers = {
+    't.idle': [Object.assign(record, { idleWhen: noWork }), Object.assign(async () => undefined, { idleWhen: noWork })],
+    // One handler that cannot tell: its events always run.
+    't.half': [Object.assign(async (e: { aggregateId: string }) => void called.push(e.aggregateId), { idleWhen: noWork }), async () => undefined],
+  };
+  expect(await dispatchOutboxOnce(h.deps, handlers)).toBe(3);
+  expect(called.sort()).toEqual(['h1', 'i2']);
+  const rows = [...(await rowsOf('t.idle')), ...(await rowsOf('t.half'))];
+  expect(rows.map((r) => [r.aggregateId, r.processedAt !== null, r.attempts])).toEqual([['i1', true, 1], ['i2', true, 1], ['h1', true, 1]]);
+  expect(await dispatchOutboxOnce(h.deps, handlers)).toBe(0);
 });
 
 it('When a handler fails, then that event backs off with its error while the others are processed', async () => {

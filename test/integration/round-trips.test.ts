@@ -34,12 +34,12 @@ const BUDGET = {
   // its checkout.paid event reads): the checkout with its channel orders in one SELECT (was 2 typed
   // reads + 4 split-record reads).
   getPaidCheckout: { db: 1, redis: 0 },
-  // The follow-ups of a burst of payments (a pass handles up to 20): the outbox pass claims its rows,
-  // reads every paid checkout's other open orders in 1 (the sibling close's `prepare`; was 1 per
-  // payment; no split for a checkout without profit sharing) and marks them all processed in 1 (was 1
-  // each); the render pass reads the new events, their checkouts in 1 (was 1 each) and stores the
-  // bodies in 1 (was 1 each).
-  outboxPass: { db: 3, redis: 0 },
+  // The follow-ups of a burst of payments (a pass handles up to 20) without profit sharing and
+  // without another open order: the outbox pass's claim finds that no handler has anything to do
+  // (idleWhen) and marks them processed itself, 1 (was 3: the claim, the other open orders' read, the
+  // done-mark; before passes, 1 + 2 per payment); the render pass reads the new events, their
+  // checkouts in 1 (was 1 each) and stores the bodies in 1 (was 1 each).
+  outboxPass: { db: 1, redis: 0 },
   renderPass: { db: 3, redis: 0 },
   // The webhook dispatcher's pass when those payments' merchant has no endpoint: a claim of what is
   // due, then the render pass; its write says that no event of the pass has a pending delivery, so no

@@ -1,5 +1,6 @@
 import type { AppDeps } from '../../app.types';
 import type { OutboxHandler } from '../../jobs/outbox.dispatcher';
+import { Prisma } from '../../lib/prisma';
 import { closeChannelOrders, openOrdersOf } from './payment.sync';
 
 /**
@@ -19,5 +20,8 @@ export function closeSiblingOrders(deps: Pick<AppDeps, 'prisma' | 'channel' | 'l
       await closeChannelOrders(deps, event.aggregateId, open.get(event.aggregateId) ?? []);
     };
   };
+  // No `created` order left (openOrdersOf's condition): nothing to close. Orders are inserted only
+  // while the checkout is open, holding its row until they commit, so none can commit after the payment.
+  handler.idleWhen = Prisma.sql`NOT EXISTS (SELECT 1 FROM channel_orders co WHERE co.checkout_id = o.aggregate_id AND co.status = 'created')`;
   return handler;
 }

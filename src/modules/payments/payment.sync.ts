@@ -1,7 +1,8 @@
 import type { PaymentChannel } from '../../channels/channel';
 import { ChannelError } from '../../lib/errors';
 import type { Logger } from '../../lib/logger';
-import { sqlUtc, type PrismaClient } from '../../lib/prisma';
+import { Prisma, sqlUtc, type PrismaClient } from '../../lib/prisma';
+import { rawQuery } from '../../lib/raw-sql';
 import { checkoutSourcesOf } from '../checkout/checkout.states';
 import { publishEvent } from '../webhooks/webhook.publish';
 import { applyPaidTransaction, PaymentMismatch } from './payment.apply';
@@ -73,13 +74,14 @@ export async function closeChannelOrders(deps: SyncDeps, checkoutId: string, rea
 export type OpenOrder = { id: string; accountId: string | null; outTradeNo: string };
 
 /**
- * The `created` channel orders of these checkouts, by checkout. Raw: it runs for every payment (the
- * outbox's follow-up, a pass at a time), usually to find nothing; the typed read cost ~0.4 ms of CPU.
+ * The `created` channel orders of these checkouts, by checkout. Raw (below the client's runtime, as
+ * the outbox's own statements): it runs for every payment (the outbox's follow-up, a pass at a time),
+ * usually to find nothing; the typed read cost ~0.4 ms of CPU.
  */
 export async function openOrdersOf(prisma: PrismaClient, checkoutIds: string[]): Promise<Map<string, OpenOrder[]>> {
-  const rows = await prisma.$queryRaw<Array<OpenOrder & { checkoutId: string }>>`
+  const rows = await rawQuery<OpenOrder & { checkoutId: string }>(prisma, Prisma.sql`
     SELECT id, checkout_id AS "checkoutId", account_id AS "accountId", out_trade_no AS "outTradeNo"
-      FROM channel_orders WHERE checkout_id = ANY(${checkoutIds}::text[]) AND status = 'created' ORDER BY created_at, id`;
+      FROM channel_orders WHERE checkout_id = ANY(${checkoutIds}::text[]) AND status = 'created' ORDER BY created_at, id`);
   const out = new Map<string, OpenOrder[]>();
   for (const { checkoutId, ...o } of rows) out.set(checkoutId, [...(out.get(checkoutId) ?? []), o]);
   return out;

@@ -1,5 +1,7 @@
 import type { AppDeps, AppModule } from '../../app.types';
 import { startLoop } from '../../jobs/loop';
+import type { OutboxEventRow } from '../../jobs/outbox.dispatcher';
+import { Prisma } from '../../lib/prisma';
 import { PAYMENT_SUCCEEDED } from '../payments/payment.apply';
 import { markSplitDue, scanSplitDue } from './split.due';
 import { alertFrozenFunds, kickStalled, reconcileOnce } from './split.reconcile';
@@ -52,7 +54,7 @@ export function createSplitsModule(opts: SplitsModuleOptions = {}): AppModule {
     }),
     outboxHandlers: (deps) => ({
       [PAYMENT_SUCCEEDED]: [
-        async (event) => {
+        Object.assign(async (event: OutboxEventRow) => {
           // The payment's own mode, written into the event when it was applied: `none` is final (no
           // split can start on such a checkout), so there is nothing to schedule and nothing to read.
           if ((event.payload as { profitSharing?: string } | null)?.profitSharing === 'none') return;
@@ -64,7 +66,7 @@ export function createSplitsModule(opts: SplitsModuleOptions = {}): AppModule {
           await markSplitDue(deps.prisma, c.id, new Date(readyAt));
           // Throws if Redis is down: the outbox keeps the event and retries.
           await queueOf(deps).enqueue(`pay_${c.id}`, { checkoutId: c.id }, Math.max(0, delay));
-        },
+        }, { idleWhen: Prisma.sql`o.payload->>'profitSharing' = 'none'` }), // the same test, read by the outbox's claim
       ],
     }),
     startWorkers: async (deps) => {
