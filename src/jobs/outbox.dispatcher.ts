@@ -57,15 +57,19 @@ export async function dispatchOutboxOnce(
   // Rows with nothing to do (idleWhen) are marked processed here, as the done-mark below would.
   const claimed = await rawQuery<{ id: bigint; type: string; aggregate_id: string; payload: unknown; attempts: number; idle: boolean }>(prisma, Prisma.sql`
     ${Prisma.raw(PLAN_EACH_TIME)} WITH pick AS MATERIALIZED (
-      SELECT o.id, ${idleCondition(handlers)} AS idle FROM outbox_events o
-       WHERE o.processed_at IS NULL AND o.available_at <= ${now}
-       ORDER BY o.id LIMIT ${opts.batch ?? OUTBOX_BATCH} FOR UPDATE OF o SKIP LOCKED)
+      SELECT id, type, aggregate_id, payload FROM outbox_events
+       WHERE processed_at IS NULL AND available_at <= ${now}
+       ORDER BY id LIMIT ${opts.batch ?? OUTBOX_BATCH} FOR UPDATE SKIP LOCKED),
+    -- Judged after the pick, over its rows only (\`o\` is the picked row): inside the pick, the planner
+    -- sized idleWhen's reads by the whole backlog, not by the LIMIT, and read every channel order
+    -- once a backlog was large.
+    judged AS MATERIALIZED (SELECT o.id, ${idleCondition(handlers)} AS idle FROM pick o)
     UPDATE outbox_events o SET available_at = ${leaseUntil},
-        processed_at = CASE WHEN pick.idle THEN ${sqlUtc(now)} END,
-        attempts = o.attempts + CASE WHEN pick.idle THEN 1 ELSE 0 END,
-        last_error = CASE WHEN pick.idle THEN NULL ELSE o.last_error END
-      FROM pick WHERE o.id = pick.id
-    RETURNING o.id, o.type, o.aggregate_id, o.payload, o.attempts, pick.idle`);
+        processed_at = CASE WHEN judged.idle THEN ${sqlUtc(now)} END,
+        attempts = o.attempts + CASE WHEN judged.idle THEN 1 ELSE 0 END,
+        last_error = CASE WHEN judged.idle THEN NULL ELSE o.last_error END
+      FROM judged WHERE o.id = judged.id
+    RETURNING o.id, o.type, o.aggregate_id, o.payload, o.attempts, judged.idle`);
   const idle = claimed.filter((r) => r.idle).length;
   const rows = claimed.filter((r) => !r.idle).sort((a, b) => (a.id < b.id ? -1 : 1));
 

@@ -1,5 +1,5 @@
 import { Pool } from 'pg';
-import { modules } from '../../src/gateway';
+import { modules, outboxHandlers } from '../../src/gateway';
 import { createPrisma, type PrismaClient } from '../../src/lib/prisma';
 import { dispatchOutboxOnce } from '../../src/jobs/outbox.dispatcher';
 import { SWEEP_BATCH, sweepExpiredCheckouts } from '../../src/modules/payments/payment.sync';
@@ -175,6 +175,32 @@ it('When 20,000 outbox events are processed and a few are new, then a pass handl
   expect(claim).toHaveLength(1);
   // The claim is an UPDATE: replayed in a transaction that is rolled back.
   await withinPages(claim, { rollback: true });
+});
+
+it('When thousands of payments wait for their follow-ups and 30,000 channel orders exist, then a claim judges only its own rows and touches few pages', async () => {
+  // What a claim with the real handlers reads to decide "nothing to do" (the sibling close's check of
+  // the checkout's other orders). Judged inside the pick, the planner sized that check by the backlog
+  // and read every channel order (a full scan per claim from ~2,000 waiting rows on).
+  const n = 30_000;
+  await h.db.prisma.$executeRawUnsafe(`
+    INSERT INTO checkouts (id, merchant_id, out_trade_no, amount_fen, description, expires_at, updated_at, status, paid_at, transaction_id)
+    SELECT 'co_wl' || lpad(g::text, 17, '0'), 'mch_test', 'wl_' || g, 100, 'd', now(), now(), 'paid', now(), 'tx_wl_' || g FROM generate_series(1, ${n}) g`);
+  await h.db.prisma.$executeRawUnsafe(`
+    INSERT INTO channel_orders (id, checkout_id, channel, trade_type, out_trade_no, payer_key, appid, mchid, updated_at, status)
+    SELECT 'chor_wl' || g, 'co_wl' || lpad(g::text, 17, '0'), 'wechatpay', 'NATIVE', 'otn_wl' || g, '', 'a', 'm', now(), 'paid' FROM generate_series(1, ${n}) g`);
+  await h.db.prisma.$executeRawUnsafe(`UPDATE outbox_events SET processed_at = now() WHERE processed_at IS NULL`);
+  await h.db.prisma.$executeRawUnsafe(`
+    INSERT INTO outbox_events (type, aggregate_id, payload)
+    SELECT 'payment.succeeded', 'co_wl' || lpad(g::text, 17, '0'), '{"profitSharing":"none"}' FROM generate_series(1, 3000) g`);
+  for (const t of ['checkouts', 'channel_orders', 'outbox_events']) await h.db.prisma.$executeRawUnsafe(`ANALYZE ${t}`);
+  seen.length = 0;
+  // A pass of 5: its 5 updates leave the page budget to the reads (each non-HOT update is ~15 pages).
+  expect(await dispatchOutboxOnce({ ...h.deps, prisma }, outboxHandlers({ ...h.deps, prisma }), { batch: 5 })).toBe(5);
+  expect(await h.db.prisma.outboxEvent.count({ where: { type: 'payment.succeeded', processedAt: { not: null }, aggregateId: { startsWith: 'co_wl' } } })).toBe(5);
+  const claim = seen.filter((q) => q.text.includes('outbox_events') && q.text.includes('SKIP LOCKED'));
+  expect(claim).toHaveLength(1);
+  await withinPages(claim, { rollback: true });
+  await h.db.prisma.$executeRawUnsafe(`UPDATE outbox_events SET processed_at = now() WHERE processed_at IS NULL`);
 });
 
 // Last: it starts the background loops, whose outbox dispatcher would take the other tests' events.
