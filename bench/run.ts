@@ -403,11 +403,9 @@ async function main() {
 
     /** Peak run, then the same scenario at half the peak rate, its follow-up work drained, then its limit. */
     const rows: Row[] = [];
-    const limitRun = () => (limit ? load({ ...scLimit!(), url: limitUrl, target: 'limit' }, limitPids) : undefined);
-    let scLimit: (() => Spec) | undefined;
+    const limitRun = (sc: ScenarioDef) => (limit ? load({ ...sc.limit(), url: limitUrl, target: 'limit' }, limitPids) : undefined);
     for (const sc of scenarios) {
-      scLimit = sc.limit;
-      const limBefore = await limitRun();
+      const limBefore = await limitRun(sc);
       await sc.before?.();
       // A second of the same requests first (not reported): a deployed gateway runs warm, and the
       // first scenario of a kind would otherwise pay V8's compilation of its path.
@@ -424,7 +422,7 @@ async function main() {
         log(`${sc.key} at half rate, the gateway's runtime: event-loop delay max ${after.lagMaxMs.toFixed(1)} ms, p99 ${after.lagP99Ms.toFixed(1)} ms; GC ${Object.entries(after.gc).map(([k, v]) => `${k} ${v.count - (gcBefore.gc[k]?.count ?? 0)}× ${(v.sum - (gcBefore.gc[k]?.sum ?? 0)).toFixed(0)} ms`).join(', ')}`);
       }
       const drain = await drained(peak.r.ops + half.r.ops);
-      const limAfter = await limitRun();
+      const limAfter = await limitRun(sc);
       const limits = limBefore && limAfter ? ([limBefore, limAfter] as [Measured, Measured]) : undefined;
       const lim = limits && meanOf(limits);
       rows.push({ key: sc.key, name: sc.name, peak, half: half.r, limit: lim, limits, drain });

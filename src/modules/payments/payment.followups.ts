@@ -1,7 +1,7 @@
 import type { AppDeps } from '../../app.types';
 import type { OutboxHandler } from '../../jobs/outbox.dispatcher';
 import { Prisma } from '../../lib/prisma';
-import { closeChannelOrders, openOrdersOf } from './payment.sync';
+import { closeChannelOrders, noOpenOrder, openOrdersOf } from './payment.sync';
 
 /**
  * After a checkout is paid, close its other unpaid channel orders (e.g. the QR shown on a desktop
@@ -20,8 +20,8 @@ export function closeSiblingOrders(deps: Pick<AppDeps, 'prisma' | 'channel' | 'l
       await closeChannelOrders(deps, event.aggregateId, open.get(event.aggregateId) ?? []);
     };
   };
-  // No `created` order left (openOrdersOf's condition): nothing to close. Orders are inserted only
-  // while the checkout is open, holding its row until they commit, so none can commit after the payment.
-  handler.idleWhen = Prisma.sql`NOT EXISTS (SELECT 1 FROM channel_orders co WHERE co.checkout_id = o.aggregate_id AND co.status = 'created')`;
+  // No open order left (the one openOrdersOf reads): nothing to close. Orders are inserted only while
+  // the checkout is open, holding its row until they commit, so none can commit after the payment.
+  handler.idleWhen = noOpenOrder(Prisma.sql`o.aggregate_id`);
   return handler;
 }

@@ -73,6 +73,12 @@ export async function closeChannelOrders(deps: SyncDeps, checkoutId: string, rea
 /** A channel order not yet paid or closed, with what closing it at the channel needs. */
 export type OpenOrder = { id: string; accountId: string | null; outTradeNo: string };
 
+/** A channel order still open at the channel: not paid, not closed. One definition for every reader. */
+const OPEN_ORDER = Prisma.sql`status = 'created'`;
+
+/** SQL: the checkout `checkoutId` (an SQL expression) has no open channel order left. */
+export const noOpenOrder = (checkoutId: Prisma.Sql) => Prisma.sql`NOT EXISTS (SELECT 1 FROM channel_orders WHERE checkout_id = ${checkoutId} AND ${OPEN_ORDER})`;
+
 /**
  * The `created` channel orders of these checkouts, by checkout. Raw (below the client's runtime, as
  * the outbox's own statements): it runs for every payment (the outbox's follow-up, a pass at a time),
@@ -81,7 +87,7 @@ export type OpenOrder = { id: string; accountId: string | null; outTradeNo: stri
 export async function openOrdersOf(prisma: PrismaClient, checkoutIds: string[]): Promise<Map<string, OpenOrder[]>> {
   const rows = await rawQuery<OpenOrder & { checkoutId: string }>(prisma, Prisma.sql`
     SELECT id, checkout_id AS "checkoutId", account_id AS "accountId", out_trade_no AS "outTradeNo"
-      FROM channel_orders WHERE checkout_id = ANY(${checkoutIds}::text[]) AND status = 'created' ORDER BY created_at, id`);
+      FROM channel_orders WHERE checkout_id = ANY(${checkoutIds}::text[]) AND ${OPEN_ORDER} ORDER BY created_at, id`);
   const out = new Map<string, OpenOrder[]>();
   for (const { checkoutId, ...o } of rows) out.set(checkoutId, [...(out.get(checkoutId) ?? []), o]);
   return out;
