@@ -308,3 +308,28 @@ describe('a sub-merchant\'s own account', () => {
     }
   });
 });
+
+describe('split money taken back for a refund', () => {
+  // Last in this file: the refund adds lines to the day's bills that the tests above do not expect.
+  it('When a refund takes split money back from a receiver, then its 分账回退 line matches ours, and a dropped or altered one is found', async () => {
+    const split = await h.db.prisma.splitBatch.findUniqueOrThrow({ where: { outOrderNo: splitOrderNo } });
+    const r = await postRefund(h, split.checkoutId, { amount: 1000, reason: '回退对账', split_return: 'proportional' }).expect(201);
+    await waitForRefund(h, r.body.id, ['succeeded']);
+    const ret = await h.db.prisma.refundReturn.findFirstOrThrow({ where: { refundId: r.body.id } });
+    expect(ret).toMatchObject({ amountFen: 30, state: 'succeeded' });
+
+    expect(await run()).toMatchObject({ status: 'succeeded', mismatches: 0 });
+    const row = await h.db.prisma.reconciliationRun.findUniqueOrThrow({ where: { accountKey_billDate: { accountKey: DEFAULT_ACCOUNT, billDate: day } } });
+    expect(row).toMatchObject({ splitFen: 300, returnedFen: 30, refunds: 2 });
+    // The sub-merchant's run of the same day (above) keeps its own open lines.
+    const openOfRun = (runId: string) => h.db.prisma.billMismatch.findMany({ where: { runId, status: 'open' }, orderBy: { kind: 'asc' } });
+
+    h.sim.control.bills.fault({ bill: 'profitsharing', action: 'drop', ref: ret.outReturnNo });
+    expect(await run()).toMatchObject({ open: 1 });
+    expect((await openOfRun(row.id)).map((m) => [m.kind, m.ref])).toEqual([['SPLIT_MISSING_CHANNEL', `${ret.outReturnNo}:${ret.account}`]]);
+    h.sim.control.bills.clear();
+    h.sim.control.bills.fault({ bill: 'profitsharing', action: 'amount', ref: ret.outReturnNo, deltaFen: 5 });
+    await run();
+    expect((await openOfRun(row.id)).map((m) => [m.kind, m.ours, m.theirs])).toEqual([['SPLIT_AMOUNT_DIFFERS', '30', '35']]);
+  });
+});

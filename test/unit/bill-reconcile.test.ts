@@ -1,5 +1,5 @@
 import { formatProfitSharingBill, formatTradeBill, type BillPaymentRow, type BillSplitRow } from '../../src/simulator/bills/format';
-import { matchProfitSharingBill, matchTradeBill, type OurPayment, type OurRefund } from '../../src/modules/reconciliation/bill.match';
+import { BILL_COLUMNS, matchProfitSharingBill, matchTradeBill, type OurPayment, type OurRefund } from '../../src/modules/reconciliation/bill.match';
 import { BillFormatError, billCount, parseBill, yuanToFen } from '../../src/modules/reconciliation/bill.parse';
 
 // An ALL trade bill with the refund row of the axios-wechatpay fixture (tests/fixtures/bill.ALL.csv, quoted in
@@ -36,7 +36,28 @@ describe('bill parsing', () => {
   test('a line whose field count differs from its header is refused', () => {
     expect(() => parseBill(`${HEADER_ALL}\n\`a,\`b\n`)).toThrow(/line 2 has 2 fields/);
   });
+
+  test('with the columns to keep, a row holds only those (either spelling of a parenthesis), read from bytes with BOM, CRLF and blank lines', () => {
+    const text = `\uFEFF${HEADER_ALL}\r\n\r\n${AXIOS_REFUND_ROW}\r\n`;
+    const bill = parseBill(Buffer.from(text), ['交易状态', '商户退款单号', '退款金额']);
+    expect(bill.header).toHaveLength(27);
+    expect(bill.rows).toEqual([{ 交易状态: 'REFUND', 商户退款单号: 'REF4200000263201902167700963919', 退款金额: '0.01' }]);
+    expect(parseBill(text)).toEqual(parseBill(Buffer.from(text)));
+    const sharing = parseBill('业务类型,分账金额（元）,备注\n`分账,`1.00,`x\n', BILL_COLUMNS.profitsharing);
+    expect(sharing.rows).toEqual([{ 业务类型: '分账', '分账金额（元）': '1.00' }]);
+  });
+
+  test('a row keeping few columns still has every field counted, on its real line number; nothing may follow the summary', () => {
+    expect(() => parseBill(`${HEADER_ALL}\r\n\r\n${AXIOS_REFUND_ROW}\r\n\`a,\`b\r\n`, ['交易状态'])).toThrow(/line 4 has 2 fields, its header 27/);
+    expect(() => parseBill(`${HEADER_ALL}\n${AXIOS_REFUND_ROW}\n总交易单数\n\`1\n\`2\n`)).toThrow(/unexpected line 5 after the summary/);
+    expect(() => parseBill('\n \r\n')).toThrow(/empty bill/);
+    expect(() => parseBill('`1,`2\n')).toThrow(/does not start with a header line/);
+  });
 });
+
+/** As the reconciliation run reads them: only the columns the matchers name (a missing one throws). */
+const tradeBill = (text: string) => parseBill(text, BILL_COLUMNS.trade);
+const sharingBill = (text: string) => parseBill(text, BILL_COLUMNS.profitsharing);
 
 const payment = (n: number, totalFen: number, extra: Partial<BillPaymentRow> = {}): BillPaymentRow => ({
   time: `2026-12-01 10:00:${String(n).padStart(2, '0')}`,
@@ -69,7 +90,7 @@ describe('trade bill matching (the simulator writes, the gateway reads)', () => 
     const text = formatTradeBill('ALL', [p1, p2], [refund]);
     expect(text.startsWith('\uFEFF')).toBe(true);
     expect(text.endsWith('\r\n')).toBe(true);
-    const r = matchTradeBill(parseBill(text), ours());
+    const r = matchTradeBill(tradeBill(text), ours());
     expect(r.mismatches).toEqual([]);
     expect(r).toMatchObject({ payments: 2, refunds: 1, paidFen: 3550, refundedFen: 400, feesFen: 6 + 15 - 2 });
   });
@@ -77,32 +98,32 @@ describe('trade bill matching (the simulator writes, the gateway reads)', () => 
   test('each altered or missing line is exactly its mismatch', () => {
     const missingOurs = ours();
     missingOurs.payments = missingOurs.payments.filter((p) => p.outTradeNo !== p2.outTradeNo);
-    expect(matchTradeBill(parseBill(formatTradeBill('ALL', [p1, p2], [refund])), missingOurs).mismatches.map((m) => [m.kind, m.ref])).toEqual([
+    expect(matchTradeBill(tradeBill(formatTradeBill('ALL', [p1, p2], [refund])), missingOurs).mismatches.map((m) => [m.kind, m.ref])).toEqual([
       ['PAYMENT_MISSING_OURS', p2.outTradeNo],
     ]);
-    expect(matchTradeBill(parseBill(formatTradeBill('ALL', [p1], [refund])), ours()).mismatches.map((m) => [m.kind, m.ref])).toEqual([
+    expect(matchTradeBill(tradeBill(formatTradeBill('ALL', [p1], [refund])), ours()).mismatches.map((m) => [m.kind, m.ref])).toEqual([
       ['PAYMENT_MISSING_CHANNEL', p2.outTradeNo],
     ]);
-    expect(matchTradeBill(parseBill(formatTradeBill('ALL', [p1, { ...p2, totalFen: 2551 }], [refund])), ours()).mismatches.map((m) => m.kind)).toEqual([
+    expect(matchTradeBill(tradeBill(formatTradeBill('ALL', [p1, { ...p2, totalFen: 2551 }], [refund])), ours()).mismatches.map((m) => m.kind)).toEqual([
       'PAYMENT_AMOUNT_DIFFERS',
     ]);
     const unpaid = ours();
     unpaid.payments[0]!.paid = false;
-    expect(matchTradeBill(parseBill(formatTradeBill('ALL', [p1, p2], [refund])), unpaid).mismatches.map((m) => m.kind)).toEqual(['PAYMENT_STATE_DIFFERS']);
-    expect(matchTradeBill(parseBill(formatTradeBill('ALL', [p1, p2], [])), ours()).mismatches.map((m) => [m.kind, m.ref])).toEqual([['REFUND_MISSING_CHANNEL', 're_1']]);
-    expect(matchTradeBill(parseBill(formatTradeBill('ALL', [p1, p2], [{ ...refund, refundFen: 300 }])), ours()).mismatches.map((m) => m.kind)).toEqual([
+    expect(matchTradeBill(tradeBill(formatTradeBill('ALL', [p1, p2], [refund])), unpaid).mismatches.map((m) => m.kind)).toEqual(['PAYMENT_STATE_DIFFERS']);
+    expect(matchTradeBill(tradeBill(formatTradeBill('ALL', [p1, p2], [])), ours()).mismatches.map((m) => [m.kind, m.ref])).toEqual([['REFUND_MISSING_CHANNEL', 're_1']]);
+    expect(matchTradeBill(tradeBill(formatTradeBill('ALL', [p1, p2], [{ ...refund, refundFen: 300 }])), ours()).mismatches.map((m) => m.kind)).toEqual([
       'REFUND_AMOUNT_DIFFERS',
     ]);
     const refused = ours();
     refused.refunds[0]!.status = 'failed';
-    expect(matchTradeBill(parseBill(formatTradeBill('ALL', [p1, p2], [refund])), refused).mismatches.map((m) => m.kind)).toEqual(['REFUND_STATE_DIFFERS']);
+    expect(matchTradeBill(tradeBill(formatTradeBill('ALL', [p1, p2], [refund])), refused).mismatches.map((m) => m.kind)).toEqual(['REFUND_STATE_DIFFERS']);
   });
 
   test('a summary that does not add up to its lines is reported', () => {
     const text = formatTradeBill('SUCCESS', [p1, p2], []);
     const lines = text.split('\r\n');
     lines.splice(1, 1); // a detail line dropped after the summary was written
-    const r = matchTradeBill(parseBill(lines.join('\r\n')), { payments: ours().payments.slice(1), refunds: [] });
+    const r = matchTradeBill(tradeBill(lines.join('\r\n')), { payments: ours().payments.slice(1), refunds: [] });
     expect(r.mismatches.map((m) => m.kind)).toEqual(['SUMMARY_DIFFERS']);
   });
 });
@@ -129,17 +150,17 @@ describe('profit-sharing bill matching', () => {
 
   test('clean, missing, altered and unknown lines', () => {
     const clean = [row('co_1-s1-b1', '1900000109', 100), row('co_1-s1-b1', '1900000110', 50), row('co_1-unfreeze', '1900000001', 850, '解冻给分账方')];
-    expect(matchProfitSharingBill(parseBill(formatProfitSharingBill(clean)), ours)).toEqual({ mismatches: [], splitFen: 150, returnedFen: 0 });
-    expect(matchProfitSharingBill(parseBill(formatProfitSharingBill(clean.slice(1))), ours).mismatches.map((m) => [m.kind, m.ref])).toEqual([
+    expect(matchProfitSharingBill(sharingBill(formatProfitSharingBill(clean)), ours)).toEqual({ mismatches: [], splitFen: 150, returnedFen: 0 });
+    expect(matchProfitSharingBill(sharingBill(formatProfitSharingBill(clean.slice(1))), ours).mismatches.map((m) => [m.kind, m.ref])).toEqual([
       ['SPLIT_MISSING_CHANNEL', 'co_1-s1-b1:1900000109'],
     ]);
-    expect(matchProfitSharingBill(parseBill(formatProfitSharingBill([row('co_1-s1-b1', '1900000109', 101), clean[1]!])), ours).mismatches.map((m) => m.kind)).toEqual([
+    expect(matchProfitSharingBill(sharingBill(formatProfitSharingBill([row('co_1-s1-b1', '1900000109', 101), clean[1]!])), ours).mismatches.map((m) => m.kind)).toEqual([
       'SPLIT_AMOUNT_DIFFERS',
     ]);
-    expect(matchProfitSharingBill(parseBill(formatProfitSharingBill([...clean, row('zz', '1900000111', 5)])), ours).mismatches.map((m) => m.kind)).toEqual([
+    expect(matchProfitSharingBill(sharingBill(formatProfitSharingBill([...clean, row('zz', '1900000111', 5)])), ours).mismatches.map((m) => m.kind)).toEqual([
       'SPLIT_MISSING_OURS',
     ]);
     const closed = ours.map((l, i) => (i === 0 ? { ...l, state: 'CLOSED' } : l));
-    expect(matchProfitSharingBill(parseBill(formatProfitSharingBill(clean)), closed).mismatches.map((m) => m.kind)).toEqual(['SPLIT_STATE_DIFFERS']);
+    expect(matchProfitSharingBill(sharingBill(formatProfitSharingBill(clean)), closed).mismatches.map((m) => m.kind)).toEqual(['SPLIT_STATE_DIFFERS']);
   });
 });

@@ -6,6 +6,12 @@
  */
 import { billCount, col, type ParsedBill, yuanToFen } from './bill.parse';
 
+/** The detail columns the matchers (and the run's list of billed numbers) read: all a parsed row keeps. */
+export const BILL_COLUMNS = {
+  trade: ['交易状态', '商户订单号', '微信订单号', '订单金额', '手续费', '商户退款单号', '退款金额', '退款状态'],
+  profitsharing: ['业务类型', '商户分账/回退单号', '分账接收方', '分账金额(元)', '处理状态'],
+} as const;
+
 export const BILL_MISMATCH_KINDS = [
   'PAYMENT_MISSING_OURS',
   'PAYMENT_MISSING_CHANNEL',

@@ -3,7 +3,8 @@
  * on one Beijing day, plus the records the bill's lines name (whatever their day), in the shapes the
  * pure matcher (bill.match.ts) compares. Also: which merchant and checkout a mismatch is about.
  */
-import type { PrismaClient } from '../../lib/prisma';
+import { Prisma, type PrismaClient } from '../../lib/prisma';
+import { rawQuery } from '../../lib/raw-sql';
 import type { OurPayment, OurRefund, OurSplitLine } from './bill.match';
 
 /** [start, end) of a Beijing day `YYYY-MM-DD`. */
@@ -11,9 +12,6 @@ export function beijingDayRange(day: string): { start: Date; end: Date } {
   const start = new Date(`${day}T00:00:00+08:00`);
   return { start, end: new Date(start.getTime() + 86_400_000) };
 }
-
-
-const within = (d: Date | null | undefined, r: { start: Date; end: Date }) => !!d && d >= r.start && d < r.end;
 
 /** What the bills name: out_trade_no of payment lines, out_refund_no of refund lines, out_order_no of split lines. */
 export interface BilledRefs {
@@ -33,62 +31,55 @@ const REFUND_SENT = ['processing', 'succeeded', 'abnormal', 'closed'] as const;
 /** accountId null = the default (WECHATPAY_* environment) account. */
 export async function loadOurRecords(prisma: PrismaClient, accountId: string | null, day: string, billed: BilledRefs): Promise<OurRecords> {
   const range = beijingDayRange(day);
-  const paidHere = { channelOrders: { some: { status: 'paid' as const, accountId } } };
-
-  const orders = await prisma.channelOrder.findMany({
-    where: {
-      accountId,
-      OR: [{ outTradeNo: { in: billed.outTradeNos } }, { status: 'paid', checkout: { paidAt: { gte: range.start, lt: range.end } } }],
-    },
-    include: { checkout: { select: { amountFen: true, paidAt: true, transactionId: true } } },
-  });
-  const payments: OurPayment[] = orders.map((o) => ({
-    outTradeNo: o.outTradeNo,
-    transactionId: o.transactionId,
-    amountFen: o.checkout.amountFen,
-    paid: o.status === 'paid',
-    // The checkout's paid_at is the time of the payment that settled it (its transaction id).
-    dueOnDay: o.status === 'paid' && o.transactionId === o.checkout.transactionId && within(o.checkout.paidAt, range),
-  }));
-
-  const refundRows = await prisma.refund.findMany({
-    where: { checkout: paidHere, OR: [{ channelRefundNo: { in: billed.outRefundNos } }, { status: { in: [...REFUND_SENT] }, sentAt: { gte: range.start, lt: range.end } }] },
-  });
-  // The channel knows a refund by the number we sent it (channel_refund_no), billed the day it accepted it.
-  const refunds: OurRefund[] = refundRows.map((r) => ({
-    outRefundNo: r.channelRefundNo,
-    amountFen: r.amountFen,
-    status: r.status,
-    dueOnDay: r.channelRefundId !== null && within(r.sentAt, range),
-  }));
-
-  const receivers = await prisma.splitReceiver.findMany({
-    where: { OR: [{ batch: { outOrderNo: { in: billed.outOrderNos } } }, { batch: { sentAt: { gte: range.start, lt: range.end } } }] },
-    include: { batch: { select: { outOrderNo: true, sentAt: true, checkoutId: true } } },
-  });
-  const returns = await prisma.refundReturn.findMany({
-    where: { OR: [{ outReturnNo: { in: billed.outOrderNos } }, { state: 'succeeded', finishedAt: { gte: range.start, lt: range.end } }] },
-  });
-  // Splits and returns of this account's payments only.
-  const checkoutIds = [...new Set([...receivers.map((r) => r.checkoutId), ...returns.map((r) => r.checkoutId)])];
-  const ours = new Set(
-    (await prisma.checkout.findMany({ where: { id: { in: checkoutIds }, ...paidHere }, select: { id: true } })).map((c) => c.id),
+  // Raw and narrow: a large merchant's day is hundreds of thousands of lines, and the typed client's
+  // rows (every column, relations nested) cost ~3 KB each against the heap cap (bench/bills.ts). The
+  // billed numbers go as one array parameter, whatever their count.
+  const account = accountId === null ? Prisma.sql`o.account_id IS NULL` : Prisma.sql`o.account_id = ${accountId}`;
+  // A record of this account: its checkout was paid through one of the account's orders.
+  const paidOnAccount = (checkoutId: Prisma.Sql) => Prisma.sql`EXISTS (SELECT 1 FROM channel_orders o WHERE o.checkout_id = ${checkoutId} AND o.status = 'paid' AND ${account})`;
+  const payments = await rawQuery<OurPayment>(
+    prisma,
+    Prisma.sql`
+      SELECT o.out_trade_no AS "outTradeNo", o.transaction_id AS "transactionId", c.amount_fen AS "amountFen",
+             o.status = 'paid' AS paid,
+             -- The checkout's paid_at is the time of the payment that settled it (its transaction id).
+             (o.status = 'paid' AND o.transaction_id IS NOT DISTINCT FROM c.transaction_id
+               AND c.paid_at >= ${range.start} AND c.paid_at < ${range.end}) AS "dueOnDay"
+      FROM channel_orders o JOIN checkouts c ON c.id = o.checkout_id
+      WHERE ${account}
+        AND (o.out_trade_no = ANY(${billed.outTradeNos}::text[])
+             OR (o.status = 'paid' AND c.paid_at >= ${range.start} AND c.paid_at < ${range.end}))`,
   );
-  const splits: OurSplitLine[] = [
-    ...receivers
-      .filter((r) => ours.has(r.checkoutId))
-      .map((r) => ({ outOrderNo: r.batch.outOrderNo, account: r.account, amountFen: r.amountFen, kind: 'split' as const, state: r.state, dueOnDay: within(r.batch.sentAt, range) })),
-    ...returns
-      .filter((r) => ours.has(r.checkoutId))
-      .map((r) => ({
-        outOrderNo: r.outReturnNo,
-        account: r.account,
-        amountFen: r.amountFen,
-        kind: 'return' as const,
-        state: r.state === 'succeeded' ? 'SUCCESS' : r.state.toUpperCase(),
-        dueOnDay: r.state === 'succeeded' && within(r.finishedAt ?? r.createdAt, range),
-      })),
-  ];
+
+  // The channel knows a refund by the number we sent it (channel_refund_no), billed the day it accepted it.
+  const refunds = await rawQuery<OurRefund>(
+    prisma,
+    Prisma.sql`
+      SELECT f.channel_refund_no AS "outRefundNo", f.amount_fen AS "amountFen", f.status::text AS status,
+             (f.channel_refund_id IS NOT NULL AND COALESCE(f.sent_at >= ${range.start} AND f.sent_at < ${range.end}, false)) AS "dueOnDay"
+      FROM refunds f
+      WHERE (f.channel_refund_no = ANY(${billed.outRefundNos}::text[])
+             OR (f.status = ANY(${[...REFUND_SENT]}::text[]::"RefundStatus"[]) AND f.sent_at >= ${range.start} AND f.sent_at < ${range.end}))
+        AND ${paidOnAccount(Prisma.sql`f.checkout_id`)}`,
+  );
+
+  // Split and return lines of this account's payments, raw and narrow for the same reason.
+  const splits = await rawQuery<OurSplitLine>(
+    prisma,
+    Prisma.sql`
+      SELECT b.out_order_no AS "outOrderNo", r.account, r.amount_fen AS "amountFen", 'split' AS kind, r.state::text AS state,
+             COALESCE(b.sent_at >= ${range.start} AND b.sent_at < ${range.end}, false) AS "dueOnDay"
+      FROM split_receivers r JOIN split_batches b ON b.id = r.batch_id
+      WHERE (b.out_order_no = ANY(${billed.outOrderNos}::text[]) OR (b.sent_at >= ${range.start} AND b.sent_at < ${range.end}))
+        AND ${paidOnAccount(Prisma.sql`r.checkout_id`)}
+      UNION ALL
+      SELECT t.out_return_no, t.account, t.amount_fen, 'return',
+             CASE WHEN t.state = 'succeeded' THEN 'SUCCESS' ELSE upper(t.state::text) END,
+             (t.state = 'succeeded' AND COALESCE(t.finished_at, t.created_at) >= ${range.start} AND COALESCE(t.finished_at, t.created_at) < ${range.end})
+      FROM refund_returns t
+      WHERE (t.out_return_no = ANY(${billed.outOrderNos}::text[]) OR (t.state = 'succeeded' AND t.finished_at >= ${range.start} AND t.finished_at < ${range.end}))
+        AND ${paidOnAccount(Prisma.sql`t.checkout_id`)}`,
+  );
   return { payments, refunds, splits };
 }
 

@@ -16,7 +16,7 @@ import type { PrismaClient } from '../../lib/prisma';
 import { channelsOf, type ChannelResolver } from '../merchants/channel-resolver';
 import { applyPaidTransaction, PaymentMismatch } from '../payments/payment.apply';
 import { publishEvent } from '../webhooks/webhook.publish';
-import { matchProfitSharingBill, matchTradeBill, type BillMismatch } from './bill.match';
+import { BILL_COLUMNS, matchProfitSharingBill, matchTradeBill, type BillMismatch } from './bill.match';
 import { BillFormatError, col, parseBill, type ParsedBill } from './bill.parse';
 import { loadOurRecords, ownerOf } from './reconcile.records';
 import { runSourcesOf } from './reconcile.states';
@@ -87,7 +87,7 @@ const EMPTY_BILL: ParsedBill = { header: [], rows: [], summaryHeader: [], summar
 
 async function readBill(channel: PaymentChannel, kind: BillKind, day: string): Promise<ParsedBill> {
   const bytes = await channel.fetchBill(kind, day);
-  return bytes === null ? EMPTY_BILL : parseBill(bytes);
+  return bytes === null ? EMPTY_BILL : parseBill(bytes, BILL_COLUMNS[kind]);
 }
 
 interface Found extends BillMismatch {
