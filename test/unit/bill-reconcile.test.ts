@@ -51,6 +51,10 @@ describe('bill parsing', () => {
     expect(() => parseBill(`${HEADER_ALL}\r\n\r\n${AXIOS_REFUND_ROW}\r\n\`a,\`b\r\n`, ['交易状态'])).toThrow(/line 4 has 2 fields, its header 27/);
     expect(() => parseBill(`${HEADER_ALL}\n${AXIOS_REFUND_ROW}\n总交易单数\n\`1\n\`2\n`)).toThrow(/unexpected line 5 after the summary/);
     expect(() => parseBill('\n \r\n')).toThrow(/empty bill/);
+    // A line of other whitespace is blank too; a summary line is taken as it comes, backtick or not.
+    const spaced = parseBill('a,b\n`1,`2\n\u3000\n\u00a0\f\n`3,`4\nS\n9\n', ['a']);
+    expect(spaced.rows).toEqual([{ a: '1' }, { a: '3' }]);
+    expect(spaced.summary).toEqual({ S: '9' });
     expect(() => parseBill('`1,`2\n')).toThrow(/does not start with a header line/);
   });
 });

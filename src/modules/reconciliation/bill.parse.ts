@@ -52,10 +52,11 @@ export function parseBill(input: string | Buffer, keep?: readonly string[]): Par
     pos = end + 1;
     lineNo++;
     if (end > start && buf[end - 1] === 0x0d) end--;
-    if (blank(buf, start, end)) continue;
     const bt = buf.indexOf(BACKTICK, start);
     // A header line is the only kind without a backtick; the first line must be one.
     const isHeader = bt === -1 || bt >= end;
+    // Blank (any whitespace, U+3000 and NBSP too): only a line without a backtick can be, so only it is decoded.
+    if (isHeader && buf.toString('utf8', start, end).trim() === '') continue;
     if (header === null) {
       if (!isHeader) throw new BillFormatError('the bill does not start with a header line');
       header = buf.toString('utf8', start, end).split(',').map((h) => h.trim());
@@ -63,17 +64,12 @@ export function parseBill(input: string | Buffer, keep?: readonly string[]): Par
     } else if (summaryHeader.length === 0) {
       if (isHeader) summaryHeader = buf.toString('utf8', start, end).split(',').map((h) => h.trim());
       else rows.push(record(buf, start, end, header, keepAt, lineNo, short));
-    } else if (summary === null && !isHeader) {
+    } else if (summary === null) {
       summary = record(buf, start, end, summaryHeader, summaryHeader.map((_, k) => k), lineNo, short);
     } else throw new BillFormatError(`unexpected line ${lineNo} after the summary`);
   }
   if (header === null) throw new BillFormatError('empty bill');
   return { header, rows, summaryHeader, summary };
-}
-
-function blank(buf: Buffer, start: number, end: number): boolean {
-  for (let k = start; k < end; k++) if (buf[k] !== 0x20 && buf[k] !== 0x09 && buf[k] !== 0x0d) return false;
-  return true;
 }
 
 /** "`a,`b,`" → {…} of the columns at `keepAt`; a field may not itself contain ",`" (WeChat never writes one). */

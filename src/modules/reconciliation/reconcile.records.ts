@@ -43,8 +43,8 @@ export async function loadOurRecords(prisma: PrismaClient, accountId: string | n
       SELECT o.out_trade_no AS "outTradeNo", o.transaction_id AS "transactionId", c.amount_fen AS "amountFen",
              o.status = 'paid' AS paid,
              -- The checkout's paid_at is the time of the payment that settled it (its transaction id).
-             (o.status = 'paid' AND o.transaction_id IS NOT DISTINCT FROM c.transaction_id
-               AND c.paid_at >= ${range.start} AND c.paid_at < ${range.end}) AS "dueOnDay"
+             COALESCE(o.status = 'paid' AND o.transaction_id IS NOT DISTINCT FROM c.transaction_id
+               AND c.paid_at >= ${range.start} AND c.paid_at < ${range.end}, false) AS "dueOnDay"
       FROM channel_orders o JOIN checkouts c ON c.id = o.checkout_id
       WHERE ${account}
         AND (o.out_trade_no = ANY(${billed.outTradeNos}::text[])
