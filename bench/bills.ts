@@ -3,8 +3,8 @@
  *
  * N payments paid "yesterday" (Beijing) are seeded twice, independently (test/support/bill-seed.ts):
  * in the WeChat Pay simulator's own records (it writes and gzips the day's bill from them) and in the
- * gateway's PostgreSQL (paid checkouts and channel orders). Then `admin reconcile --date <day>` runs as production would run it:
- * compiled (`npm run build` first), in its own process, under the gateway's heap cap
+ * gateway's PostgreSQL (paid checkouts and channel orders). Then `admin reconcile --date <day>` runs
+ * as production would run it: compiled (`npm run build` first), in its own process, under the gateway's heap cap
  * (`--max-old-space-size=${GATEWAY_HEAP_MB:-192}`), downloading the bill over signed HTTP from the
  * simulator (in this process). A probe preloaded into that process samples its heap every 10 ms.
  *
@@ -18,7 +18,8 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { SANDBOX_APP_SECRET, sandboxEnv } from '../src/config/sandbox';
-import { createPrisma } from '../src/lib/prisma';
+import { beijingDate } from '../src/lib/beijing';
+import { createPrisma, disconnectPrisma } from '../src/lib/prisma';
 import { buildTradeBill } from '../src/simulator/bills/build';
 import { getBillStore } from '../src/simulator/bills/store';
 import { createMerchant } from '../src/modules/merchants/merchant.service';
@@ -32,25 +33,13 @@ const SIZES = process.argv.slice(2).map(Number).filter((n) => n > 0);
 const HEAP_MB = Number(process.env.GATEWAY_HEAP_MB ?? 192);
 const ROOT = resolve(__dirname, '..');
 const CLI = join(ROOT, 'dist', 'src', 'cli', 'admin.js');
-const BEIJING_MS = 8 * 3600_000;
 
 const PROBE = `
 const { writeFileSync } = require('node:fs');
-let heap = 0, rss = 0;
-const t = setInterval(() => { const m = process.memoryUsage(); heap = Math.max(heap, m.heapUsed); rss = Math.max(rss, m.rss); }, 10);
-t.unref();
-process.on('exit', () => writeFileSync(process.env.BILL_PROBE_OUT, JSON.stringify({ heap, rss, maxRss: process.resourceUsage().maxRSS * 1024 })));
+let heap = 0;
+setInterval(() => { heap = Math.max(heap, process.memoryUsage().heapUsed); }, 10).unref();
+process.on('exit', () => writeFileSync(process.env.BILL_PROBE_OUT, JSON.stringify({ heap, maxRss: process.resourceUsage().maxRSS * 1024 })));
 `;
-
-interface Figure {
-  payments: number;
-  billBytes: number;
-  seconds: number;
-  exit: number | null;
-  heap: number;
-  maxRss: number;
-  stderr: string;
-}
 
 async function main() {
   const sizes = SIZES.length ? SIZES : [30_000, 100_000, 250_000];
@@ -65,12 +54,11 @@ async function main() {
   writeFileSync(probe, PROBE);
   const env = sandboxEnv({ keysDir, simulatorUrl: sim.url, databaseUrl: pg.url, redisUrl: redis.url, port: 0, publicBaseUrl: 'http://127.0.0.1:1' });
 
-  const figures: Figure[] = [];
   let seeded = 0;
   for (const [k, n] of sizes.entries()) {
     // Each size is its own Beijing day (yesterday, the day before, …): a run reads only its day.
     const paidAt = now - (k + 1) * 86_400_000;
-    const day = new Date(paidAt + BEIJING_MS).toISOString().slice(0, 10);
+    const day = beijingDate(new Date(paidAt));
     seedSimulatorPayments(sim.ctx, seeded, n, paidAt);
     await seedOurPayments(prisma, 'mch_bills', seeded, n, paidAt);
     seeded += n;
@@ -79,17 +67,15 @@ async function main() {
     const r = await run(['--max-old-space-size=' + HEAP_MB, '--require', probe, CLI, 'reconcile', '--date', day], { ...process.env, ...env, LOG_LEVEL: 'error', BILL_PROBE_OUT: out });
     const seconds = (performance.now() - t0) / 1000;
     const billBytes = Buffer.byteLength(buildTradeBill(sim.ctx, getBillStore(sim.ctx), day, 'ALL', {}) ?? '');
-    const p = r.exit === null ? { heap: 0, maxRss: 0 } : (JSON.parse(readFileSync(out, 'utf8')) as { heap: number; maxRss: number });
-    figures.push({ payments: n, billBytes, seconds, exit: r.exit, heap: p.heap, maxRss: p.maxRss, stderr: r.stderr.slice(-400) });
-    const f = figures.at(-1)!;
+    const f = r.exit === null ? { heap: 0, maxRss: 0 } : (JSON.parse(readFileSync(out, 'utf8')) as { heap: number; maxRss: number });
     const mb = (b: number) => (b / 1024 / 1024).toFixed(1);
     process.stdout.write(
-      `${n} payments (${day}): exit ${f.exit} in ${seconds.toFixed(1)} s; peak heap ${mb(f.heap)} MB (${(f.heap / n).toFixed(0)} B per line; heap cap ${HEAP_MB} MB), max RSS ${mb(f.maxRss)} MB; ` +
-        `limit: the bill itself ${mb(f.billBytes)} MB (${(f.billBytes / n).toFixed(0)} B per line), peak heap ${(f.heap / Math.max(1, f.billBytes)).toFixed(2)}× it\n`,
+      `${n} payments (${day}): exit ${r.exit} in ${seconds.toFixed(1)} s; peak heap ${mb(f.heap)} MB (${(f.heap / n).toFixed(0)} B per line; heap cap ${HEAP_MB} MB), max RSS ${mb(f.maxRss)} MB; ` +
+        `limit: the bill itself ${mb(billBytes)} MB (${(billBytes / n).toFixed(0)} B per line), peak heap ${(f.heap / Math.max(1, billBytes)).toFixed(2)}× it\n`,
     );
-    if (f.exit !== 0) process.stdout.write(`  stderr: ${f.stderr}\n`);
+    if (r.exit !== 0) process.stdout.write(`  stderr: ${r.stderr.slice(-400)}\n`);
   }
-  await prisma.$disconnect();
+  await disconnectPrisma(prisma);
   await stopInOrder(() => sim.close(), () => redis.stop(), () => pg.stop());
 }
 

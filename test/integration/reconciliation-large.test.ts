@@ -4,6 +4,7 @@
  * array), downloaded gzipped from the simulator, parsed, matched and stored, with exactly the seeded
  * differences found. Memory at this size and beyond is measured by bench/bills.ts.
  */
+import { beijingDate } from '../../src/lib/beijing';
 import { DEFAULT_ACCOUNT, reconcileDay } from '../../src/modules/reconciliation/reconcile.service';
 import { billedAmount, billedOutTradeNo, seedOurPayments, seedSimulatorPayments } from '../support/bill-seed';
 import { startHarness, type Harness } from '../support/harness';
@@ -12,7 +13,7 @@ const N = 70_000;
 let h: Harness;
 // Yesterday in Beijing: a day of its own (other tests' payments are today's).
 const paidAtMs = Date.now() - 86_400_000;
-const day = new Date(paidAtMs + 8 * 3600_000).toISOString().slice(0, 10);
+const day = beijingDate(new Date(paidAtMs));
 
 beforeAll(async () => {
   h = await startHarness({ sim: { bills: { publishImmediately: true } } });

@@ -53,16 +53,16 @@ export function parseBill(input: string | Buffer, keep?: readonly string[]): Par
     lineNo++;
     if (end > start && buf[end - 1] === 0x0d) end--;
     const bt = buf.indexOf(BACKTICK, start);
-    // A header line is the only kind without a backtick; the first line must be one.
-    const isHeader = bt === -1 || bt >= end;
-    // Blank (any whitespace, U+3000 and NBSP too): only a line without a backtick can be, so only it is decoded.
-    if (isHeader && buf.toString('utf8', start, end).trim() === '') continue;
+    // A header line is the only kind without a backtick; the first line must be one. Only such a line
+    // can be blank (any whitespace, U+3000 and NBSP too), so only it is decoded whole.
+    const names = bt === -1 || bt >= end ? buf.toString('utf8', start, end) : null;
+    if (names !== null && names.trim() === '') continue;
     if (header === null) {
-      if (!isHeader) throw new BillFormatError('the bill does not start with a header line');
-      header = buf.toString('utf8', start, end).split(',').map((h) => h.trim());
+      if (names === null) throw new BillFormatError('the bill does not start with a header line');
+      header = headerOf(names);
       keepAt = header.flatMap((h, k) => (kept === null || kept.has(h) ? [k] : []));
     } else if (summaryHeader.length === 0) {
-      if (isHeader) summaryHeader = buf.toString('utf8', start, end).split(',').map((h) => h.trim());
+      if (names !== null) summaryHeader = headerOf(names);
       else rows.push(record(buf, start, end, header, keepAt, lineNo, short));
     } else if (summary === null) {
       summary = record(buf, start, end, summaryHeader, summaryHeader.map((_, k) => k), lineNo, short);
@@ -71,6 +71,8 @@ export function parseBill(input: string | Buffer, keep?: readonly string[]): Par
   if (header === null) throw new BillFormatError('empty bill');
   return { header, rows, summaryHeader, summary };
 }
+
+const headerOf = (line: string) => line.split(',').map((h) => h.trim());
 
 /** "`a,`b,`" → {…} of the columns at `keepAt`; a field may not itself contain ",`" (WeChat never writes one). */
 function record(buf: Buffer, start: number, end: number, header: string[], keepAt: number[], lineNo: number, short: (v: string) => string): Record<string, string> {

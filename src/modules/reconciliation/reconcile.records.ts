@@ -31,6 +31,7 @@ const REFUND_SENT = ['processing', 'succeeded', 'abnormal', 'closed'] as const;
 /** accountId null = the default (WECHATPAY_* environment) account. */
 export async function loadOurRecords(prisma: PrismaClient, accountId: string | null, day: string, billed: BilledRefs): Promise<OurRecords> {
   const range = beijingDayRange(day);
+  const onDay = (at: Prisma.Sql) => Prisma.sql`(${at} >= ${range.start} AND ${at} < ${range.end})`;
   // Raw and narrow: a large merchant's day is hundreds of thousands of lines, and the typed client's
   // rows (every column, relations nested) cost ~3 KB each against the heap cap (bench/bills.ts). The
   // billed numbers go as one array parameter, whatever their count.
@@ -43,12 +44,11 @@ export async function loadOurRecords(prisma: PrismaClient, accountId: string | n
       SELECT o.out_trade_no AS "outTradeNo", o.transaction_id AS "transactionId", c.amount_fen AS "amountFen",
              o.status = 'paid' AS paid,
              -- The checkout's paid_at is the time of the payment that settled it (its transaction id).
-             COALESCE(o.status = 'paid' AND o.transaction_id IS NOT DISTINCT FROM c.transaction_id
-               AND c.paid_at >= ${range.start} AND c.paid_at < ${range.end}, false) AS "dueOnDay"
+             COALESCE(o.status = 'paid' AND o.transaction_id IS NOT DISTINCT FROM c.transaction_id AND ${onDay(Prisma.sql`c.paid_at`)}, false) AS "dueOnDay"
       FROM channel_orders o JOIN checkouts c ON c.id = o.checkout_id
       WHERE ${account}
         AND (o.out_trade_no = ANY(${billed.outTradeNos}::text[])
-             OR (o.status = 'paid' AND c.paid_at >= ${range.start} AND c.paid_at < ${range.end}))`,
+             OR (o.status = 'paid' AND ${onDay(Prisma.sql`c.paid_at`)}))`,
   );
 
   // The channel knows a refund by the number we sent it (channel_refund_no), billed the day it accepted it.
@@ -56,10 +56,10 @@ export async function loadOurRecords(prisma: PrismaClient, accountId: string | n
     prisma,
     Prisma.sql`
       SELECT f.channel_refund_no AS "outRefundNo", f.amount_fen AS "amountFen", f.status::text AS status,
-             (f.channel_refund_id IS NOT NULL AND COALESCE(f.sent_at >= ${range.start} AND f.sent_at < ${range.end}, false)) AS "dueOnDay"
+             (f.channel_refund_id IS NOT NULL AND COALESCE(${onDay(Prisma.sql`f.sent_at`)}, false)) AS "dueOnDay"
       FROM refunds f
       WHERE (f.channel_refund_no = ANY(${billed.outRefundNos}::text[])
-             OR (f.status = ANY(${[...REFUND_SENT]}::text[]::"RefundStatus"[]) AND f.sent_at >= ${range.start} AND f.sent_at < ${range.end}))
+             OR (f.status = ANY(${[...REFUND_SENT]}::text[]::"RefundStatus"[]) AND ${onDay(Prisma.sql`f.sent_at`)}))
         AND ${paidOnAccount(Prisma.sql`f.checkout_id`)}`,
   );
 
@@ -68,16 +68,16 @@ export async function loadOurRecords(prisma: PrismaClient, accountId: string | n
     prisma,
     Prisma.sql`
       SELECT b.out_order_no AS "outOrderNo", r.account, r.amount_fen AS "amountFen", 'split' AS kind, r.state::text AS state,
-             COALESCE(b.sent_at >= ${range.start} AND b.sent_at < ${range.end}, false) AS "dueOnDay"
+             COALESCE(${onDay(Prisma.sql`b.sent_at`)}, false) AS "dueOnDay"
       FROM split_receivers r JOIN split_batches b ON b.id = r.batch_id
-      WHERE (b.out_order_no = ANY(${billed.outOrderNos}::text[]) OR (b.sent_at >= ${range.start} AND b.sent_at < ${range.end}))
+      WHERE (b.out_order_no = ANY(${billed.outOrderNos}::text[]) OR ${onDay(Prisma.sql`b.sent_at`)})
         AND ${paidOnAccount(Prisma.sql`r.checkout_id`)}
       UNION ALL
       SELECT t.out_return_no, t.account, t.amount_fen, 'return',
              CASE WHEN t.state = 'succeeded' THEN 'SUCCESS' ELSE upper(t.state::text) END,
-             (t.state = 'succeeded' AND COALESCE(t.finished_at, t.created_at) >= ${range.start} AND COALESCE(t.finished_at, t.created_at) < ${range.end})
+             (t.state = 'succeeded' AND ${onDay(Prisma.sql`COALESCE(t.finished_at, t.created_at)`)})
       FROM refund_returns t
-      WHERE (t.out_return_no = ANY(${billed.outOrderNos}::text[]) OR (t.state = 'succeeded' AND t.finished_at >= ${range.start} AND t.finished_at < ${range.end}))
+      WHERE (t.out_return_no = ANY(${billed.outOrderNos}::text[]) OR (t.state = 'succeeded' AND ${onDay(Prisma.sql`t.finished_at`)}))
         AND ${paidOnAccount(Prisma.sql`t.checkout_id`)}`,
   );
   return { payments, refunds, splits };
