@@ -12,6 +12,8 @@
  * which the run must hold at least once to check the channel's SHA1).
  *
  * Run: npm run build && node --import tsx bench/bills.ts [payments …] (default 30000 100000 250000)
+ * BILLS_HISTORY=N: first, N paid payments of our own on 20 earlier days (an account's history, which a
+ * day's run must not read).
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -31,6 +33,7 @@ import { startBenchServices } from './services';
 
 const SIZES = process.argv.slice(2).map(Number).filter((n) => n > 0);
 const HEAP_MB = Number(process.env.GATEWAY_HEAP_MB ?? 192);
+const HISTORY = Number(process.env.BILLS_HISTORY ?? 0);
 const ROOT = resolve(__dirname, '..');
 const CLI = join(ROOT, 'dist', 'src', 'cli', 'admin.js');
 
@@ -53,6 +56,12 @@ async function main() {
   const probe = join(dir, 'probe.cjs');
   writeFileSync(probe, PROBE);
   const env = sandboxEnv({ keysDir, simulatorUrl: sim.url, databaseUrl: pg.url, redisUrl: redis.url, port: 0, publicBaseUrl: 'http://127.0.0.1:1' });
+
+  // History: numbered from 10^9 on, 30 to 49 days back; never billed, never on a reconciled day.
+  const HISTORY_DAYS = 20;
+  for (let d = 0; d < HISTORY_DAYS && HISTORY > 0; d++)
+    await seedOurPayments(prisma, 'mch_bills', 1e9 + d * Math.ceil(HISTORY / HISTORY_DAYS), Math.ceil(HISTORY / HISTORY_DAYS), now - (30 + d) * 86_400_000);
+  if (HISTORY > 0) process.stdout.write(`history: ${HISTORY} paid payments on ${HISTORY_DAYS} earlier days\n`);
 
   let seeded = 0;
   for (const [k, n] of sizes.entries()) {

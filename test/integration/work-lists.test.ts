@@ -7,6 +7,8 @@ import { alertFrozenFunds } from '../../src/modules/splits/split.reconcile';
 import { WebhookDispatcher } from '../../src/modules/webhooks/webhook.dispatcher';
 import { eventRenderers } from '../../src/modules/webhooks/webhook.module';
 import { observedPool } from '../support/observed-pool';
+import { beijingDate } from '../../src/lib/beijing';
+import { loadOurRecords } from '../../src/modules/reconciliation/reconcile.records';
 import { checkoutBody, startHarness, type Harness } from '../support/harness';
 import { startReceiver } from '../support/webhook-receiver';
 
@@ -201,6 +203,57 @@ it('When thousands of payments wait for their follow-ups and 30,000 channel orde
   expect(claim).toHaveLength(1);
   await withinPages(claim, { rollback: true });
   await h.db.prisma.$executeRawUnsafe(`UPDATE outbox_events SET processed_at = now() WHERE processed_at IS NULL`);
+});
+
+/**
+ * A channel account's ledger in SQL: n paid checkouts, each with its paid channel order, a sent refund,
+ * a sent split batch with one receiver and a succeeded return, all at `at` (an SQL expression of g, the
+ * row's number). Numbers: otn_/crn_/oon_/orn_ + prefix + g.
+ */
+async function seedLedger(prefix: string, n: number, at: string) {
+  const q = n;
+  const run = (sql: string) => h.db.prisma.$executeRawUnsafe(sql);
+  await run(`INSERT INTO checkouts (id, merchant_id, out_trade_no, amount_fen, description, expires_at, updated_at, status, paid_at, transaction_id, channel)
+    SELECT 'co_${prefix}' || g, 'mch_test', 'm_${prefix}' || g, 1000, 'ledger', ${at}, now(), 'paid', ${at}, 'tx_${prefix}' || g, 'wechatpay' FROM generate_series(1, ${n}) g`);
+  await run(`INSERT INTO channel_orders (id, checkout_id, channel, trade_type, out_trade_no, payer_key, appid, mchid, updated_at, status, transaction_id)
+    SELECT 'chor_${prefix}' || g, 'co_${prefix}' || g, 'wechatpay', 'NATIVE', 'otn_${prefix}' || g, '', 'a', 'm', now(), 'paid', 'tx_${prefix}' || g FROM generate_series(1, ${n}) g`);
+  await run(`INSERT INTO refunds (id, checkout_id, merchant_id, seq, amount_fen, out_refund_no, channel_refund_no, status, channel_refund_id, sent_at, updated_at)
+    SELECT 'rf_${prefix}' || g, 'co_${prefix}' || g, 'mch_test', 1, 100, 'crn_${prefix}' || g, 'crn_${prefix}' || g, 'succeeded', 'rid_${prefix}' || g, ${at}, now() FROM generate_series(1, ${q}) g`);
+  await run(`INSERT INTO splits (id, checkout_id, seq, kind, total_fen) SELECT 'sp_${prefix}' || g, 'co_${prefix}' || g, 1, 'planned', 100 FROM generate_series(1, ${q}) g`);
+  await run(`INSERT INTO split_batches (id, split_id, checkout_id, seq, out_order_no, state, amount_fen, sent_at, updated_at)
+    SELECT 'sb_${prefix}' || g, 'sp_${prefix}' || g, 'co_${prefix}' || g, 1, 'oon_${prefix}' || g, 'succeeded', 100, ${at}, now() FROM generate_series(1, ${q}) g`);
+  await run(`INSERT INTO split_receivers (id, batch_id, checkout_id, position, type, account, amount_fen, description, state, updated_at)
+    SELECT 'sr_${prefix}' || g, 'sb_${prefix}' || g, 'co_${prefix}' || g, 1, 'MERCHANT_ID', '1900000109', 100, 'ledger', 'SUCCESS', now() FROM generate_series(1, ${q}) g`);
+  await run(`INSERT INTO refund_returns (id, refund_id, checkout_id, position, account, out_order_no, amount_fen, out_return_no, state, finished_at, updated_at)
+    SELECT 'rr_${prefix}' || g, 'rf_${prefix}' || g, 'co_${prefix}' || g, 1, '1900000109', 'oon_${prefix}' || g, 50, 'orn_${prefix}' || g, 'succeeded', ${at}, now() FROM generate_series(1, ${q}) g`);
+}
+
+it('When an account has 40,000 payments (each refunded, split and returned) on other days, then the reconciliation of a day reads that day\'s records and the billed ones, not the history', async () => {
+  // The day: 10 days ago in Beijing, 10 payments (each refunded, split and returned) at its noon.
+  const day = beijingDate(new Date(Date.now() - 10 * 86_400_000));
+  const noon = `'${day}T12:00:00+08:00'::timestamptz AT TIME ZONE 'UTC'`;
+  // History: 12 to 92 days ago, 500 payments a day spread over its hours (timestamps as real ones are:
+  // a few shared values would be taken for frequent ones and skew the planner's estimate of a day).
+  await seedLedger('hist', 40_000, `(now() AT TIME ZONE 'UTC') - interval '12 days' - (g % 80) * interval '1 day' - (g * 7 % 86400) * interval '1 second'`);
+  await seedLedger('day', 10, noon);
+  for (const t of ['checkouts', 'channel_orders', 'refunds', 'split_batches', 'split_receivers', 'refund_returns']) await h.db.prisma.$executeRawUnsafe(`ANALYZE ${t}`);
+
+  // Billed: the day's numbers, and one of each kind from history (a record the channel billed late).
+  const nums = (p: string, n: number) => Array.from({ length: n }, (_, i) => `${p}${i + 1}`);
+  const billed = {
+    outTradeNos: [...nums('otn_day', 10), 'otn_hist7'],
+    outRefundNos: [...nums('crn_day', 10), 'crn_hist7'],
+    outOrderNos: [...nums('oon_day', 10), ...nums('orn_day', 10), 'oon_hist7', 'orn_hist7'],
+  };
+  seen.length = 0;
+  const ours = await loadOurRecords(prisma, null, day, billed);
+  expect([ours.payments.length, ours.payments.filter((p) => p.dueOnDay).length]).toEqual([11, 10]);
+  expect([ours.refunds.length, ours.refunds.filter((r) => r.dueOnDay).length]).toEqual([11, 10]);
+  expect([ours.splits.length, ours.splits.filter((s) => s.dueOnDay).length]).toEqual([22, 20]);
+  // Read-only statements (a WITH of SELECTs each), so they are replayed as they are.
+  const reads = seen.filter((q) => /^\s*(SELECT|WITH)\b/i.test(q.text) && !/\b(INSERT|UPDATE|DELETE)\b/i.test(q.text));
+  expect(reads).toHaveLength(3);
+  await withinPages(reads);
 });
 
 // Last: it starts the background loops, whose outbox dispatcher would take the other tests' events.

@@ -34,51 +34,63 @@ export async function loadOurRecords(prisma: PrismaClient, accountId: string | n
   const onDay = (at: Prisma.Sql) => Prisma.sql`(${at} >= ${range.start} AND ${at} < ${range.end})`;
   // Raw and narrow: a large merchant's day is hundreds of thousands of lines, and the typed client's
   // rows (every column, relations nested) cost ~3 KB each against the heap cap (bench/bills.ts). The
-  // billed numbers go as one array parameter, whatever their count.
+  // billed numbers go as one array parameter, whatever their count. Each read is a UNION of its two
+  // legs, the billed numbers (unique indexes) and the day (an index by day each): an OR of them read
+  // the account's whole history every day (work-lists.test.ts).
   const account = accountId === null ? Prisma.sql`o.account_id IS NULL` : Prisma.sql`o.account_id = ${accountId}`;
   // A record of this account: its checkout was paid through one of the account's orders.
   const paidOnAccount = (checkoutId: Prisma.Sql) => Prisma.sql`EXISTS (SELECT 1 FROM channel_orders o WHERE o.checkout_id = ${checkoutId} AND o.status = 'paid' AND ${account})`;
   const payments = await rawQuery<OurPayment>(
     prisma,
     Prisma.sql`
+      WITH picked AS (
+        SELECT o.id FROM channel_orders o WHERE o.out_trade_no = ANY(${billed.outTradeNos}::text[]) AND ${account}
+        UNION
+        SELECT o.id FROM checkouts c JOIN channel_orders o ON o.checkout_id = c.id
+        WHERE ${onDay(Prisma.sql`c.paid_at`)} AND o.status = 'paid' AND ${account})
       SELECT o.out_trade_no AS "outTradeNo", o.transaction_id AS "transactionId", c.amount_fen AS "amountFen",
              o.status = 'paid' AS paid,
              -- The checkout's paid_at is the time of the payment that settled it (its transaction id).
              COALESCE(o.status = 'paid' AND o.transaction_id IS NOT DISTINCT FROM c.transaction_id AND ${onDay(Prisma.sql`c.paid_at`)}, false) AS "dueOnDay"
-      FROM channel_orders o JOIN checkouts c ON c.id = o.checkout_id
-      WHERE ${account}
-        AND (o.out_trade_no = ANY(${billed.outTradeNos}::text[])
-             OR (o.status = 'paid' AND ${onDay(Prisma.sql`c.paid_at`)}))`,
+      FROM picked JOIN channel_orders o ON o.id = picked.id JOIN checkouts c ON c.id = o.checkout_id`,
   );
 
   // The channel knows a refund by the number we sent it (channel_refund_no), billed the day it accepted it.
   const refunds = await rawQuery<OurRefund>(
     prisma,
     Prisma.sql`
+      WITH picked AS (
+        SELECT id FROM refunds WHERE channel_refund_no = ANY(${billed.outRefundNos}::text[])
+        UNION
+        SELECT id FROM refunds WHERE ${onDay(Prisma.sql`sent_at`)} AND status = ANY(${[...REFUND_SENT]}::text[]::"RefundStatus"[]))
       SELECT f.channel_refund_no AS "outRefundNo", f.amount_fen AS "amountFen", f.status::text AS status,
              (f.channel_refund_id IS NOT NULL AND COALESCE(${onDay(Prisma.sql`f.sent_at`)}, false)) AS "dueOnDay"
-      FROM refunds f
-      WHERE (f.channel_refund_no = ANY(${billed.outRefundNos}::text[])
-             OR (f.status = ANY(${[...REFUND_SENT]}::text[]::"RefundStatus"[]) AND ${onDay(Prisma.sql`f.sent_at`)}))
-        AND ${paidOnAccount(Prisma.sql`f.checkout_id`)}`,
+      FROM picked JOIN refunds f ON f.id = picked.id
+      WHERE ${paidOnAccount(Prisma.sql`f.checkout_id`)}`,
   );
 
   // Split and return lines of this account's payments, raw and narrow for the same reason.
   const splits = await rawQuery<OurSplitLine>(
     prisma,
     Prisma.sql`
+      WITH batches AS (
+        SELECT id FROM split_batches WHERE out_order_no = ANY(${billed.outOrderNos}::text[])
+        UNION
+        SELECT id FROM split_batches WHERE ${onDay(Prisma.sql`sent_at`)}),
+      returns AS (
+        SELECT id FROM refund_returns WHERE out_return_no = ANY(${billed.outOrderNos}::text[])
+        UNION
+        SELECT id FROM refund_returns WHERE state = 'succeeded' AND ${onDay(Prisma.sql`finished_at`)})
       SELECT b.out_order_no AS "outOrderNo", r.account, r.amount_fen AS "amountFen", 'split' AS kind, r.state::text AS state,
              COALESCE(${onDay(Prisma.sql`b.sent_at`)}, false) AS "dueOnDay"
-      FROM split_receivers r JOIN split_batches b ON b.id = r.batch_id
-      WHERE (b.out_order_no = ANY(${billed.outOrderNos}::text[]) OR ${onDay(Prisma.sql`b.sent_at`)})
-        AND ${paidOnAccount(Prisma.sql`r.checkout_id`)}
+      FROM batches JOIN split_batches b ON b.id = batches.id JOIN split_receivers r ON r.batch_id = b.id
+      WHERE ${paidOnAccount(Prisma.sql`r.checkout_id`)}
       UNION ALL
       SELECT t.out_return_no, t.account, t.amount_fen, 'return',
              CASE WHEN t.state = 'succeeded' THEN 'SUCCESS' ELSE upper(t.state::text) END,
              (t.state = 'succeeded' AND ${onDay(Prisma.sql`COALESCE(t.finished_at, t.created_at)`)})
-      FROM refund_returns t
-      WHERE (t.out_return_no = ANY(${billed.outOrderNos}::text[]) OR (t.state = 'succeeded' AND ${onDay(Prisma.sql`t.finished_at`)}))
-        AND ${paidOnAccount(Prisma.sql`t.checkout_id`)}`,
+      FROM returns JOIN refund_returns t ON t.id = returns.id
+      WHERE ${paidOnAccount(Prisma.sql`t.checkout_id`)}`,
   );
   return { payments, refunds, splits };
 }
