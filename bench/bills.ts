@@ -16,7 +16,7 @@
  * day's run must not read).
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { SANDBOX_APP_SECRET, sandboxEnv } from '../src/config/sandbox';
@@ -46,7 +46,8 @@ process.on('exit', () => writeFileSync(process.env.BILL_PROBE_OUT, JSON.stringif
 
 async function main() {
   const sizes = SIZES.length ? SIZES : [30_000, 100_000, 250_000];
-  const { pg, redis, keysDir } = await startBenchServices('bills-');
+  const services = await startBenchServices('bills-');
+  const { pg, redis, keysDir } = services;
   const keys = loadOrCreateSandboxKeys(keysDir);
   const now = Date.now();
   const sim = await startSimulator({ keys, appSecret: SANDBOX_APP_SECRET, notifyUrlPolicy: 'any-no-query', bills: { publishImmediately: true } });
@@ -85,7 +86,8 @@ async function main() {
     if (r.exit !== 0) process.stdout.write(`  stderr: ${r.stderr.slice(-400)}\n`);
   }
   await disconnectPrisma(prisma);
-  await stopInOrder(() => sim.close(), () => redis.stop(), () => pg.stop());
+  await stopInOrder(() => sim.close(), services.stop);
+  rmSync(dir, { recursive: true, force: true });
 }
 
 function run(args: string[], env: NodeJS.ProcessEnv): Promise<{ exit: number | null; stderr: string }> {

@@ -28,7 +28,8 @@ async function run(title: string, opts: autocannon.Options) {
 }
 
 async function main() {
-  const { pg, redis, keysDir } = await startBenchServices('', { ephemeral: true });
+  const services = await startBenchServices('', { ephemeral: true });
+  const { pg, redis, keysDir } = services;
   const keys = loadOrCreateSandboxKeys(keysDir);
   const sim = await startSimulator({ keys, appSecret: SANDBOX_APP_SECRET, notifyUrlPolicy: 'any-no-query', h5Domains: ['127.0.0.1'] });
   const port = await freePort();
@@ -67,7 +68,7 @@ async function main() {
   }));
 
   process.stdout.write(`\nmachine: ${cpus().length} x ${cpus()[0]?.model}, node ${process.version}, ${DURATION}s per run, 20 connections\n`);
-  await stopInOrder(() => gw.close(), () => sim.close(), () => redis.stop(), () => pg.stop());
+  await stopInOrder(() => gw.close(), () => sim.close(), services.stop);
 }
 
 runMain(main);

@@ -30,7 +30,8 @@ const subMchid = (i: number) => String(1901000000 + i);
 const gc = () => (globalThis as { gc?: () => void }).gc?.();
 
 async function main() {
-  const { pg, redis, keysDir } = await startBenchServices('m-');
+  const services = await startBenchServices('m-');
+  const { pg, redis, keysDir } = services;
   const keys = loadOrCreateSandboxKeys(keysDir);
   const sim = await startSimulator({
     keys, appSecret: SANDBOX_APP_SECRET, notifyUrlPolicy: 'any-no-query', h5Domains: ['127.0.0.1'],
@@ -123,7 +124,7 @@ async function main() {
   const ratio = (r2 + r4) / (r1 + r3);
   process.stdout.write(`multi / single = ${(ratio * 100).toFixed(1)}% (target ≥ 90%)\n`);
   process.stdout.write(`machine: ${cpus().length} x ${cpus()[0]?.model}, node ${process.version}, ${SECONDS}s per phase, ${CONCURRENCY} concurrent flows\n`);
-  await stopInOrder(() => gw.close(), () => sim.close(), () => redis.stop(), () => pg.stop());
+  await stopInOrder(() => gw.close(), () => sim.close(), services.stop);
 }
 
 runMain(main);

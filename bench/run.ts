@@ -122,7 +122,7 @@ async function main() {
   const loadAtStart = loadAvg();
   ensureBuild();
   // Durable PostgreSQL (fsync and synchronous commit on): a payment acknowledged is on disk.
-  const { base, pg, pgDir, redis, redisPort, keysDir } = await startBenchServices('', {
+  const services = await startBenchServices('', {
     durable: true,
     pgFlags: [
       ...(PG_STATS ? ['-c', 'shared_preload_libraries=pg_stat_statements', '-c', 'pg_stat_statements.track_planning=on', '-c', 'pg_stat_statements.track=all'] : []),
@@ -130,6 +130,7 @@ async function main() {
       ...(process.env.BENCH_PG_FLAGS?.split(/\s+/).filter(Boolean) ?? []),
     ],
   });
+  const { base, pg, pgDir, redis, redisPort, keysDir } = services;
   const pgPid = Number(readFileSync(join(pgDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
   const redisPid = findPid((c) => c.startsWith('redis-server') && c.includes(`:${redisPort}`));
   loadOrCreateSandboxKeys(keysDir);
@@ -192,8 +193,7 @@ async function main() {
   const cleanup = async () => {
     await Promise.all(children.map(stop));
     await db.end().catch(() => undefined);
-    await redis.stop().catch(() => undefined);
-    await pg.stop().catch(() => undefined);
+    await services.stop();
   };
   process.once('SIGINT', () => void cleanup().then(() => process.exit(130)));
 

@@ -35,7 +35,8 @@ const KEY = 'sk_bench_merchant_key_00000001';
 const pct = (xs: number[], p: number) => quantile(xs, p / 100);
 
 async function main() {
-  const { pg, redis, keysDir } = await startBenchServices('wh-');
+  const services = await startBenchServices('wh-');
+  const { pg, redis, keysDir } = services;
   const sim = await startSimulator({ keys: loadOrCreateSandboxKeys(keysDir), appSecret: SANDBOX_APP_SECRET, notifyUrlPolicy: 'any-no-query', h5Domains: ['127.0.0.1'] });
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
@@ -165,7 +166,7 @@ async function main() {
   agent.destroy();
   child.disconnect();
   await background.stop();
-  await stopInOrder(() => gw.close(), () => sim.close(), () => redis.stop(), () => pg.stop());
+  await stopInOrder(() => gw.close(), () => sim.close(), services.stop);
 }
 
 runMain(main);
