@@ -4,7 +4,7 @@ import { paidCheckout } from '../integration/split-support';
 import {
   assertProperty, checkoutish, contentEncoding, FC_RANDOM_MS, fieldValue, headerValue, nastyJson, nastyString, receiverish, wireBody,
 } from '../support/property';
-import { REJECTED_BODY_BYTES } from '../../src/modules/payments/payment.notify';
+import { REJECTED_BODY_BYTES } from '../../src/modules/payments/notify.intake';
 
 /**
  * Issue 8 "Proof that stays": whatever arrives at the merchant API, the notify endpoint or the

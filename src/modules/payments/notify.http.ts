@@ -13,6 +13,9 @@ export const rawNotifyBody = express.raw({ type: () => true, limit: '64kb', infl
 
 export const notifyBytes = (req: express.Request): Buffer => (Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0));
 
+/** Who sent it (behind the trusted proxy, the client it names): the per-source allowance for forged notifies. */
+export const notifySourceIp = (req: { ip?: string; socket: { remoteAddress?: string } }): string => req.ip ?? req.socket.remoteAddress ?? '';
+
 export function sendNotifyAnswer(res: express.Response, answer: { status: number; body?: object }): void {
   if (answer.body) res.status(answer.status).json(answer.body);
   else res.status(answer.status).end();

@@ -5,7 +5,8 @@ import { withIdempotency } from '../../http/idempotency';
 import { AppError } from '../../lib/errors';
 import { checkoutIdSchema } from '../checkout/checkout.schemas';
 import { ingestRefundNotify } from './refund.notify';
-import { notifyAccountChannel, notifyBytes, rawNotifyBody, sendNotifyAnswer } from '../payments/notify.http';
+import { notifyAccountChannel, notifyBytes, notifySourceIp, rawNotifyBody, sendNotifyAnswer } from '../payments/notify.http';
+import { SourceLimiter } from '../../lib/source-limiter';
 import { createRefundSchema, refundIdSchema, retryRefundSchema } from './refund.schemas';
 import { createRefund, loadRefundJson, retryByKey, retryRefund } from './refund.service';
 
@@ -20,12 +21,15 @@ export function refundRouter(deps: AppDeps): Router {
   const r = Router();
 
   // No auth: the signature is the auth. Raw bytes for the signature (this path has no JSON parser).
-  r.post('/notify/wechatpay/refunds', rawNotifyBody, async (req, res) => sendNotifyAnswer(res, await ingestRefundNotify(deps, req.headers, notifyBytes(req))));
+  // Forged notifies are stored within a per-source allowance of their own (the payment route has one too).
+  const rejectedLimiter = new SourceLimiter(deps.config.NOTIFY_REJECTED_PER_MINUTE, () => deps.now().getTime());
+  r.post('/notify/wechatpay/refunds', rawNotifyBody, async (req, res) =>
+    sendNotifyAnswer(res, await ingestRefundNotify({ ...deps, rejectedLimiter }, req.headers, notifyBytes(req), notifySourceIp(req))));
   // A merchant's own account: verified with that account's keys only.
   r.post('/notify/wechatpay/:accountId/refunds', rawNotifyBody, async (req, res) => {
     const channel = await notifyAccountChannel(deps, String(req.params.accountId), res);
     if (!channel) return;
-    sendNotifyAnswer(res, await ingestRefundNotify({ ...deps, channel }, req.headers, notifyBytes(req)));
+    sendNotifyAnswer(res, await ingestRefundNotify({ ...deps, channel, rejectedLimiter }, req.headers, notifyBytes(req), notifySourceIp(req)));
   });
 
   r.post('/v1/checkouts/:id/refunds', async (req, res) => {
