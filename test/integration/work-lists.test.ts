@@ -4,6 +4,7 @@ import { createPrisma, type PrismaClient } from '../../src/lib/prisma';
 import { dispatchOutboxOnce } from '../../src/jobs/outbox.dispatcher';
 import { SWEEP_BATCH, sweepExpiredCheckouts } from '../../src/modules/payments/payment.sync';
 import { alertFrozenFunds } from '../../src/modules/splits/split.reconcile';
+import { purgeNotifyLogs } from '../../src/modules/payments/payment.notify';
 import { WebhookDispatcher } from '../../src/modules/webhooks/webhook.dispatcher';
 import { eventRenderers } from '../../src/modules/webhooks/webhook.module';
 import { observedPool } from '../support/observed-pool';
@@ -254,6 +255,26 @@ it('When an account has 40,000 payments (each refunded, split and returned) on o
   const reads = seen.filter((q) => /^\s*(SELECT|WITH)\b/i.test(q.text) && !/\b(INSERT|UPDATE|DELETE)\b/i.test(q.text));
   expect(reads).toHaveLength(3);
   await withinPages(reads);
+});
+
+it('When 20,000 verified notifies are within their retention, then the purge of rejected ones finds those due without reading the verified ones', async () => {
+  const run = (sql: string) => h.db.prisma.$executeRawUnsafe(sql);
+  // Verified (an event id from their insert on), 8 to 170 days old: kept for NOTIFY_RETENTION_DAYS.
+  await run(`INSERT INTO notify_logs (id, channel, kind, received_at, headers, body, outcome, event_id, out_trade_no, source_ip, body_bytes)
+    SELECT 'ntf_wl_ok_' || g, 'wechatpay', 'payment', (now() AT TIME ZONE 'UTC') - interval '8 days' - (g % 162) * interval '1 day' - (g % 86400) * interval '1 second',
+           '{}', repeat('x', 1000), 'applied', 'EV-' || g, 'otn_' || g, '127.0.0.1', 1000 FROM generate_series(1, 20000) g`);
+  // Rejected (never decrypted): five past the 7-day retention, three within it.
+  await run(`INSERT INTO notify_logs (id, channel, kind, received_at, headers, body, outcome, source_ip, body_bytes)
+    SELECT 'ntf_wl_bad_' || g, 'wechatpay', CASE WHEN g % 2 = 0 THEN 'payment' ELSE 'refund' END,
+           (now() AT TIME ZONE 'UTC') - CASE WHEN g <= 5 THEN interval '9 days' ELSE interval '1 day' END, '{}', 'forged', 'rejected', '203.0.113.1', 6
+      FROM generate_series(1, 8) g`);
+  await run('ANALYZE notify_logs');
+  seen.length = 0;
+  expect(await purgeNotifyLogs(prisma, { retentionDays: 180, rejectedRetentionDays: 7 }, new Date())).toEqual({ rejected: 5, verified: 0 });
+  expect(await h.db.prisma.notifyLog.count({ where: { id: { startsWith: 'ntf_wl_' } } })).toBe(20_003);
+  const deletes = seen.filter((q) => /^\s*DELETE FROM notify_logs/i.test(q.text));
+  expect(deletes).toHaveLength(2);
+  await withinPages(deletes, { rollback: true });
 });
 
 // Last: it starts the background loops, whose outbox dispatcher would take the other tests' events.

@@ -67,7 +67,8 @@ export async function purgeNotifyLogs(
     let total = 0;
     for (;;) {
       const n = where === 'rejected'
-        ? await prisma.$executeRaw`DELETE FROM notify_logs WHERE id IN (SELECT id FROM notify_logs WHERE outcome = 'rejected' AND received_at < ${before} LIMIT ${batch})`
+        ? // A rejected notify was never decrypted, so it has no event id: notify_logs_unverified_received_at_idx lists those only.
+          await prisma.$executeRaw`DELETE FROM notify_logs WHERE id IN (SELECT id FROM notify_logs WHERE outcome = 'rejected' AND event_id IS NULL AND received_at < ${before} LIMIT ${batch})`
         : await prisma.$executeRaw`DELETE FROM notify_logs WHERE id IN (SELECT id FROM notify_logs WHERE outcome <> 'rejected' AND received_at < ${before} LIMIT ${batch})`;
       total += n;
       if (n < batch) return total;
