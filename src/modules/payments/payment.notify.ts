@@ -69,7 +69,8 @@ export async function purgeNotifyLogs(
       const n = where === 'rejected'
         ? // A rejected notify was never decrypted, so it has no event id: notify_logs_unverified_received_at_idx lists those only.
           await prisma.$executeRaw`DELETE FROM notify_logs WHERE id IN (SELECT id FROM notify_logs WHERE outcome = 'rejected' AND event_id IS NULL AND received_at < ${before} LIMIT ${batch})`
-        : await prisma.$executeRaw`DELETE FROM notify_logs WHERE id IN (SELECT id FROM notify_logs WHERE outcome <> 'rejected' AND received_at < ${before} LIMIT ${batch})`;
+        : // Everything the rejected purge does not take (its exact complement), so no row outlives both.
+          await prisma.$executeRaw`DELETE FROM notify_logs WHERE id IN (SELECT id FROM notify_logs WHERE NOT (outcome = 'rejected' AND event_id IS NULL) AND received_at < ${before} LIMIT ${batch})`;
       total += n;
       if (n < batch) return total;
     }
