@@ -3,7 +3,7 @@ import { modules, outboxHandlers } from '../../src/gateway';
 import { createPrisma, type PrismaClient } from '../../src/lib/prisma';
 import { dispatchOutboxOnce } from '../../src/jobs/outbox.dispatcher';
 import { SWEEP_BATCH, sweepExpiredCheckouts } from '../../src/modules/payments/payment.sync';
-import { alertFrozenFunds } from '../../src/modules/splits/split.reconcile';
+import { alertFrozenFunds, kickStalled } from '../../src/modules/splits/split.reconcile';
 import { purgeNotifyLogs } from '../../src/modules/payments/payment.notify';
 import { WebhookDispatcher } from '../../src/modules/webhooks/webhook.dispatcher';
 import { eventRenderers } from '../../src/modules/webhooks/webhook.module';
@@ -275,6 +275,34 @@ it('When 20,000 verified notifies are within their retention, then the purge of 
   const deletes = seen.filter((q) => /^\s*DELETE FROM notify_logs/i.test(q.text));
   expect(deletes).toHaveLength(2);
   await withinPages(deletes, { rollback: true });
+});
+
+it('When 40,000 planned payments of past months were split and unfrozen, then the stalled-split check finds the three stalled ones and reads few pages', async () => {
+  const run = (sql: string) => h.db.prisma.$executeRawUnsafe(sql);
+  // History: planned payments split and unfrozen 40 to 100 days ago.
+  await run(`INSERT INTO checkouts (id, merchant_id, out_trade_no, amount_fen, description, expires_at, updated_at, status, paid_at, profit_sharing, split_seq, transaction_id)
+    SELECT 'co_plan' || lpad(g::text, 18, '0'), 'mch_test', 'plan_' || g, 1000, 'plan', now() - interval '100 days', now(), 'paid',
+           (now() AT TIME ZONE 'UTC') - interval '40 days' - (g % 60) * interval '1 day' - (g % 86400) * interval '1 second', 'planned', 1, 'tx_plan_' || g
+      FROM generate_series(1, 40000) g`);
+  await run(`INSERT INTO split_unfreezes (id, checkout_id, method, out_order_no, state, updated_at)
+    SELECT 'uf_plan' || g, 'co_plan' || lpad(g::text, 18, '0'), 'explicit', 'uf_plan_' || g, 'succeeded', now() - interval '40 days' FROM generate_series(1, 40000) g`);
+  // Stalled: two planned payments of yesterday never split, one unfreeze open for an hour.
+  await run(`INSERT INTO checkouts (id, merchant_id, out_trade_no, amount_fen, description, expires_at, updated_at, status, paid_at, profit_sharing, split_seq, transaction_id)
+    SELECT 'co_stall' || lpad(g::text, 17, '0'), 'mch_test', 'stall_' || g, 1000, 'stalled', now(), now(), 'paid', (now() AT TIME ZONE 'UTC') - interval '1 day',
+           CASE WHEN g < 3 THEN 'planned' ELSE 'on_demand' END::"ProfitSharingMode", CASE WHEN g < 3 THEN 0 ELSE 1 END, 'tx_stall_' || g
+      FROM generate_series(1, 3) g`);
+  await run(`INSERT INTO split_unfreezes (id, checkout_id, method, out_order_no, state, updated_at)
+    VALUES ('uf_stall3', 'co_stall' || lpad('3', 17, '0'), 'explicit', 'uf_stall_3', 'processing', (now() AT TIME ZONE 'UTC') - interval '1 hour')`);
+  for (const t of ['checkouts', 'split_unfreezes']) await run(`ANALYZE ${t}`);
+
+  const kicked: string[] = [];
+  const queue = { prefix: 'test', enqueue: async (_job: string, data: { checkoutId: string }) => void kicked.push(data.checkoutId), close: async () => undefined };
+  seen.length = 0;
+  expect(await kickStalled({ ...h.deps, prisma } as Parameters<typeof kickStalled>[0], queue)).toBe(3);
+  expect(kicked.sort()).toEqual([1, 2, 3].map((g) => `co_stall${String(g).padStart(17, '0')}`));
+  const reads = readsOf(seen).filter((r) => /split_unfreezes|split_seq/.test(r.text));
+  expect(reads).toHaveLength(2);
+  await withinPages(reads);
 });
 
 // Last: it starts the background loops, whose outbox dispatcher would take the other tests' events.

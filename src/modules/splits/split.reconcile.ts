@@ -300,14 +300,20 @@ export async function alertFrozenFunds(d: Deps): Promise<number> {
 export async function kickStalled(d: Deps, queue: SplitQueue, staleMs = 15 * 60_000): Promise<number> {
   const cutoff = new Date(d.now().getTime() - staleMs);
   const readyCutoff = new Date(cutoff.getTime() - d.config.PROFIT_SHARING_DELAY * 1000);
+  // Every minute on every process: each read goes through an index that holds only open work (the
+  // conditions spell the partial indexes' predicates, so PostgreSQL can use them with any parameter
+  // values), not through every unfreeze and profit-sharing payment ever made (work-lists.test.ts).
   const [batches, unfreezes, plans] = await Promise.all([
     d.prisma.splitBatch.findMany({ where: { state: { in: ['pending', 'processing'] }, updatedAt: { lt: cutoff } }, select: { checkoutId: true }, distinct: ['checkoutId'], take: 500 }),
-    d.prisma.splitUnfreeze.findMany({ where: { state: { in: ['pending', 'processing'] }, updatedAt: { lt: cutoff } }, select: { checkoutId: true }, take: 500 }),
-    d.prisma.checkout.findMany({
-      where: { status: 'paid', profitSharing: 'planned', splitSeq: 0, paidAt: { lt: readyCutoff }, splitAlerts: { none: { kind: 'PLAN_REJECTED' } } },
-      select: { id: true },
-      take: 500,
-    }),
+    d.prisma.$queryRaw<Array<{ checkoutId: string }>>`
+      SELECT checkout_id AS "checkoutId" FROM split_unfreezes
+       WHERE (state = 'pending' OR state = 'processing') AND updated_at < ${sqlUtc(cutoff)} LIMIT 500`,
+    // Planned payments never split (their job and due time both lost), unless their plan was refused.
+    d.prisma.$queryRaw<Array<{ id: string }>>`
+      SELECT c.id FROM checkouts c
+       WHERE c.profit_sharing = 'planned' AND c.split_seq = 0 AND c.status = 'paid' AND c.paid_at < ${sqlUtc(readyCutoff)}
+         AND NOT EXISTS (SELECT 1 FROM split_alerts a WHERE a.checkout_id = c.id AND a.kind = 'PLAN_REJECTED')
+       LIMIT 500`,
   ]);
   const ids = new Set([...batches.map((b) => b.checkoutId), ...unfreezes.map((u) => u.checkoutId), ...plans.map((p) => p.id)]);
   for (const id of ids) await queue.enqueue(`kick_${id}`, { checkoutId: id });
