@@ -60,8 +60,8 @@ async function main() {
 
   // History: numbered from 10^9 on, 30 to 49 days back; never billed, never on a reconciled day.
   const HISTORY_DAYS = 20;
-  for (let d = 0; d < HISTORY_DAYS && HISTORY > 0; d++)
-    await seedOurPayments(prisma, 'mch_bills', 1e9 + d * Math.ceil(HISTORY / HISTORY_DAYS), Math.ceil(HISTORY / HISTORY_DAYS), now - (30 + d) * 86_400_000);
+  const perDay = Math.ceil(HISTORY / HISTORY_DAYS);
+  for (let d = 0; d < HISTORY_DAYS && HISTORY > 0; d++) await seedOurPayments(prisma, 'mch_bills', 1e9 + d * perDay, perDay, now - (30 + d) * 86_400_000);
   if (HISTORY > 0) process.stdout.write(`history: ${HISTORY} paid payments on ${HISTORY_DAYS} earlier days\n`);
 
   let seeded = 0;

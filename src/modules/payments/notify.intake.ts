@@ -91,7 +91,7 @@ export async function takeNotify<E extends { eventId: string }>(
       return { answer: fail(400, code) };
     }
     count(`rejected:${code}`);
-    return { answer: await rejectUnauthenticated(deps, { logId, code, kind: n.kind, headers: n.headers, rawBody: n.rawBody, sourceIp: n.sourceIp, store }) };
+    return { answer: await rejectUnauthenticated(deps, n, { logId, code, store }) };
   }
 
   // 2. Audit: a verified notify is stored before anything else; if we cannot, WeChat must retry.
@@ -117,15 +117,16 @@ export async function takeNotify<E extends { eventId: string }>(
  */
 async function rejectUnauthenticated(
   deps: NotifyDeps,
-  a: { logId: string; code: string; kind: NotifyKind; headers: Record<string, string | string[] | undefined>; rawBody: Buffer; sourceIp: string; store: (outcome: string, body: string, hdrs: Record<string, string>, extra: { error?: string }) => Promise<unknown> },
+  n: { kind: NotifyKind; headers: Record<string, string | string[] | undefined>; rawBody: Buffer; sourceIp: string },
+  a: { logId: string; code: string; store: (outcome: string, body: string, hdrs: Record<string, string>, extra: { error?: string }) => Promise<unknown> },
 ): Promise<NotifyAnswer> {
   const { logger } = deps;
-  if (!deps.rejectedLimiter.take(a.sourceIp)) {
-    logger.debug({ code: a.code, kind: a.kind, sourceIp: a.sourceIp, limited: deps.rejectedLimiter.totals.limited }, 'notify: rejected, over the per-source allowance, not stored');
+  if (!deps.rejectedLimiter.take(n.sourceIp)) {
+    logger.debug({ code: a.code, kind: n.kind, sourceIp: n.sourceIp, limited: deps.rejectedLimiter.totals.limited }, 'notify: rejected, over the per-source allowance, not stored');
     return fail(429, 'too many rejected notifies');
   }
-  logger.warn({ code: a.code, kind: a.kind, logId: a.logId, sourceIp: a.sourceIp, bytes: a.rawBody.length }, 'notify: rejected before decryption');
-  await a.store('rejected', keepText(a.rawBody.subarray(0, REJECTED_BODY_BYTES)), pickHeaders(a.headers, REJECTED_HEADER_CHARS), { error: a.code })
+  logger.warn({ code: a.code, kind: n.kind, logId: a.logId, sourceIp: n.sourceIp, bytes: n.rawBody.length }, 'notify: rejected before decryption');
+  await a.store('rejected', keepText(n.rawBody.subarray(0, REJECTED_BODY_BYTES)), pickHeaders(n.headers, REJECTED_HEADER_CHARS), { error: a.code })
     .catch((err: unknown) => logger.warn({ err, logId: a.logId }, 'notify: rejected notify not recorded'));
   return fail(401, a.code);
 }

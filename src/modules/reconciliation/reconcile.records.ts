@@ -38,6 +38,11 @@ export async function loadOurRecords(prisma: PrismaClient, accountId: string | n
   // legs, the billed numbers (unique indexes) and the day (an index by day each): an OR of them read
   // the account's whole history every day (work-lists.test.ts).
   const account = accountId === null ? Prisma.sql`o.account_id IS NULL` : Prisma.sql`o.account_id = ${accountId}`;
+  // Ids of a table's rows that the bill names or that are due on the day: one leg per index.
+  const billedOrDue = (table: string, numberColumn: string, numbers: string[], due: Prisma.Sql) => Prisma.sql`
+        SELECT id FROM ${Prisma.raw(table)} WHERE ${Prisma.raw(numberColumn)} = ANY(${numbers}::text[])
+        UNION
+        SELECT id FROM ${Prisma.raw(table)} WHERE ${due}`;
   // A record of this account: its checkout was paid through one of the account's orders.
   const paidOnAccount = (checkoutId: Prisma.Sql) => Prisma.sql`EXISTS (SELECT 1 FROM channel_orders o WHERE o.checkout_id = ${checkoutId} AND o.status = 'paid' AND ${account})`;
   const payments = await rawQuery<OurPayment>(
@@ -59,10 +64,8 @@ export async function loadOurRecords(prisma: PrismaClient, accountId: string | n
   const refunds = await rawQuery<OurRefund>(
     prisma,
     Prisma.sql`
-      WITH picked AS (
-        SELECT id FROM refunds WHERE channel_refund_no = ANY(${billed.outRefundNos}::text[])
-        UNION
-        SELECT id FROM refunds WHERE ${onDay(Prisma.sql`sent_at`)} AND status = ANY(${[...REFUND_SENT]}::text[]::"RefundStatus"[]))
+      WITH picked AS (${billedOrDue('refunds', 'channel_refund_no', billed.outRefundNos,
+        Prisma.sql`${onDay(Prisma.sql`sent_at`)} AND status = ANY(${[...REFUND_SENT]}::text[]::"RefundStatus"[])`)})
       SELECT f.channel_refund_no AS "outRefundNo", f.amount_fen AS "amountFen", f.status::text AS status,
              (f.channel_refund_id IS NOT NULL AND COALESCE(${onDay(Prisma.sql`f.sent_at`)}, false)) AS "dueOnDay"
       FROM picked JOIN refunds f ON f.id = picked.id
@@ -73,14 +76,8 @@ export async function loadOurRecords(prisma: PrismaClient, accountId: string | n
   const splits = await rawQuery<OurSplitLine>(
     prisma,
     Prisma.sql`
-      WITH batches AS (
-        SELECT id FROM split_batches WHERE out_order_no = ANY(${billed.outOrderNos}::text[])
-        UNION
-        SELECT id FROM split_batches WHERE ${onDay(Prisma.sql`sent_at`)}),
-      returns AS (
-        SELECT id FROM refund_returns WHERE out_return_no = ANY(${billed.outOrderNos}::text[])
-        UNION
-        SELECT id FROM refund_returns WHERE state = 'succeeded' AND ${onDay(Prisma.sql`finished_at`)})
+      WITH batches AS (${billedOrDue('split_batches', 'out_order_no', billed.outOrderNos, onDay(Prisma.sql`sent_at`))}),
+      returns AS (${billedOrDue('refund_returns', 'out_return_no', billed.outOrderNos, Prisma.sql`state = 'succeeded' AND ${onDay(Prisma.sql`finished_at`)}`)})
       SELECT b.out_order_no AS "outOrderNo", r.account, r.amount_fen AS "amountFen", 'split' AS kind, r.state::text AS state,
              COALESCE(${onDay(Prisma.sql`b.sent_at`)}, false) AS "dueOnDay"
       FROM batches JOIN split_batches b ON b.id = batches.id JOIN split_receivers r ON r.batch_id = b.id
